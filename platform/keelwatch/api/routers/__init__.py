@@ -1,0 +1,1 @@
+"""One router module per concern; each exposes ``router``."""

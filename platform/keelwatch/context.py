@@ -1,0 +1,60 @@
+"""Wiring shared by the entry points (CLI, API, workers): settings → database, registry, sender.
+
+Entry points build one :class:`Services` from :class:`~keelwatch.settings.Settings`; the heavy
+parts (MLflow client, Celery app) are created on first use so that ``keelwatch --help`` and the
+standalone drift CLI start fast.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from keelwatch.settings import Settings
+from keelwatch.storage.db import Database
+
+if TYPE_CHECKING:
+    from keelwatch.jobs import TaskSender
+    from keelwatch.registry import ModelRegistry
+
+
+class Services:
+    """Lazily built collaborators for one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.ensure_data_dir()
+
+    @cached_property
+    def db(self) -> Database:
+        """Keelwatch's own SQL store."""
+        return Database(
+            self.settings.database.url,
+            echo=self.settings.database.echo,
+            pool_size=self.settings.database.pool_size,
+        )
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        """Façade over MLflow's Model Registry."""
+        from keelwatch.registry import ModelRegistry
+
+        return ModelRegistry(
+            self.db,
+            tracking_uri=self.settings.mlflow.tracking_uri,
+            registry_uri=self.settings.mlflow.registry_uri,
+            artifact_root=self.settings.mlflow.artifact_root,
+            policy=self.settings.registry,
+        )
+
+    @cached_property
+    def sender(self) -> TaskSender:
+        """A Celery client app (no task modules imported) to enqueue work by name."""
+        from keelwatch_workers.celery_app import create_app
+
+        return create_app(self.settings, task_modules=())
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if "db" in self.__dict__:
+            self.db.dispose()

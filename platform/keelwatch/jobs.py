@@ -1,0 +1,59 @@
+"""The contract between the platform and the worker fleet: task names, queues and payloads.
+
+The API, beat and the alert engine enqueue work by name through a :class:`TaskSender` (a Celery
+app in production) and never import task modules. Payloads carry ids and URIs, never ORM
+objects, and are enqueued only after the database commit. No heavy imports here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+# Queues. A worker role consumes one or more of these.
+QUEUE_CPU = "cpu"
+QUEUE_GPU = "gpu"
+QUEUE_MONITORING = "monitoring"
+ALL_QUEUES = (QUEUE_CPU, QUEUE_GPU, QUEUE_MONITORING)
+
+# Task names (stable: they are the wire format).
+INFERENCE_CHUNK = "keelwatch.inference.run_chunk"
+HOUSEKEEPING_HEARTBEAT = "keelwatch.housekeeping.heartbeat"
+
+# Job kinds stored in the jobs table.
+JOB_BATCH_INFERENCE = "batch_inference"
+
+Device = Literal["auto", "cpu", "gpu"]
+
+
+class BatchInferenceRequest(BaseModel):
+    """What a user submits: a model reference and an input dataset."""
+
+    model: str = Field(description="'name@alias', 'name/version' or 'models:/name/version'.")
+    input_uri: str = Field(description="Parquet or CSV file (path or file:// URI).")
+    output_uri: str | None = Field(None, description="Output Parquet dataset folder.")
+    device: Device = Field("auto", description="gpu queue, cpu queue, or gpu when CUDA is there.")
+    chunk_rows: int | None = Field(None, gt=0, description="Rows per chunk (default: settings).")
+    log_sample_rate: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class InferenceChunkPayload(BaseModel):
+    """The message of one chunk task: ids only, everything else is read from the job row."""
+
+    job_id: str
+    chunk_index: int
+
+
+class TaskSender(Protocol):
+    """What enqueues work by name (``celery.Celery`` satisfies it)."""
+
+    def send_task(
+        self,
+        name: str,
+        args: Any = None,
+        kwargs: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Enqueue task ``name``; ``options`` carries ``queue`` and friends."""
+        ...

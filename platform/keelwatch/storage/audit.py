@@ -1,0 +1,67 @@
+"""Audit log: every mutating action with who, when and why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keelwatch.entities import AuditEntry
+from keelwatch.storage.models import AuditRow, utcnow
+
+
+def record_audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append one audit entry in the caller's transaction."""
+    if not actor:
+        raise ValueError("audit entries need an actor")
+    row = AuditRow(
+        actor=actor,
+        action=action,
+        target=target,
+        reason=reason,
+        details=details or {},
+        at=at or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return to_audit_entry(row)
+
+
+def list_audit(
+    session: Session,
+    *,
+    target: str | None = None,
+    action: str | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """Newest first, optionally filtered by exact target or action."""
+    query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    if target is not None:
+        query = query.where(AuditRow.target == target)
+    if action is not None:
+        query = query.where(AuditRow.action == action)
+    return [to_audit_entry(row) for row in session.scalars(query)]
+
+
+def to_audit_entry(row: AuditRow) -> AuditEntry:
+    """ORM row → entity."""
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        reason=row.reason,
+        details=dict(row.details or {}),
+    )

@@ -1,0 +1,218 @@
+"""Jobs and their chunks. Chunk completion is idempotent so a retried task changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from keelwatch.entities import ChunkStatus, Job, JobChunk, JobStatus
+from keelwatch.errors import NotFoundError
+from keelwatch.storage.models import JobChunkRow, JobRow, utcnow
+
+
+def create_job(
+    session: Session,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    submitted_by: str,
+    chunk_bounds: Sequence[tuple[int, int]] = (),
+    job_id: str | None = None,
+) -> Job:
+    """Insert a pending job with one pending chunk per ``(row_start, row_stop)`` bound."""
+    job_id = job_id or str(uuid.uuid4())
+    rows_total = sum(stop - start for start, stop in chunk_bounds)
+    session.add(
+        JobRow(
+            id=job_id,
+            kind=kind,
+            status=JobStatus.PENDING.value,
+            params=params,
+            result={},
+            chunks_total=len(chunk_bounds),
+            rows_total=rows_total,
+            submitted_by=submitted_by,
+        )
+    )
+    session.add_all(
+        JobChunkRow(
+            job_id=job_id,
+            chunk_index=index,
+            status=ChunkStatus.PENDING.value,
+            row_start=start,
+            row_stop=stop,
+        )
+        for index, (start, stop) in enumerate(chunk_bounds)
+    )
+    session.flush()
+    return get_job(session, job_id)
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    """The job with its progress counters; raises NotFoundError for an unknown id."""
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise NotFoundError(f"unknown job {job_id!r}")
+    done, rows_done = session.execute(
+        select(
+            func.count(JobChunkRow.chunk_index).filter(
+                JobChunkRow.status == ChunkStatus.DONE.value
+            ),
+            func.coalesce(func.sum(JobChunkRow.rows_done), 0),
+        ).where(JobChunkRow.job_id == job_id)
+    ).one()
+    return _to_job(row, chunks_done=int(done), rows_done=int(rows_done))
+
+
+def list_jobs(session: Session, *, kind: str | None = None, limit: int = 50) -> list[Job]:
+    """Newest first."""
+    query = select(JobRow.id).order_by(JobRow.created_at.desc()).limit(limit)
+    if kind is not None:
+        query = query.where(JobRow.kind == kind)
+    return [get_job(session, job_id) for job_id in session.scalars(query)]
+
+
+def list_chunks(session: Session, job_id: str) -> list[JobChunk]:
+    """All chunks of a job in index order."""
+    query = (
+        select(JobChunkRow).where(JobChunkRow.job_id == job_id).order_by(JobChunkRow.chunk_index)
+    )
+    return [_to_chunk(row) for row in session.scalars(query)]
+
+
+def get_chunk(session: Session, job_id: str, index: int) -> JobChunk:
+    """One chunk; raises NotFoundError if absent."""
+    row = session.get(JobChunkRow, (job_id, index))
+    if row is None:
+        raise NotFoundError(f"job {job_id!r} has no chunk {index}")
+    return _to_chunk(row)
+
+
+def start_chunk(session: Session, job_id: str, index: int, *, device: str) -> JobChunk:
+    """Mark a chunk running and count the attempt; a done chunk is returned unchanged."""
+    row = session.get(JobChunkRow, (job_id, index), with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"job {job_id!r} has no chunk {index}")
+    if row.status != ChunkStatus.DONE.value:
+        row.status = ChunkStatus.RUNNING.value
+        row.attempts += 1
+        row.device = device
+    session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == JobStatus.PENDING.value)
+        .values(status=JobStatus.RUNNING.value, updated_at=utcnow())
+    )
+    session.flush()
+    return _to_chunk(row)
+
+
+def complete_chunk(
+    session: Session,
+    job_id: str,
+    index: int,
+    *,
+    rows_done: int,
+    output_path: str,
+    device: str,
+) -> bool:
+    """Mark a chunk done; returns False when it already was (a retry), changing nothing."""
+    result = session.execute(
+        update(JobChunkRow)
+        .where(
+            JobChunkRow.job_id == job_id,
+            JobChunkRow.chunk_index == index,
+            JobChunkRow.status != ChunkStatus.DONE.value,
+        )
+        .values(
+            status=ChunkStatus.DONE.value,
+            rows_done=rows_done,
+            output_path=output_path,
+            device=device,
+            error=None,
+            updated_at=utcnow(),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_chunk(session: Session, job_id: str, index: int, *, error: str) -> None:
+    """Record a chunk failure (the job fails with it)."""
+    session.execute(
+        update(JobChunkRow)
+        .where(
+            JobChunkRow.job_id == job_id,
+            JobChunkRow.chunk_index == index,
+            JobChunkRow.status != ChunkStatus.DONE.value,
+        )
+        .values(status=ChunkStatus.FAILED.value, error=error, updated_at=utcnow())
+    )
+    finish_job(session, job_id, status=JobStatus.FAILED, error=f"chunk {index}: {error}")
+
+
+def set_job_running(session: Session, job_id: str) -> None:
+    """Pending → running (no-op otherwise)."""
+    session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == JobStatus.PENDING.value)
+        .values(status=JobStatus.RUNNING.value, updated_at=utcnow())
+    )
+
+
+def finish_job(
+    session: Session,
+    job_id: str,
+    *,
+    status: JobStatus,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """Move a job to a terminal state once; returns False if it already was terminal."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": utcnow(), "error": error}
+    if result is not None:
+        values["result"] = result
+    outcome = session.execute(
+        update(JobRow)
+        .where(
+            JobRow.id == job_id,
+            JobRow.status.in_([JobStatus.PENDING.value, JobStatus.RUNNING.value]),
+        )
+        .values(**values)
+    )
+    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+
+
+def _to_job(row: JobRow, *, chunks_done: int, rows_done: int) -> Job:
+    return Job(
+        id=row.id,
+        kind=row.kind,
+        status=JobStatus(row.status),
+        params=dict(row.params or {}),
+        chunks_total=row.chunks_total,
+        chunks_done=chunks_done,
+        rows_total=row.rows_total,
+        rows_done=rows_done,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        submitted_by=row.submitted_by,
+        result=dict(row.result or {}),
+        error=row.error,
+    )
+
+
+def _to_chunk(row: JobChunkRow) -> JobChunk:
+    return JobChunk(
+        job_id=row.job_id,
+        index=row.chunk_index,
+        status=ChunkStatus(row.status),
+        row_start=row.row_start,
+        row_stop=row.row_stop,
+        rows_done=row.rows_done,
+        attempts=row.attempts,
+        device=row.device,
+        output_path=row.output_path,
+        error=row.error,
+    )

@@ -1,0 +1,172 @@
+"""Prediction log: sampled scored rows. Writes are idempotent on ``request_id`` so a retried
+chunk never duplicates rows. PostgreSQL bulk writes go through COPY into a temporary table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from keelwatch.entities import PredictionRecord
+from keelwatch.storage.models import PredictionRow
+
+_COLUMNS = (
+    "request_id",
+    "model_name",
+    "model_version",
+    "inputs",
+    "outputs",
+    "latency_ms",
+    "created_at",
+    "job_id",
+)
+
+
+def _as_mapping(record: PredictionRecord) -> dict[str, Any]:
+    return {
+        "request_id": record.request_id,
+        "model_name": record.model_name,
+        "model_version": record.model_version,
+        "inputs": record.inputs,
+        "outputs": record.outputs,
+        "latency_ms": record.latency_ms,
+        "created_at": record.created_at,
+        "job_id": record.job_id,
+    }
+
+
+def insert_predictions(session: Session, records: Sequence[PredictionRecord]) -> int:
+    """Insert in the caller's transaction, skipping request ids already logged.
+
+    Returns the number of rows actually inserted.
+    """
+    if not records:
+        return 0
+    dialect = session.get_bind().dialect.name
+    values = [_as_mapping(r) for r in records]
+    if dialect == "postgresql":
+        stmt = postgresql.insert(PredictionRow).on_conflict_do_nothing(
+            index_elements=["request_id"]
+        )
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(PredictionRow).on_conflict_do_nothing(index_elements=["request_id"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported backends
+        raise NotImplementedError(f"prediction log not supported on {dialect}")
+    before = count_predictions(session)
+    session.execute(stmt, values)
+    return count_predictions(session) - before
+
+
+def bulk_write_predictions(
+    engine: Engine, records: Iterable[PredictionRecord], *, batch_rows: int = 50_000
+) -> int:
+    """Fast path for large batches in their own transaction(s); idempotent like the above.
+
+    PostgreSQL: COPY into a temporary table, then ``INSERT ... ON CONFLICT DO NOTHING``.
+    SQLite: batched ``INSERT OR IGNORE``.
+    """
+    inserted = 0
+    batch: list[PredictionRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= batch_rows:
+            inserted += _write_batch(engine, batch)
+            batch = []
+    if batch:
+        inserted += _write_batch(engine, batch)
+    return inserted
+
+
+def _write_batch(engine: Engine, batch: Sequence[PredictionRecord]) -> int:
+    if engine.dialect.name != "postgresql":
+        with Session(engine) as session, session.begin():
+            return insert_predictions(session, batch)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _prediction_stage "
+            "(LIKE prediction_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        columns = ", ".join(_COLUMNS)
+        with cursor.copy(f"COPY _prediction_stage ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for r in batch:
+                copy.write_row(
+                    (
+                        r.request_id,
+                        r.model_name,
+                        r.model_version,
+                        json.dumps(r.inputs, default=str),
+                        json.dumps(r.outputs, default=str),
+                        r.latency_ms,
+                        r.created_at,
+                        r.job_id,
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO prediction_log ({columns}) SELECT {columns} FROM _prediction_stage "
+            "ON CONFLICT (request_id) DO NOTHING"
+        )
+        inserted = int(cursor.rowcount)
+        raw.commit()
+        return inserted
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+
+
+def count_predictions(
+    session: Session, *, model_name: str | None = None, job_id: str | None = None
+) -> int:
+    """Number of logged rows, optionally for one model or job."""
+    query = select(func.count(PredictionRow.id))
+    if model_name is not None:
+        query = query.where(PredictionRow.model_name == model_name)
+    if job_id is not None:
+        query = query.where(PredictionRow.job_id == job_id)
+    return int(session.scalar(query) or 0)
+
+
+def recent_predictions(
+    session: Session,
+    *,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    job_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[PredictionRecord]:
+    """Newest first, filtered by model/version/job and a time range."""
+    query = select(PredictionRow).order_by(PredictionRow.id.desc()).limit(limit)
+    if model_name is not None:
+        query = query.where(PredictionRow.model_name == model_name)
+    if model_version is not None:
+        query = query.where(PredictionRow.model_version == model_version)
+    if job_id is not None:
+        query = query.where(PredictionRow.job_id == job_id)
+    if since is not None:
+        query = query.where(PredictionRow.created_at >= since)
+    if until is not None:
+        query = query.where(PredictionRow.created_at < until)
+    return [_to_record(row) for row in session.scalars(query)]
+
+
+def _to_record(row: PredictionRow) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=row.request_id,
+        model_name=row.model_name,
+        model_version=row.model_version,
+        inputs=dict(row.inputs),
+        outputs=dict(row.outputs),
+        latency_ms=row.latency_ms,
+        created_at=row.created_at,
+        job_id=row.job_id,
+    )

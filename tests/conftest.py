@@ -1,0 +1,278 @@
+"""Shared fixtures: real PostgreSQL, SQLite, Redis, MLflow stores and Celery worker processes.
+
+Every fixture refuses to touch anything that is not a throw-away test resource: PostgreSQL
+databases are created per test as ``kw_test_<hex>`` and dropped after, Redis uses database 15 on
+loopback only, SQLite and MLflow stores live in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from keelwatch.settings import Settings
+from keelwatch.storage.db import Database, upgrade_database
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get(
+    "KEELWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_TEST_URL = os.environ.get("KEELWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _assert_loopback(url: str) -> None:
+    host = urlparse(url).hostname or ""
+    if host not in LOOPBACK:
+        raise RuntimeError(f"tests only talk to loopback services, not {host!r}")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_admin() -> object:
+    import psycopg
+
+    _assert_loopback(PG_ADMIN_URL)
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    name = f"kw_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = _pg_admin()
+    except Exception as exc:  # the suite must not silently skip PostgreSQL in CI
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    with admin:  # type: ignore[attr-defined]
+        admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    parsed = urlparse(PG_ADMIN_URL)
+    url = parsed._replace(path=f"/{name}").geturl()
+    try:
+        yield url
+    finally:
+        assert name.startswith("kw_test_")
+        with _pg_admin() as admin:  # type: ignore[attr-defined]
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file in the test's temporary folder."""
+    return f"sqlite:///{tmp_path / 'keelwatch-test.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run the test once on SQLite and once on PostgreSQL (schema not created)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'keelwatch-test.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    """An upgraded Keelwatch database on each backend."""
+    upgrade_database(db_url)
+    db = Database(db_url)
+    yield db
+    db.dispose()
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Creating a SQLite MLflow store runs MLflow's own migrations (seconds): do it once.
+    from mlflow.tracking import MlflowClient
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path, _mlflow_template: Path) -> str:
+    """A fresh SQLite-backed MLflow tracking + registry store for this test."""
+    target = tmp_path / "mlflow.db"
+    shutil.copyfile(_mlflow_template, target)
+    return f"sqlite:///{target}"
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Redis database 15 on loopback, emptied before the test."""
+    import redis
+
+    _assert_loopback(REDIS_TEST_URL)
+    parsed = urlparse(REDIS_TEST_URL)
+    if parsed.path.strip("/") != "15":
+        raise RuntimeError("tests only use Redis database 15")
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=5)
+    try:
+        client.flushdb()
+    except redis.ConnectionError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis not reachable at {REDIS_TEST_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_TEST_URL
+
+
+# --------------------------------------------------------------------------- Settings
+
+
+def make_settings(
+    tmp_path: Path, *, database_url: str, mlflow_uri: str, broker_url: str = ""
+) -> Settings:
+    """Settings for a test: everything under ``tmp_path``; broker embedded unless given."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        database={"url": database_url},  # type: ignore[arg-type]
+        mlflow={  # type: ignore[arg-type]
+            "tracking_uri": mlflow_uri,
+            "artifact_root": (tmp_path / "mlartifacts").as_uri(),
+        },
+        broker={  # type: ignore[arg-type]
+            "url": broker_url,
+            "result_backend": broker_url.replace("/15", "/14") if broker_url else "",
+        },
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``KEELWATCH_*`` environment that makes a subprocess see the same settings."""
+    return {
+        "KEELWATCH_DATA_DIR": str(settings.data_dir),
+        "KEELWATCH_DATABASE__URL": settings.database.url,
+        "KEELWATCH_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
+        "KEELWATCH_MLFLOW__REGISTRY_URI": settings.mlflow.registry_uri,
+        "KEELWATCH_MLFLOW__ARTIFACT_ROOT": settings.mlflow.artifact_root,
+        "KEELWATCH_BROKER__URL": settings.broker.url,
+        "KEELWATCH_BROKER__RESULT_BACKEND": settings.broker.result_backend,
+        "KEELWATCH_REGISTRY__REQUIRE_APPROVAL": str(settings.registry.require_approval).lower(),
+        "KEELWATCH_INFERENCE__CHUNK_ROWS": str(settings.inference.chunk_rows),
+        "KEELWATCH_INFERENCE__LOG_SAMPLE_RATE": str(settings.inference.log_sample_rate),
+        "KEELWATCH_INFERENCE__OUTPUT_DIR": settings.inference.output_dir,
+    }
+
+
+def subprocess_env(settings: Settings) -> dict[str, str]:
+    """The current environment plus the test's settings and our source roots."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEELWATCH_")}
+    env.update(settings_env(settings))
+    roots = [str(REPO_ROOT / "platform"), str(REPO_ROOT / "workers")]
+    env["PYTHONPATH"] = os.pathsep.join([*roots, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["DO_NOT_TRACK"] = "1"
+    return env
+
+
+# --------------------------------------------------------------------------- Celery workers
+
+
+class WorkerProcess:
+    """A real ``celery worker`` subprocess, started and stopped by tests."""
+
+    def __init__(self, settings: Settings, *, queues: str, concurrency: int, log: Path) -> None:
+        self.log = log
+        self.name = f"kwtest-{uuid.uuid4().hex[:8]}@%h"
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "keelwatch_workers.roles.all",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-n",
+            self.name,
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            env=subprocess_env(settings),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            cwd=str(settings.data_dir.parent),
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Block until the worker logs that it is ready to consume."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.output()}")
+            if b" ready." in self.log.read_bytes():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        """Everything the worker printed so far."""
+        return self.log.read_text(errors="replace")[-20000:]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crashed machine would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Warm shutdown, escalating to SIGKILL after a grace period."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log_file.close()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory: ``start_worker(settings, queues="cpu,gpu,monitoring", concurrency=2)``."""
+    started: list[WorkerProcess] = []
+
+    def _start(
+        settings: Settings, *, queues: str = "cpu,gpu,monitoring", concurrency: int = 2
+    ) -> WorkerProcess:
+        settings.ensure_data_dir()
+        worker = WorkerProcess(
+            settings,
+            queues=queues,
+            concurrency=concurrency,
+            log=tmp_path / f"worker-{len(started)}.log",
+        )
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield _start
+    for worker in started:
+        worker.stop()
