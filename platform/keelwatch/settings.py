@@ -64,6 +64,12 @@ class InferenceSettings(BaseModel):
     model_cache_size: int = Field(4, gt=0, description="Models kept loaded per worker.")
 
 
+class WorkerSettings(BaseModel):
+    """Worker processes (Celery)."""
+
+    metrics_port: int | None = None
+
+
 class ApiSettings(BaseModel):
     """HTTP API."""
 
@@ -89,6 +95,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     inference: InferenceSettings = InferenceSettings()
     api: ApiSettings = ApiSettings()
+    worker: WorkerSettings = WorkerSettings()
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
