@@ -76,6 +76,16 @@ def list_jobs(session: Session, *, kind: str | None = None, limit: int = 50) -> 
     return [get_job(session, job_id) for job_id in session.scalars(query)]
 
 
+def rows_done_by_kind(session: Session) -> dict[str, int]:
+    """Rows processed so far, summed over every job of each kind (for fleet-wide metrics)."""
+    query = (
+        select(JobRow.kind, func.coalesce(func.sum(JobChunkRow.rows_done), 0))
+        .join(JobChunkRow, JobChunkRow.job_id == JobRow.id)
+        .group_by(JobRow.kind)
+    )
+    return {kind: int(rows) for kind, rows in session.execute(query)}
+
+
 def list_chunks(session: Session, job_id: str) -> list[JobChunk]:
     """All chunks of a job in index order."""
     query = (
