@@ -1,0 +1,295 @@
+"""The end-to-end lifecycle on embedded defaults (``make demo`` / ``python -m keelwatch.demo``).
+
+Trains two versions of a small scikit-learn model, registers both, approves and promotes v1,
+scores a dataset through a real worker process, promotes v2, rolls back to v1 and prints where
+to look. Every step goes through the same code the CLI and API use; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from keelwatch.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from keelwatch.context import Services
+    from keelwatch.entities import Job
+
+MODEL_NAME = "credit-risk"
+DEMO_ACTOR = "demo"
+FEATURES = [f"f{i}" for i in range(8)]
+
+
+@dataclass
+class DemoResult:
+    """What the demo did, for the e2e test and the final summary."""
+
+    versions: list[str] = field(default_factory=list)
+    job_id: str = ""
+    output_uri: str = ""
+    rows_scored: int = 0
+    logged_rows: int = 0
+    champion_after_promote: str = ""
+    champion_after_rollback: str = ""
+    device: str = ""
+
+
+def make_training_data(rows: int, seed: int) -> pd.DataFrame:
+    """A synthetic credit-risk table: 8 numeric features and a binary ``default`` target."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(rows, len(FEATURES)))
+    logits = features @ np.linspace(1.5, -1.0, len(FEATURES)) + 0.3 * features[:, 0] ** 2
+    target = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logits))).astype("int64")
+    frame = pd.DataFrame(features, columns=FEATURES)
+    frame["default"] = target
+    return frame
+
+
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """A real Celery worker process consuming every queue, with the demo's settings."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "KEELWATCH_DATA_DIR": str(settings.data_dir),
+            "KEELWATCH_DATABASE__URL": settings.database.url,
+            "KEELWATCH_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
+            "KEELWATCH_MLFLOW__REGISTRY_URI": settings.mlflow.registry_uri,
+            "KEELWATCH_MLFLOW__ARTIFACT_ROOT": settings.mlflow.artifact_root,
+            "KEELWATCH_BROKER__URL": settings.broker.url,
+            "KEELWATCH_BROKER__RESULT_BACKEND": settings.broker.result_backend,
+            "DO_NOT_TRACK": "1",
+        }
+    )
+    command = [
+        sys.executable,
+        *("-m", "celery", "-A", "keelwatch_workers.roles.all", "worker"),
+        *("-Q", "cpu,gpu,monitoring", "-c", "2", "--loglevel", "INFO"),
+        *("-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle"),
+    ]
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited early; see {log_path}")
+        if b" ready." in log_path.read_bytes():
+            return process
+        time.sleep(0.2)
+    process.kill()
+    raise TimeoutError(f"worker not ready after 120 s; see {log_path}")
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    """Warm shutdown of the worker's process group."""
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for_job(services: Services, job_id: str, console: Console, timeout_s: float) -> Job:
+    """Poll the job with a progress bar until it is finished."""
+    from keelwatch.storage.jobs import get_job
+
+    deadline = time.monotonic() + timeout_s
+    columns = (
+        TextColumn("[bold]batch inference"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("chunks", total=None)
+        while True:
+            with services.db.session() as session:
+                job = get_job(session, job_id)
+            progress.update(task, total=job.chunks_total, completed=job.chunks_done)
+            if job.finished:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} not finished after {timeout_s:.0f} s")
+            time.sleep(0.3)
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    console: Console | None = None,
+    train_rows: int = 20_000,
+    score_rows: int = 200_000,
+    timeout_s: float = 600.0,
+) -> DemoResult:
+    """Run the whole lifecycle against ``settings``; returns what happened."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from keelwatch.context import Services
+    from keelwatch.inference import submit_batch_inference
+    from keelwatch.jobs import BatchInferenceRequest
+    from keelwatch.storage.db import upgrade_database
+    from keelwatch.storage.predictions import count_predictions
+
+    console = console or Console()
+    result = DemoResult()
+    settings.ensure_data_dir()
+    console.rule("[bold]Keelwatch demo")
+    console.print(f"data dir: {settings.data_dir}")
+    upgrade_database(settings.database.url)
+    services = Services(settings)
+    registry = services.registry
+
+    console.print("[bold]1.[/] training two versions of a credit-risk model")
+    train = make_training_data(train_rows, seed=1)
+    x_train, y_train = train[FEATURES], train["default"]
+    candidates: list[tuple[str, Any]] = [
+        ("logistic regression", LogisticRegression(max_iter=500)),
+        ("gradient boosting", HistGradientBoostingClassifier(max_iter=60)),
+    ]
+    for label, estimator in candidates:
+        estimator.fit(x_train, y_train)
+        version = registry.register_sklearn_model(
+            MODEL_NAME,
+            estimator,
+            train,
+            target="default",
+            actor=DEMO_ACTOR,
+            reason=f"demo: {label}",
+        )
+        result.versions.append(version.version)
+        console.print(f"   registered {MODEL_NAME} v{version.version} ({label})")
+    v1, v2 = result.versions
+
+    console.print(f"[bold]2.[/] approving and promoting v{v1} to champion")
+    registry.approve(MODEL_NAME, v1, actor=DEMO_ACTOR, reason="demo: offline metrics reviewed")
+    registry.promote(MODEL_NAME, v1, actor=DEMO_ACTOR, reason="demo: first champion")
+
+    console.print(f"[bold]3.[/] scoring {score_rows:,} rows through a real worker process")
+    score_path = settings.data_dir / "demo-scoring.parquet"
+    make_training_data(score_rows, seed=2)[FEATURES].to_parquet(score_path, index=False)
+    worker = start_worker(settings, settings.data_dir / "demo-worker.log")
+    try:
+        job = submit_batch_inference(
+            services,
+            BatchInferenceRequest(
+                model=f"{MODEL_NAME}@champion",
+                input_uri=str(score_path),
+                chunk_rows=max(score_rows // 4, 1),
+            ),
+            actor=DEMO_ACTOR,
+        )
+        result.job_id = job.id
+        finished = wait_for_job(services, job.id, console, timeout_s)
+    finally:
+        stop_worker(worker)
+    if finished.status != "succeeded":
+        raise RuntimeError(f"batch job {job.id} {finished.status}: {finished.error}")
+    result.output_uri = str(finished.result.get("output_uri", ""))
+    result.rows_scored = finished.rows_done
+    result.device = str(finished.result.get("device", ""))
+    with services.db.session() as session:
+        result.logged_rows = count_predictions(session, job_id=job.id)
+    console.print(
+        f"   job {job.id}: {result.rows_scored:,} rows → {result.output_uri} "
+        f"({result.logged_rows:,} sampled into the prediction log)"
+    )
+
+    console.print(f"[bold]4.[/] approving and promoting v{v2}, then rolling back")
+    registry.approve(MODEL_NAME, v2, actor=DEMO_ACTOR, reason="demo: challenger looks better")
+    registry.promote(MODEL_NAME, v2, actor=DEMO_ACTOR, reason="demo: promote challenger")
+    result.champion_after_promote = registry.resolve(f"{MODEL_NAME}@champion").version
+    registry.rollback(MODEL_NAME, actor=DEMO_ACTOR, reason="demo: pretend v2 misbehaves")
+    result.champion_after_rollback = registry.resolve(f"{MODEL_NAME}@champion").version
+    console.print(
+        f"   champion v{result.champion_after_promote} → rolled back to "
+        f"v{result.champion_after_rollback}"
+    )
+    _print_summary(services, result, console)
+    services.close()
+    return result
+
+
+def _print_summary(services: Services, result: DemoResult, console: Console) -> None:
+    from keelwatch.storage.audit import list_audit
+    from keelwatch.storage.predictions import recent_predictions
+
+    settings = services.settings
+    with services.db.session() as session:
+        rows = recent_predictions(session, job_id=result.job_id, limit=5)
+        audit = list_audit(session, limit=12)
+    table = Table(title="prediction log (newest 5 of this job)")
+    for column in ("request_id", "model", "inputs", "outputs", "latency ms"):
+        table.add_column(column)
+    for row in rows:
+        inputs = ", ".join(f"{k}={v:.2f}" for k, v in list(row.inputs.items())[:3]) + ", …"
+        table.add_row(
+            row.request_id[-14:],
+            f"{row.model_name} v{row.model_version}",
+            inputs,
+            str(row.outputs),
+            f"{row.latency_ms:.3f}",
+        )
+    console.print(table)
+    audit_table = Table(title="audit log (newest first)")
+    for column in ("at", "actor", "action", "target", "reason"):
+        audit_table.add_column(column)
+    for entry in audit:
+        audit_table.add_row(
+            entry.at.strftime("%H:%M:%S"), entry.actor, entry.action, entry.target, entry.reason
+        )
+    console.print(audit_table)
+    env_prefix = ""
+    if settings.data_dir != Path(".keelwatch").resolve():
+        env_prefix = f"KEELWATCH_DATA_DIR={settings.data_dir} "
+    console.print(
+        Panel.fit(
+            "\n".join(
+                [
+                    f"MLflow UI:        {env_prefix}.venv/bin/keelwatch mlflow-ui  "
+                    f"→ http://127.0.0.1:{settings.api.mlflow_ui_port}",
+                    f"API + worker:     {env_prefix}.venv/bin/keelwatch up  "
+                    f"→ http://{settings.api.host}:{settings.api.port}/docs",
+                    f"Job status:       {env_prefix}.venv/bin/keelwatch jobs status {result.job_id}",
+                    f"Prediction log:   {env_prefix}.venv/bin/keelwatch predictions tail "
+                    f"--model {MODEL_NAME}",
+                    f"Alias history:    {env_prefix}.venv/bin/keelwatch models history {MODEL_NAME}",
+                    f"Scored output:    {result.output_uri}",
+                ]
+            ),
+            title="where to look",
+        )
+    )
+
+
+def main() -> None:
+    """Entry point of ``make demo``: embedded defaults, a fresh demo registry each run."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    settings = load_settings()
+    run_demo(settings)
+
+
+if __name__ == "__main__":
+    main()

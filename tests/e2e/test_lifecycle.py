@@ -1,0 +1,101 @@
+"""The demo's loop with assertions: train → register → approve → promote → batch inference on a
+real worker → promote v2 → roll back to v1. Once on Redis + PostgreSQL, once on the embedded
+defaults that ``make demo`` uses (SQLite, filesystem broker, SQLite MLflow store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from keelwatch.context import Services
+from keelwatch.demo import FEATURES, MODEL_NAME, DemoResult, make_training_data, run_demo
+from keelwatch.settings import Settings
+from keelwatch.storage.audit import list_audit
+from keelwatch.storage.predictions import recent_predictions
+from tests.conftest import make_settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
+
+SCORE_ROWS = 12_000
+
+
+def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
+    import mlflow.pyfunc
+    from mlflow.tracking import MlflowClient
+
+    v1, v2 = result.versions
+    assert v1 != v2
+    assert result.champion_after_promote == v2
+    assert result.champion_after_rollback == v1
+
+    # The scored output equals the champion's own predictions on the same rows.
+    scored = pd.read_parquet(result.output_uri.removeprefix("file://"))
+    assert len(scored) == result.rows_scored == SCORE_ROWS
+    expected_input = make_training_data(SCORE_ROWS, seed=2)[FEATURES]
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow.registry_uri)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{v1}")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    direct = np.asarray(model.predict(expected_input)).ravel()
+    prediction_columns = [c for c in scored.columns if c not in FEATURES]
+    assert prediction_columns, f"no prediction column in {list(scored.columns)}"
+    np.testing.assert_array_equal(np.asarray(scored[prediction_columns[0]]).ravel(), direct)
+
+    services = Services(settings)
+    try:
+        with services.db.session() as session:
+            logged = recent_predictions(session, job_id=result.job_id, limit=10_000)
+            audit = list_audit(session, limit=200)
+    finally:
+        services.close()
+    assert 0 < len(logged) == result.logged_rows < SCORE_ROWS
+    assert {row.model_version for row in logged} == {v1}
+    assert len({row.request_id for row in logged}) == len(logged)
+
+    actions = [entry.action for entry in reversed(audit)]
+    for action in ("approve", "promote", "rollback"):
+        assert any(action in a for a in actions), f"{action!r} missing from audit: {actions}"
+    assert all(entry.actor == "demo" for entry in audit)
+
+    client = MlflowClient(
+        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
+    )
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == v1
+
+
+def test_lifecycle_on_redis_and_postgresql(
+    tmp_path: Path, pg_url: str, mlflow_uri: str, redis_url: str
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url=pg_url, mlflow_uri=mlflow_uri, broker_url=redis_url
+    )
+    result = run_demo(
+        settings,
+        console=Console(file=(tmp_path / "demo.txt").open("w"), width=120),
+        train_rows=2_000,
+        score_rows=SCORE_ROWS,
+        timeout_s=300,
+    )
+    _check_lifecycle(settings, result)
+
+
+def test_lifecycle_on_embedded_defaults(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "kw")
+    assert settings.database.url.startswith("sqlite")
+    assert settings.broker_is_embedded
+    result = run_demo(
+        settings,
+        console=Console(file=(tmp_path / "demo.txt").open("w"), width=120),
+        train_rows=2_000,
+        score_rows=SCORE_ROWS,
+        timeout_s=300,
+    )
+    _check_lifecycle(settings, result)
