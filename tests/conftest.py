@@ -116,25 +116,49 @@ def mlflow_uri(tmp_path: Path, _mlflow_template: Path) -> str:
 # --------------------------------------------------------------------------- Redis
 
 
+@pytest.fixture(scope="session")
+def _redis_db_lock() -> Iterator[int]:
+    # Concurrent pytest runs on one machine must not flush each other's queues: each session
+    # holds an exclusive lock on one Redis database number (15 downwards, never 0).
+    import fcntl
+    import tempfile
+
+    parsed = urlparse(REDIS_TEST_URL)
+    preferred = int(parsed.path.strip("/") or 15)
+    for db in [preferred, *range(15, 0, -1)]:
+        if db == 0:
+            continue
+        handle = open(Path(tempfile.gettempdir()) / f"keelwatch-test-redis-{db}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        try:
+            yield db
+        finally:
+            handle.close()
+        return
+    raise RuntimeError("no free Redis test database (1-15)")
+
+
 @pytest.fixture
-def redis_url() -> str:
-    """Redis database 15 on loopback, emptied before the test."""
+def redis_url(_redis_db_lock: int) -> str:
+    """A Redis database on loopback reserved for this pytest session, emptied before the test."""
     import redis
 
     _assert_loopback(REDIS_TEST_URL)
-    parsed = urlparse(REDIS_TEST_URL)
-    if parsed.path.strip("/") != "15":
-        raise RuntimeError("tests only use Redis database 15")
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=5)
+    url = urlparse(REDIS_TEST_URL)._replace(path=f"/{_redis_db_lock}").geturl()
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
     try:
         client.flushdb()
     except redis.ConnectionError as exc:
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"Redis not reachable at {REDIS_TEST_URL}: {exc}")
+        pytest.skip(f"Redis not reachable at {url}: {exc}")
     finally:
         client.close()
-    return REDIS_TEST_URL
+    return url
 
 
 # --------------------------------------------------------------------------- Settings
@@ -153,7 +177,8 @@ def make_settings(
         },
         broker={  # type: ignore[arg-type]
             "url": broker_url,
-            "result_backend": broker_url.replace("/15", "/14") if broker_url else "",
+            # Celery's result keys never collide with its queue keys: one database serves both.
+            "result_backend": broker_url,
         },
     )
 
