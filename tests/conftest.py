@@ -128,7 +128,8 @@ def _redis_db_lock() -> Iterator[int]:
     for db in [preferred, *range(15, 0, -1)]:
         if db == 0:
             continue
-        handle = open(Path(tempfile.gettempdir()) / f"keelwatch-test-redis-{db}.lock", "w")  # noqa: SIM115
+        lock_path = Path(tempfile.gettempdir()) / f"keelwatch-test-redis-{db}.lock"
+        handle = lock_path.open("w")  # noqa: SIM115 - held for the whole session
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
