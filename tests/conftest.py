@@ -129,7 +129,7 @@ def _redis_db_lock() -> Iterator[int]:
         if db == 0:
             continue
         lock_path = Path(tempfile.gettempdir()) / f"keelwatch-test-redis-{db}.lock"
-        handle = lock_path.open("w")  # noqa: SIM115 - held for the whole session
+        handle = lock_path.open("w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
