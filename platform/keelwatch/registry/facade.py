@@ -1,0 +1,647 @@
+"""The registry façade: Keelwatch's lifecycle rules on top of MLflow's Model Registry.
+
+MLflow is the system of record for models, versions, aliases and tags; Keelwatch adds approval
+state (version tags), alias history and the audit log (its own tables), and the rules that tie
+them: approval before champion, rollback to the last known-good champion.
+
+Consistency between the two stores: every mutating method first validates with reads only (so
+bad input writes nothing), then performs its MLflow writes and its audit/history inserts inside
+one database transaction that commits last; a failure anywhere undoes the MLflow writes already
+made (see :class:`keelwatch.registry._mlflow.Change`). The only window left is a crash of the
+process between an MLflow write and the commit, which leaves an MLflow change without its audit
+entry (never an audit entry for a change that did not happen).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from keelwatch.entities import AliasChange
+from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
+from keelwatch.registry import registration
+from keelwatch.registry._mlflow import (
+    ALREADY_EXISTS_CODES,
+    Change,
+    mlflow_error_code,
+    move_alias,
+    registry_change,
+    set_version_tags,
+    to_model_info,
+    to_version_info,
+    translated_mlflow_errors,
+)
+from keelwatch.registry.entities import (
+    TAG_APPROVAL,
+    TAG_APPROVAL_ACTOR,
+    TAG_APPROVAL_AT,
+    TAG_APPROVAL_REASON,
+    TAG_REGISTERED_BY,
+    TAG_REGISTERED_REASON,
+    TAG_ROLLED_BACK,
+    TAG_ROLLED_BACK_ACTOR,
+    TAG_ROLLED_BACK_AT,
+    TAG_ROLLED_BACK_REASON,
+    ApprovalState,
+    ModelVersionInfo,
+    RegisteredModelInfo,
+    ResolvedModel,
+)
+from keelwatch.registry.refs import (
+    LATEST,
+    MODELS_URI_SCHEME,
+    parse_model_ref,
+    validate_alias,
+    validate_model_name,
+    validate_version,
+)
+from keelwatch.settings import RegistrySettings
+from keelwatch.storage import aliases as alias_store
+from keelwatch.storage.audit import record_audit
+from keelwatch.storage.db import Database
+from keelwatch.storage.models import utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXPERIMENT_PREFIX = "keelwatch/"
+_SEARCH_PAGE = 1000
+
+
+def model_target(name: str) -> str:
+    """Audit-log target for everything that happens to registered model ``name``."""
+    return f"{MODELS_URI_SCHEME}{name}"
+
+
+def _required(value: str, what: str) -> str:
+    stripped = (value or "").strip()
+    if not stripped:
+        raise InvalidInputError(f"{what} must not be empty")
+    return stripped
+
+
+class ModelRegistry:
+    """Versions, approvals, aliases, rollback and alias history over one MLflow registry."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        tracking_uri: str,
+        registry_uri: str,
+        artifact_root: str,
+        policy: RegistrySettings,
+    ) -> None:
+        self.db = db
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
+        self.artifact_root = artifact_root.rstrip("/")
+        self.policy = policy
+        # Versions are immutable, so their input columns can be cached for the process.
+        self._input_columns: dict[tuple[str, str], list[str] | None] = {}
+
+    @cached_property
+    def client(self) -> Any:
+        """An ``MlflowClient`` on our URIs (never the process-global tracking URI)."""
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    # ------------------------------------------------------------------ reading
+
+    def list_models(self) -> list[RegisteredModelInfo]:
+        """Every registered model, by name."""
+        models: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_registered_models(
+                max_results=_SEARCH_PAGE, order_by=["name ASC"], page_token=token
+            )
+            models.extend(page)
+            token = page.token
+            if not token:
+                break
+        return [to_model_info(model, self._latest_of(model)) for model in models]
+
+    def get_model(self, name: str) -> RegisteredModelInfo:
+        """One registered model; NotFoundError if it is not registered."""
+        model = self._registered_model(validate_model_name(name))
+        return to_model_info(model, self._latest_of(model))
+
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        """Every version of model ``name``, oldest first."""
+        model = self._registered_model(validate_model_name(name))
+        by_version = _aliases_by_version(model)
+        versions = self._search_versions(model.name)
+        return [
+            to_version_info(version, by_version.get(str(version.version), ()))
+            for version in versions
+        ]
+
+    def get_version(self, name: str, version: str | int) -> ModelVersionInfo:
+        """One version; NotFoundError naming the unknown model or version."""
+        return to_version_info(
+            self._model_version(validate_model_name(name), validate_version(version))
+        )
+
+    def resolve(self, ref: str) -> ResolvedModel:
+        """Resolve ``name@alias``, ``name/3``, ``name/latest``, ``name`` (the champion) or the
+        ``models:/`` forms to one pinned version."""
+        parsed = parse_model_ref(ref, default_alias=self.policy.champion_alias)
+        if parsed.alias is not None:
+            model = self._registered_model(parsed.name)
+            version = _alias_target(model, parsed.alias)
+            if version is None:
+                known = ", ".join(sorted(model.aliases or {})) or "none"
+                raise NotFoundError(
+                    f"model {parsed.name!r} has no alias {parsed.alias!r} (aliases: {known})"
+                )
+        elif parsed.version == LATEST:
+            latest = self._latest_of(self._registered_model(parsed.name))
+            if latest is None:
+                raise NotFoundError(f"model {parsed.name!r} has no versions")
+            version = latest
+        else:
+            version = str(self._model_version(parsed.name, str(parsed.version)).version)
+        return ResolvedModel(
+            name=parsed.name,
+            version=version,
+            model_uri=f"{MODELS_URI_SCHEME}{parsed.name}/{version}",
+        )
+
+    def input_columns(self, resolved: ResolvedModel) -> list[str] | None:
+        """Input column names from the version's MLflow signature (None without a signature)."""
+        key = (resolved.name, resolved.version)
+        if key not in self._input_columns:
+            with translated_mlflow_errors(
+                not_found=f"model {resolved.name!r} has no version {resolved.version}"
+            ):
+                location = self.client.get_model_version_download_uri(
+                    resolved.name, resolved.version
+                )
+            mlmodel = registration.read_mlmodel(location, tracking_uri=self.tracking_uri)
+            if mlmodel is None:
+                raise NotFoundError(
+                    f"artifacts of {resolved.model_uri} not found at {location} (no MLmodel file)"
+                )
+            signature = mlmodel.signature
+            if signature is None or not signature.inputs.has_input_names():
+                columns = None
+            else:
+                columns = [str(column) for column in signature.inputs.input_names()]
+            self._input_columns[key] = columns
+        cached = self._input_columns[key]
+        return list(cached) if cached is not None else None
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        """Every change of ``alias`` (default: champion) on model ``name``, oldest first."""
+        name = validate_model_name(name)
+        alias = validate_alias(alias or self.policy.champion_alias)
+        with self.db.session() as session:
+            history = alias_store.alias_history(session, name, alias)
+        if not history:
+            self._registered_model(name)  # unknown model → NotFoundError; else just no history
+        return history
+
+    def version_at(self, name: str, alias: str, at: datetime) -> str | None:
+        """The version ``alias`` pointed to at time ``at`` (naive times are taken as UTC);
+        None if it was unset then. Only changes made through Keelwatch are known."""
+        name = validate_model_name(name)
+        alias = validate_alias(alias)
+        when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        with self.db.session() as session:
+            version = alias_store.alias_version_at(session, name, alias, when)
+            known = version is not None or bool(alias_store.alias_history(session, name, alias))
+        if not known:
+            self._registered_model(name)
+        return version
+
+    # ------------------------------------------------------------------ registering
+
+    def register_version(
+        self,
+        name: str,
+        *,
+        run_id: str | None = None,
+        artifact_path: str = "model",
+        model_uri: str | None = None,
+        actor: str,
+        reason: str = "",
+        description: str | None = None,
+    ) -> ModelVersionInfo:
+        """Register a new (pending) version from an MLflow run or a model URI.
+
+        Give either ``run_id`` (with the model's ``artifact_path`` in that run) or
+        ``model_uri``: ``runs:/RUN/PATH``, ``models:/m-<logged model id>``, ``models:/NAME/3``
+        (re-register an existing version's artifacts), or an artifact location / local folder
+        that holds an ``MLmodel`` file.
+        """
+        name = validate_model_name(name)
+        actor = _required(actor, "actor")
+        if (run_id is None) == (model_uri is None):
+            raise InvalidInputError("give exactly one of run_id and model_uri")
+        if run_id is not None:
+            source = registration.source_from_run(
+                self.client, run_id.strip(), artifact_path, tracking_uri=self.tracking_uri
+            )
+        else:
+            source = registration.source_from_uri(
+                self.client, str(model_uri), tracking_uri=self.tracking_uri, resolve=self.resolve
+            )
+        return self._create_version(
+            name, source, actor=actor, reason=reason, description=description
+        )
+
+    def register_sklearn_model(
+        self,
+        name: str,
+        model: Any,
+        training_frame: pd.DataFrame,
+        target: str | None = None,
+        *,
+        actor: str,
+        reason: str = "",
+        description: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> ModelVersionInfo:
+        """Log a fitted scikit-learn ``model`` and register it as a new (pending) version.
+
+        The model is logged with ``mlflow.sklearn`` in a new run of experiment
+        ``keelwatch/<name>`` (artifacts under ``artifact_root``), with a signature inferred from
+        ``training_frame`` minus the ``target`` column and the model's predictions, the first
+        rows as input example, and ``params`` as run parameters.
+        """
+        name = validate_model_name(name)
+        actor = _required(actor, "actor")
+        features, target = registration.split_training_frame(training_frame, target)
+        signature = registration.infer_model_signature(model, features)
+        experiment_id = registration.ensure_experiment(
+            self.client,
+            f"{EXPERIMENT_PREFIX}{name}",
+            f"{self.artifact_root}/{quote(name, safe='')}",
+        )
+        run_params = {
+            "training_rows": str(len(features)),
+            "feature_columns": ",".join(map(str, features.columns))[:500],
+            "target": target or "",
+            "estimator": type(model).__name__,
+            **{key: str(value) for key, value in (params or {}).items()},
+        }
+        source = registration.log_sklearn_model(
+            self.client,
+            experiment_id=experiment_id,
+            model=model,
+            features=features,
+            signature=signature,
+            run_name=f"register-{name}",
+            run_tags={"mlflow.user": actor, "keelwatch.actor": actor},
+            params=run_params,
+        )
+        return self._create_version(
+            name, source, actor=actor, reason=reason, description=description
+        )
+
+    # ------------------------------------------------------------------ approvals
+
+    def approve(
+        self, name: str, version: str | int, *, actor: str, reason: str
+    ) -> ModelVersionInfo:
+        """Mark a version approved (required before it can become champion)."""
+        return self._set_approval(name, version, ApprovalState.APPROVED, actor, reason)
+
+    def reject(self, name: str, version: str | int, *, actor: str, reason: str) -> ModelVersionInfo:
+        """Mark a version rejected: it can no longer get any alias."""
+        return self._set_approval(name, version, ApprovalState.REJECTED, actor, reason)
+
+    # ------------------------------------------------------------------ aliases
+
+    def promote(
+        self,
+        name: str,
+        version: str | int,
+        alias: str | None = None,
+        *,
+        actor: str,
+        reason: str = "",
+    ) -> ModelVersionInfo:
+        """Point ``alias`` (default: champion) at ``version``.
+
+        ConflictError for a rejected version, and for an unapproved one when the alias is the
+        champion and ``policy.require_approval`` is on. Promoting the version the alias already
+        points at changes nothing.
+        """
+        alias = alias or self.policy.champion_alias
+        return self._point_alias(name, alias, version, actor, reason, action="model.promote")
+
+    def set_alias(
+        self, name: str, alias: str, version: str | int, *, actor: str, reason: str = ""
+    ) -> ModelVersionInfo:
+        """Point any alias at ``version``, under the same rules as :meth:`promote`."""
+        return self._point_alias(name, alias, version, actor, reason, action="model.alias.set")
+
+    def clear_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> str:
+        """Remove ``alias`` from model ``name``; returns the version it pointed to."""
+        name = validate_model_name(name)
+        alias = validate_alias(alias)
+        actor = _required(actor, "actor")
+        model = self._registered_model(name)
+        previous = _alias_target(model, alias)
+        if previous is None:
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+        at = utcnow()
+        with registry_change(self.db) as change:
+            move_alias(self.client, change, name, alias, None, previous)
+            _record_alias_move(
+                change,
+                name=name,
+                alias=alias,
+                version=None,
+                previous=previous,
+                actor=actor,
+                reason=reason,
+                action="model.alias.clear",
+                details={"alias": alias, "previous_version": previous},
+                at=at,
+            )
+        return previous
+
+    def rollback(self, name: str, *, actor: str, reason: str) -> ModelVersionInfo:
+        """Move the champion back to the last known-good one and return it.
+
+        Known good: a version the champion alias pointed to before (newest first, from the
+        alias history), still registered, approved (not rejected, when approval is not
+        required), and never rolled back from. The current champion gets the
+        ``keelwatch.rolled_back`` tag so a later rollback never returns to it.
+        """
+        name = validate_model_name(name)
+        actor = _required(actor, "actor")
+        reason = _required(reason, "reason")
+        champion = self.policy.champion_alias
+        current = _alias_target(self._registered_model(name), champion)
+        if current is None:
+            raise ConflictError(f"model {name!r} has no {champion!r} to roll back from")
+        target = self._last_known_good(name, current)
+        if target is None:
+            raise ConflictError(
+                f"model {name!r} has no previous {champion!r} to roll back to "
+                "(none that is still registered, approved and not rolled back itself)"
+            )
+        at = utcnow()
+        with registry_change(self.db) as change:
+            rolled_back_tags = {
+                TAG_ROLLED_BACK: "true",
+                TAG_ROLLED_BACK_ACTOR: actor,
+                TAG_ROLLED_BACK_REASON: reason,
+                TAG_ROLLED_BACK_AT: at.isoformat(),
+            }
+            set_version_tags(self.client, change, name, current, rolled_back_tags)
+            move_alias(self.client, change, name, champion, target.version, current)
+            _record_alias_move(
+                change,
+                name=name,
+                alias=champion,
+                version=target.version,
+                previous=current,
+                actor=actor,
+                reason=reason,
+                action="model.rollback",
+                details={"alias": champion, "from_version": current, "to_version": target.version},
+                at=at,
+            )
+        return self.get_version(name, target.version)
+
+    # ------------------------------------------------------------------ internals
+
+    def _registered_model(self, name: str) -> Any:
+        with translated_mlflow_errors(not_found=f"model {name!r} is not registered"):
+            return self.client.get_registered_model(name)
+
+    def _model_version(self, name: str, version: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with translated_mlflow_errors(not_found=f"model {name!r} has no version {version}"):
+                return self.client.get_model_version(name, version)
+        except (NotFoundError, MlflowException):
+            self._registered_model(name)  # say "not registered" when the model itself is unknown
+            raise
+
+    def _search_versions(self, name: str) -> list[Any]:
+        versions: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_model_versions(
+                f"name = '{name}'", max_results=_SEARCH_PAGE, page_token=token
+            )
+            versions.extend(page)
+            token = page.token
+            if not token:
+                break
+        return sorted(versions, key=lambda version: int(version.version))
+
+    def _latest_of(self, model: Any) -> str | None:
+        numbers = [int(version.version) for version in model.latest_versions or ()]
+        if not numbers:  # some stores leave latest_versions empty in searches
+            numbers = [int(version.version) for version in self._search_versions(model.name)]
+        return str(max(numbers)) if numbers else None
+
+    def _create_version(
+        self,
+        name: str,
+        source: registration.ModelSource,
+        *,
+        actor: str,
+        reason: str,
+        description: str | None,
+    ) -> ModelVersionInfo:
+        tags = {TAG_APPROVAL: ApprovalState.PENDING.value, TAG_REGISTERED_BY: actor}
+        if reason:
+            tags[TAG_REGISTERED_REASON] = reason
+        with registry_change(self.db) as change:
+            if self._create_registered_model_if_missing(name):
+                change.on_undo(
+                    f"delete model {name}", lambda: self.client.delete_registered_model(name)
+                )
+            with translated_mlflow_errors():
+                created = self.client.create_model_version(
+                    name,
+                    source=source.source,
+                    run_id=source.run_id,
+                    tags=tags,
+                    description=description,
+                    model_id=source.model_id,
+                )
+            version = str(created.version)
+            change.on_undo(
+                f"delete {name} version {version}",
+                lambda: self.client.delete_model_version(name, version),
+            )
+            record_audit(
+                change.session,
+                actor=actor,
+                action="model.register",
+                target=model_target(name),
+                reason=reason,
+                details={"version": version, "source": source.source, "run_id": source.run_id},
+            )
+        return to_version_info(created, ())
+
+    def _create_registered_model_if_missing(self, name: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+            return False
+        except MlflowException as exc:
+            if mlflow_error_code(exc) != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if mlflow_error_code(exc) in ALREADY_EXISTS_CODES:
+                return False  # created concurrently by someone else: not ours to undo
+            raise
+        return True
+
+    def _set_approval(
+        self, name: str, version: str | int, state: ApprovalState, actor: str, reason: str
+    ) -> ModelVersionInfo:
+        name = validate_model_name(name)
+        version = validate_version(version)
+        actor = _required(actor, "actor")
+        reason = _required(reason, "reason")
+        info = to_version_info(self._model_version(name, version))
+        if info.approval == state:
+            return info
+        at = utcnow()
+        with registry_change(self.db) as change:
+            tags = {
+                TAG_APPROVAL: state.value,
+                TAG_APPROVAL_ACTOR: actor,
+                TAG_APPROVAL_REASON: reason,
+                TAG_APPROVAL_AT: at.isoformat(),
+            }
+            set_version_tags(self.client, change, name, version, tags, previous=info.tags)
+            verb = "approve" if state == ApprovalState.APPROVED else "reject"
+            record_audit(
+                change.session,
+                actor=actor,
+                action=f"model.{verb}",
+                target=model_target(name),
+                reason=reason,
+                details={"version": version, "previous_state": info.approval.value},
+                at=at,
+            )
+        return self.get_version(name, version)
+
+    def _point_alias(
+        self, name: str, alias: str, version: str | int, actor: str, reason: str, *, action: str
+    ) -> ModelVersionInfo:
+        name = validate_model_name(name)
+        alias = validate_alias(alias)
+        version = validate_version(version)
+        actor = _required(actor, "actor")
+        info = to_version_info(self._model_version(name, version))
+        self._check_may_hold_alias(info, alias)
+        previous = _alias_target(self._registered_model(name), alias)
+        if previous == version:
+            return info
+        at = utcnow()
+        with registry_change(self.db) as change:
+            move_alias(self.client, change, name, alias, version, previous)
+            _record_alias_move(
+                change,
+                name=name,
+                alias=alias,
+                version=version,
+                previous=previous,
+                actor=actor,
+                reason=reason,
+                action=action,
+                details={"version": version, "alias": alias, "previous_version": previous},
+                at=at,
+            )
+        return self.get_version(name, version)
+
+    def _check_may_hold_alias(self, info: ModelVersionInfo, alias: str) -> None:
+        label = f"model {info.name!r} version {info.version}"
+        if info.approval == ApprovalState.REJECTED:
+            raise ConflictError(f"{label} was rejected; it cannot get the alias {alias!r}")
+        if (
+            alias == self.policy.champion_alias
+            and self.policy.require_approval
+            and info.approval != ApprovalState.APPROVED
+        ):
+            raise ConflictError(
+                f"{label} is {info.approval.value}, not approved; approve it before making it "
+                f"{alias!r} (policy registry.require_approval is on)"
+            )
+
+    def _last_known_good(self, name: str, current: str) -> ModelVersionInfo | None:
+        with self.db.session() as session:
+            history = alias_store.alias_history(session, name, self.policy.champion_alias)
+        candidates: list[str] = []
+        for change in reversed(history):  # newest first; previous_version covers changes
+            for version in (change.version, change.previous_version):  # made outside Keelwatch
+                if version is not None and version != current and version not in candidates:
+                    candidates.append(version)
+        for version in candidates:
+            try:
+                info = self.get_version(name, version)
+            except NotFoundError:  # deleted since
+                continue
+            if info.rolled_back or info.approval == ApprovalState.REJECTED:
+                continue
+            if self.policy.require_approval and info.approval != ApprovalState.APPROVED:
+                continue
+            return info
+        return None
+
+
+def _alias_target(model: Any, alias: str) -> str | None:
+    version = (model.aliases or {}).get(alias)
+    return str(version) if version is not None else None
+
+
+def _aliases_by_version(model: Any) -> dict[str, tuple[str, ...]]:
+    grouped: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        grouped.setdefault(str(version), []).append(alias)
+    return {version: tuple(sorted(names)) for version, names in grouped.items()}
+
+
+def _record_alias_move(
+    change: Change,
+    *,
+    name: str,
+    alias: str,
+    version: str | None,
+    previous: str | None,
+    actor: str,
+    reason: str,
+    action: str,
+    details: dict[str, Any],
+    at: datetime,
+) -> None:
+    """Alias history row and audit entry for one alias move, with the same timestamp."""
+    alias_store.record_alias_change(
+        change.session,
+        model_name=name,
+        alias=alias,
+        version=version,
+        previous_version=previous,
+        actor=actor,
+        reason=reason,
+        at=at,
+    )
+    record_audit(
+        change.session,
+        actor=actor,
+        action=action,
+        target=model_target(name),
+        reason=reason,
+        details=details,
+        at=at,
+    )
