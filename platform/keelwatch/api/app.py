@@ -1,0 +1,168 @@
+"""The FastAPI application: ``create_app(settings)`` wires services, routers, errors, metrics.
+
+Every error leaves as JSON ``{"error": "<message>"}``: Keelwatch's own errors with their
+status code (404 unknown thing, 409 conflict, 422 bad input), request validation failures as
+422 with the offending fields, unknown routes as 404. A 500 means a bug, never bad input.
+
+Run it with ``keelwatch api`` or ``uvicorn keelwatch.api.app:create_app --factory``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import keelwatch
+from keelwatch.api.routers import audit, health, predictions
+from keelwatch.context import Services
+from keelwatch.errors import KeelwatchError
+from keelwatch.metrics import UNMATCHED_ROUTE, KeelwatchMetrics, api_metrics
+from keelwatch.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+#: Routers other modules own; mounted when present so the API runs while they are being built.
+OPTIONAL_ROUTERS = ("keelwatch.api.routers.registry", "keelwatch.api.routers.jobs")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (default: read ``KEELWATCH_*`` from the environment)."""
+    settings = settings or load_settings()
+    services = Services(settings)
+    metrics = api_metrics(settings, services.db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="Keelwatch",
+        version=keelwatch.__version__,
+        summary="Model registry, worker fleet, prediction log and monitoring.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.metrics = metrics
+    app.state.settings = settings
+
+    app.include_router(health.router)
+    app.include_router(predictions.router)
+    app.include_router(audit.router)
+    for module_name in OPTIONAL_ROUTERS:
+        router = _optional_router(module_name)
+        if router is not None:
+            app.include_router(router)
+
+    _install_error_handlers(app, metrics)
+    app.add_middleware(RequestLatencyMiddleware, metrics=metrics)
+    return app
+
+
+def _optional_router(module_name: str) -> Any:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the module itself being absent is tolerated; a broken import inside it is a bug.
+        if exc.name != module_name:
+            raise
+        logger.warning("router %s not available yet; its endpoints are not mounted", module_name)
+        return None
+    return module.router
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI, metrics: KeelwatchMetrics) -> None:
+    async def keelwatch_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, KeelwatchError)
+        return _error(exc.status_code, str(exc))
+
+    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [_describe_problem(problem) for problem in exc.errors()]
+        summary = "; ".join(f"{p['location']}: {p['message']}" for p in problems)
+        return _error(422, f"invalid request: {summary}", problems=problems)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+        metrics.count_error("api", type(exc).__name__)
+        logger.exception("unhandled error")
+        return _error(500, "internal error (see the API log)")
+
+    app.add_exception_handler(KeelwatchError, keelwatch_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def _describe_problem(problem: Any) -> dict[str, str]:
+    location = ".".join(str(part) for part in problem.get("loc", ()))
+    message = str(problem.get("msg", "invalid value"))
+    if problem.get("type") == "json_invalid":
+        message = f"malformed JSON body ({problem.get('ctx', {}).get('error', 'parse error')})"
+    return {"location": location or "request", "message": message}
+
+
+# --------------------------------------------------------------------------- latency
+
+
+class RequestLatencyMiddleware:
+    """Observe every HTTP request's latency, labelled by route template, method and status.
+
+    The route template (``/jobs/{job_id}``) rather than the raw path keeps label cardinality
+    bounded; requests that match no route share one label.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: KeelwatchMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            self.metrics.observe_request(
+                route=template,
+                method=str(scope.get("method", "")),
+                status=status,
+                seconds=time.perf_counter() - started,
+            )

@@ -1,0 +1,468 @@
+"""Process commands and the supervisor behind ``keelwatch up``.
+
+The command builders (:func:`api_command`, :func:`worker_command`, :func:`beat_command`,
+:func:`mlflow_server_command`) are shared by the single-service CLI commands (which ``exec``
+them) and by :class:`Supervisor`, which runs several of them as children of ``keelwatch up``.
+
+Children get the parent's *resolved* settings as ``KEELWATCH_*`` variables
+(:func:`settings_environment`), so a relative data dir or a default derived in the parent
+means the same thing in every child. Each child leads its own process group: stopping one
+stops everything it forked (Celery's pool, MLflow's server workers), and a terminal's Ctrl-C
+reaches only the supervisor, which then stops the children in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from pydantic import BaseModel
+
+from keelwatch.jobs import ALL_QUEUES, QUEUE_CPU, QUEUE_GPU, QUEUE_MONITORING
+from keelwatch.settings import Settings
+
+ENV_PREFIX = "KEELWATCH_"
+ENV_NESTED_DELIMITER = "__"
+
+#: Worker roles (modules under ``keelwatch_workers.roles``) and the queues each consumes.
+ROLE_QUEUES: dict[str, tuple[str, ...]] = {
+    "all": ALL_QUEUES,
+    "cpu": (QUEUE_CPU,),
+    "gpu": (QUEUE_GPU,),
+    "monitoring": (QUEUE_MONITORING,),
+}
+
+#: The Celery app that beat runs with (the one that knows the whole schedule).
+BEAT_APP = "keelwatch_workers.roles.all"
+
+
+# --------------------------------------------------------------------------- settings → env
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One ``KEELWATCH_*`` variable derived from a settings field."""
+
+    name: str
+    type_name: str
+    default: str
+    description: str
+
+
+def _field_type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def iter_env_vars(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> Iterator[EnvVar]:
+    """Every environment variable the settings tree reads: top-level fields and nested groups
+    joined by ``__`` (``KEELWATCH_DATABASE__URL``)."""
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        env_name = f"{prefix}{name.upper()}"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from iter_env_vars(annotation, f"{env_name}{ENV_NESTED_DELIMITER}")
+            continue
+        default = info.get_default(call_default_factory=True)
+        yield EnvVar(
+            name=env_name,
+            type_name=_field_type_name(annotation),
+            default=_env_value(default),
+            description=info.description or "",
+        )
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``KEELWATCH_*`` variables that rebuild exactly ``settings`` in a child process."""
+    return dict(_flatten(settings, ENV_PREFIX))
+
+
+def _flatten(model: BaseModel, prefix: str) -> Iterator[tuple[str, str]]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        env_name = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            yield from _flatten(value, f"{env_name}{ENV_NESTED_DELIMITER}")
+        elif value is not None:
+            # None stays unset: an empty string would not parse as an optional number.
+            yield env_name, _env_value(value)
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float, Path)):
+        return str(value)
+    return json.dumps(value)  # lists and dicts: pydantic-settings parses JSON for complex fields
+
+
+def child_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the resolved settings on top."""
+    env = dict(os.environ if base is None else base)
+    env.update(settings_environment(settings))
+    return env
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def api_command(
+    settings: Settings, *, host: str | None = None, port: int | None = None
+) -> list[str]:
+    """Serve the API with uvicorn (the app is built from ``KEELWATCH_*`` in the child)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "keelwatch.api.app:create_app",
+        "--factory",
+        "--host",
+        host or settings.api.host,
+        "--port",
+        str(port if port is not None else settings.api.port),
+    ]
+
+
+def worker_command(
+    settings: Settings,
+    *,
+    role: str = "all",
+    queues: Sequence[str] | None = None,
+    concurrency: int | None = None,
+    hostname: str | None = None,
+    loglevel: str = "INFO",
+) -> list[str]:
+    """A Celery worker for ``role`` consuming ``queues`` (default: the role's queues)."""
+    if role not in ROLE_QUEUES:
+        known = ", ".join(sorted(ROLE_QUEUES))
+        raise ValueError(f"unknown worker role {role!r} (known: {known})")
+    chosen = list(queues) if queues else list(ROLE_QUEUES[role])
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        f"keelwatch_workers.roles.{role}",
+        "worker",
+        "-Q",
+        ",".join(chosen),
+        "--loglevel",
+        loglevel,
+    ]
+    if concurrency is not None:
+        command += ["--concurrency", str(concurrency)]
+    if hostname:
+        command += ["--hostname", hostname]
+    return command
+
+
+def beat_command(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
+    """Celery beat with its schedule file in the data dir (not the working directory)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        BEAT_APP,
+        "beat",
+        "--schedule",
+        str(settings.data_dir / "celerybeat-schedule"),
+        "--loglevel",
+        loglevel,
+    ]
+
+
+def mlflow_server_command(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    workers: int = 1,
+    allowed_hosts: str | None = None,
+) -> list[str]:
+    """``mlflow server`` on Keelwatch's own MLflow store, so the UI shows what Keelwatch wrote.
+
+    New experiments' artifacts go to ``settings.mlflow.artifact_root``, the same place the
+    platform and the workers write to directly; proxied uploads land there too.
+    """
+    mlflow = settings.mlflow
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        mlflow.tracking_uri,
+        "--default-artifact-root",
+        mlflow.artifact_root,
+        "--artifacts-destination",
+        mlflow.artifact_root,
+        "--host",
+        host,
+        "--port",
+        str(port if port is not None else settings.api.mlflow_ui_port),
+        "--workers",
+        str(workers),
+    ]
+    if mlflow.registry_uri and mlflow.registry_uri != mlflow.tracking_uri:
+        command += ["--registry-store-uri", mlflow.registry_uri]
+    if allowed_hosts:
+        command += ["--allowed-hosts", allowed_hosts]
+    return command
+
+
+def prepare_mlflow_store(settings: Settings) -> None:
+    """Create (migrate) a database-backed MLflow store once, before several processes race to."""
+    if settings.mlflow.tracking_uri.startswith(("http://", "https://", "databricks")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(
+        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
+    )
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+
+
+def display_host(host: str) -> str:
+    """A host to put in a URL a person can click (wildcard binds → loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def wait_for_http(url: str, *, timeout_s: float, alive: Any = None) -> bool:
+    """Poll ``url`` until it answers HTTP 200 or ``timeout_s`` passes (or ``alive()`` is
+    false, i.e. the process that should answer died)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    return False
+
+
+# --------------------------------------------------------------------------- supervisor
+
+
+@dataclass
+class ChildSpec:
+    """One service ``keelwatch up`` runs."""
+
+    name: str
+    argv: list[str]
+    #: URL that answers 200 once the service is ready (None: ready once started).
+    ready_url: str | None = None
+    #: What to show a person (URL or description).
+    display: str = ""
+
+
+@dataclass
+class Child:
+    """A running child and where its output goes."""
+
+    spec: ChildSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    @property
+    def alive(self) -> bool:
+        """True while the child's main process runs."""
+        return self.process.poll() is None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the child's output, for error messages."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class ChildFailedError(RuntimeError):
+    """A supervised child exited while it should have been running."""
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        code = child.process.returncode
+        super().__init__(
+            f"{child.spec.name} exited with code {code}; last output "
+            f"({child.log_path}):\n{child.log_tail()}"
+        )
+
+
+class Supervisor:
+    """Start children, wait until they answer, keep them running, stop them all on a signal."""
+
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        *,
+        env: Mapping[str, str],
+        log_dir: Path,
+        state_file: Path | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.specs = list(specs)
+        self.env = dict(env)
+        self.log_dir = log_dir
+        self.state_file = state_file
+        self.cwd = cwd
+        self.children: list[Child] = []
+        self._stop = threading.Event()
+        self.stop_signal: int | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start every child in its own session (process group)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in self.specs:
+            log_path = self.log_dir / f"{spec.name}.log"
+            log_file = log_path.open("ab")
+            process = subprocess.Popen(
+                spec.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+            self.children.append(Child(spec, process, log_path, log_file))
+        self._write_state()
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until every child with a ``ready_url`` answers; raise if one dies first."""
+        deadline = time.monotonic() + timeout_s
+        for child in self.children:
+            if child.spec.ready_url is None:
+                continue
+            remaining = max(deadline - time.monotonic(), 0.1)
+            ok = wait_for_http(
+                child.spec.ready_url,
+                timeout_s=remaining,
+                alive=lambda child=child: child.alive and not self._stop.is_set(),
+            )
+            if self._stop.is_set():
+                return
+            if not ok:
+                if not child.alive:
+                    raise ChildFailedError(child)
+                raise TimeoutError(
+                    f"{child.spec.name} did not answer {child.spec.ready_url} within "
+                    f"{timeout_s:g}s; last output:\n{child.log_tail()}"
+                )
+        for child in self.children:
+            if not child.alive:
+                raise ChildFailedError(child)
+
+    def run_until_stopped(self, poll_s: float = 0.5) -> None:
+        """Block until a stop is requested (signal) or a child dies (raises)."""
+        while not self._stop.wait(poll_s):
+            for child in self.children:
+                if not child.alive:
+                    raise ChildFailedError(child)
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Ask :meth:`run_until_stopped` (and :meth:`wait_ready`) to return."""
+        self.stop_signal = signum
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM request a stop instead of killing the supervisor mid-way."""
+
+        def _handler(signum: int, _frame: FrameType | None) -> None:
+            self.request_stop(signum)
+
+        signal.signal(signal.SIGINT, _handler)
+        signal.signal(signal.SIGTERM, _handler)
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM every child's process group, wait up to ``grace_s``, then SIGKILL the rest.
+
+        Waiting on the whole group (not only the leader) catches grandchildren such as
+        Celery's pool processes, so nothing is left orphaned.
+        """
+        # Reverse start order: the API stops taking work before the workers go.
+        for child in reversed(self.children):
+            _signal_group(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in self.children:
+            _wait_group(child, deadline)
+        for child in self.children:
+            if _group_alive(child.process.pid):
+                _signal_group(child.process.pid, signal.SIGKILL)
+        for child in self.children:
+            _wait_group(child, time.monotonic() + 5.0)
+            child.log_file.close()
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------- state
+
+    def _write_state(self) -> None:
+        # Lets an operator (and the tests) find every process group `keelwatch up` started.
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "supervisor_pid": os.getpid(),
+            "children": {
+                child.spec.name: {
+                    "pid": child.process.pid,
+                    "argv": child.spec.argv,
+                    "log": str(child.log_path),
+                }
+                for child in self.children
+            },
+        }
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_group(child: Child, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None and not _group_alive(child.process.pid):
+            return
+        time.sleep(0.1)
+    if child.process.poll() is None:
+        # Leave reaping to the SIGKILL pass; poll() here only collects an exited leader.
+        return

@@ -1,0 +1,239 @@
+"""Prometheus collectors for the API and the worker fleet.
+
+Every process builds its own :class:`KeelwatchMetrics` around a private ``CollectorRegistry``
+rather than the global default one: tests (and a process that builds several apps) would
+otherwise fail with "Duplicated timeseries" the second time a collector is declared.
+
+Two kinds of series live here:
+
+* in-process instruments (request latency, errors, rows scored by this worker), updated as
+  things happen;
+* scrape-time collectors that ask the source of truth when Prometheus scrapes: queue depth
+  (Redis ``LLEN`` or the filesystem broker's message files) and fleet-wide inference progress
+  (the jobs table), so the API reports the whole fleet and not only what it saw itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from keelwatch.jobs import ALL_QUEUES
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+    from keelwatch.settings import Settings
+    from keelwatch.storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+#: Latency buckets (seconds) for an API whose calls range from a health probe to a registry
+#: write that goes through MLflow.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+#: Route label for requests that matched no route, so random paths cannot blow up cardinality.
+UNMATCHED_ROUTE = "<unmatched>"
+
+# kombu's Redis transport keeps one list per queue and priority step ("cpu", "cpu\x06\x163"...).
+_REDIS_PRIORITY_SEP = "\x06\x16"
+_REDIS_PRIORITY_STEPS = (3, 6, 9)
+
+
+class KeelwatchMetrics:
+    """The collectors of one process, registered on a private registry."""
+
+    def __init__(self, namespace: str = "keelwatch") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_request_duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by route template, method and status code.",
+            ["route", "method", "status"],
+            namespace=namespace,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.worker_inference_rows = Counter(
+            "worker_inference_rows",
+            "Rows scored by this worker process.",
+            ["model", "device"],
+            namespace=namespace,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "errors",
+            "Errors by component and kind (exception class, failed check, failed task).",
+            ["component", "kind"],
+            namespace=namespace,
+            registry=self.registry,
+        )
+
+    def observe_request(self, *, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one served HTTP request."""
+        self.http_request_duration.labels(route=route, method=method, status=str(status)).observe(
+            seconds
+        )
+
+    def count_error(self, component: str, kind: str) -> None:
+        """Count one error of ``kind`` in ``component``."""
+        self.errors.labels(component=component, kind=kind).inc()
+
+    def count_inference_rows(self, rows: int, *, model: str, device: str) -> None:
+        """Count rows scored in this process (worker side)."""
+        self.worker_inference_rows.labels(model=model, device=device).inc(rows)
+
+    def add_collector(self, collector: Collector) -> None:
+        """Register a scrape-time collector."""
+        self.registry.register(collector)
+
+    def render(self) -> tuple[bytes, str]:
+        """The registry in Prometheus text exposition format, with its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+# --------------------------------------------------------------------------- queue depth
+
+
+def redis_queue_depths(
+    url: str, queues: Sequence[str], *, timeout_s: float = 2.0
+) -> dict[str, int]:
+    """Messages waiting in each queue of a Redis broker (all priority steps summed)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(queue)
+            for step in _REDIS_PRIORITY_STEPS:
+                pipe.llen(f"{queue}{_REDIS_PRIORITY_SEP}{step}")
+        sizes = pipe.execute()
+    finally:
+        client.close()
+    per_queue = 1 + len(_REDIS_PRIORITY_STEPS)
+    return {
+        queue: int(sum(sizes[i * per_queue : (i + 1) * per_queue]))
+        for i, queue in enumerate(queues)
+    }
+
+
+def filesystem_queue_depths(folder: Path, queues: Sequence[str]) -> dict[str, int]:
+    """Messages waiting in each queue of kombu's filesystem broker.
+
+    kombu names each message file ``<timestamp>_<uuid>.<queue>.msg`` in the exchange folder.
+    """
+    depths = dict.fromkeys(queues, 0)
+    if not folder.is_dir():
+        return depths
+    suffixes = {f".{queue}.msg": queue for queue in queues}
+    for entry in folder.iterdir():
+        for suffix, queue in suffixes.items():
+            if entry.name.endswith(suffix):
+                depths[queue] += 1
+    return depths
+
+
+def broker_queue_depths(settings: Settings, queues: Sequence[str] = ALL_QUEUES) -> dict[str, int]:
+    """Queue depth for the configured broker; raises ValueError for unsupported transports."""
+    url = settings.broker.url
+    if settings.broker_is_embedded:
+        return filesystem_queue_depths(settings.broker_dir / "queue", queues)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return redis_queue_depths(url, queues)
+    scheme = url.split(":", 1)[0]
+    raise ValueError(f"queue depth is not supported for broker transport {scheme!r}")
+
+
+class QueueDepthCollector(Collector):
+    """``keelwatch_queue_depth{queue}``, read from the broker at scrape time."""
+
+    def __init__(
+        self,
+        probe: Callable[[], dict[str, int]],
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self._probe = probe
+        self._on_error = on_error
+
+    def describe(self) -> Iterable[Metric]:
+        # An explicit description keeps registration from calling the probe (no broker I/O).
+        return [GaugeMetricFamily("keelwatch_queue_depth", "Messages waiting per queue.")]
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "keelwatch_queue_depth", "Messages waiting per queue.", labels=["queue"]
+        )
+        try:
+            depths = self._probe()
+        except Exception as exc:  # a scrape must not fail because the broker is down
+            logger.warning("queue depth unavailable: %s", exc)
+            if self._on_error is not None:
+                self._on_error(exc)
+            depths = {}
+        for queue, depth in sorted(depths.items()):
+            family.add_metric([queue], depth)
+        yield family
+
+
+# --------------------------------------------------------------------------- job progress
+
+
+class InferenceProgressCollector(Collector):
+    """Fleet-wide rows scored per job kind (``keelwatch_inference_rows_total``), from the jobs
+    table at scrape time; ``rate()`` over it gives inference rows/s for the whole fleet."""
+
+    def __init__(
+        self, database: Database, on_error: Callable[[Exception], None] | None = None
+    ) -> None:
+        self._database = database
+        self._on_error = on_error
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily("keelwatch_inference_rows", "Rows scored by the fleet.")]
+
+    def collect(self) -> Iterator[Metric]:
+        from keelwatch.storage.jobs import rows_done_by_kind
+
+        family = CounterMetricFamily(
+            "keelwatch_inference_rows", "Rows scored by the fleet, by job kind.", labels=["kind"]
+        )
+        try:
+            with self._database.session() as session:
+                totals = rows_done_by_kind(session)
+        except Exception as exc:  # e.g. the database is down: report nothing, count the error
+            logger.warning("inference progress unavailable: %s", exc)
+            if self._on_error is not None:
+                self._on_error(exc)
+            totals = {}
+        for kind, rows in sorted(totals.items()):
+            family.add_metric([kind], rows)
+        yield family
+
+
+def api_metrics(settings: Settings, database: Database) -> KeelwatchMetrics:
+    """The API's collectors: request latency, errors, queue depth and fleet inference rows."""
+    metrics = KeelwatchMetrics()
+    metrics.add_collector(
+        QueueDepthCollector(
+            lambda: broker_queue_depths(settings),
+            on_error=lambda exc: metrics.count_error("metrics", "queue_depth"),
+        )
+    )
+    metrics.add_collector(
+        InferenceProgressCollector(
+            database, on_error=lambda exc: metrics.count_error("metrics", "inference_rows")
+        )
+    )
+    return metrics
