@@ -1,0 +1,160 @@
+"""Registry endpoints (``/models``): list, register, approve/reject, promote, rollback, aliases,
+alias history and reference resolution.
+
+Handlers are plain ``def``: the MLflow client blocks, so FastAPI runs them in its thread pool.
+Errors are :class:`~keelwatch.errors.KeelwatchError` subclasses, turned into JSON 4xx by the app.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.registry.schemas import (
+    AliasAtOut,
+    AliasChangeOut,
+    ClearedAliasOut,
+    ModelVersionOut,
+    PromoteIn,
+    ReasonIn,
+    RegisteredModelOut,
+    RegisterVersionIn,
+    ResolvedModelOut,
+    SetAliasIn,
+)
+
+router = APIRouter(prefix="/models", tags=["registry"])
+
+
+@router.get("", response_model=list[RegisteredModelOut])
+def list_models(services: ServicesDep) -> list[RegisteredModelOut]:
+    """Every registered model with its aliases and latest version."""
+    return [RegisteredModelOut.of(info) for info in services.registry.list_models()]
+
+
+# Declared before /{name} so that "resolve" is not taken for a model name.
+@router.get("/resolve", response_model=ResolvedModelOut)
+def resolve_reference(
+    services: ServicesDep,
+    ref: Annotated[str, Query(description="name, name@alias, name/3, models:/name/3 ...")],
+) -> ResolvedModelOut:
+    """Resolve a model reference to a pinned version and its input columns."""
+    resolved = services.registry.resolve(ref)
+    return ResolvedModelOut.of(resolved, services.registry.input_columns(resolved))
+
+
+@router.get("/{name}", response_model=RegisteredModelOut)
+def get_model(services: ServicesDep, name: str) -> RegisteredModelOut:
+    """One registered model."""
+    return RegisteredModelOut.of(services.registry.get_model(name))
+
+
+@router.get("/{name}/versions", response_model=list[ModelVersionOut])
+def list_versions(services: ServicesDep, name: str) -> list[ModelVersionOut]:
+    """Every version of a model, oldest first."""
+    return [ModelVersionOut.of(info) for info in services.registry.list_versions(name)]
+
+
+@router.post(
+    "/{name}/versions", response_model=ModelVersionOut, status_code=status.HTTP_201_CREATED
+)
+def register_version(
+    services: ServicesDep, actor: ActorDep, name: str, body: RegisterVersionIn
+) -> ModelVersionOut:
+    """Register a new (pending) version from an MLflow run or a model URI."""
+    info = services.registry.register_version(
+        name,
+        run_id=body.run_id,
+        artifact_path=body.artifact_path,
+        model_uri=body.model_uri,
+        actor=actor,
+        reason=body.reason,
+        description=body.description,
+    )
+    return ModelVersionOut.of(info)
+
+
+@router.get("/{name}/versions/{version}", response_model=ModelVersionOut)
+def get_version(services: ServicesDep, name: str, version: str) -> ModelVersionOut:
+    """One version with its approval state, aliases and tags."""
+    return ModelVersionOut.of(services.registry.get_version(name, version))
+
+
+@router.post("/{name}/versions/{version}/approve", response_model=ModelVersionOut)
+def approve_version(
+    services: ServicesDep, actor: ActorDep, name: str, version: str, body: ReasonIn
+) -> ModelVersionOut:
+    """Approve a version (required before it can become champion)."""
+    info = services.registry.approve(name, version, actor=actor, reason=body.reason)
+    return ModelVersionOut.of(info)
+
+
+@router.post("/{name}/versions/{version}/reject", response_model=ModelVersionOut)
+def reject_version(
+    services: ServicesDep, actor: ActorDep, name: str, version: str, body: ReasonIn
+) -> ModelVersionOut:
+    """Reject a version: it can no longer get any alias."""
+    info = services.registry.reject(name, version, actor=actor, reason=body.reason)
+    return ModelVersionOut.of(info)
+
+
+@router.post("/{name}/versions/{version}/promote", response_model=ModelVersionOut)
+def promote_version(
+    services: ServicesDep, actor: ActorDep, name: str, version: str, body: PromoteIn
+) -> ModelVersionOut:
+    """Point an alias (default: champion) at this version; 409 if it is not approved."""
+    info = services.registry.promote(
+        name, version, alias=body.alias, actor=actor, reason=body.reason
+    )
+    return ModelVersionOut.of(info)
+
+
+@router.post("/{name}/rollback", response_model=ModelVersionOut)
+def rollback_model(
+    services: ServicesDep, actor: ActorDep, name: str, body: ReasonIn
+) -> ModelVersionOut:
+    """Move the champion back to the last known-good version; returns it."""
+    return ModelVersionOut.of(services.registry.rollback(name, actor=actor, reason=body.reason))
+
+
+@router.put("/{name}/aliases/{alias}", response_model=ModelVersionOut)
+def set_alias(
+    services: ServicesDep, actor: ActorDep, name: str, alias: str, body: SetAliasIn
+) -> ModelVersionOut:
+    """Point ``alias`` at a version (same rules as promote)."""
+    info = services.registry.set_alias(name, alias, body.version, actor=actor, reason=body.reason)
+    return ModelVersionOut.of(info)
+
+
+@router.delete("/{name}/aliases/{alias}", response_model=ClearedAliasOut)
+def clear_alias(
+    services: ServicesDep, actor: ActorDep, name: str, alias: str, reason: str = ""
+) -> ClearedAliasOut:
+    """Remove an alias; the response names the version it pointed to."""
+    previous = services.registry.clear_alias(name, alias, actor=actor, reason=reason)
+    return ClearedAliasOut(name=name, alias=alias, previous_version=previous)
+
+
+@router.get("/{name}/aliases/{alias}", response_model=AliasAtOut)
+def alias_version(
+    services: ServicesDep,
+    name: str,
+    alias: str,
+    at: Annotated[datetime | None, Query(description="ISO time; naive means UTC")] = None,
+) -> AliasAtOut:
+    """The version ``alias`` points to now (from MLflow), or pointed to at time ``at``."""
+    if at is None:
+        version = services.registry.resolve(f"{name}@{alias}").version
+        return AliasAtOut(name=name, alias=alias, at=datetime.now(UTC), version=version)
+    when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    version_then = services.registry.version_at(name, alias, when)
+    return AliasAtOut(name=name, alias=alias, at=when, version=version_then)
+
+
+@router.get("/{name}/aliases/{alias}/history", response_model=list[AliasChangeOut])
+def alias_history(services: ServicesDep, name: str, alias: str) -> list[AliasChangeOut]:
+    """Every change of ``alias`` made through Keelwatch, oldest first."""
+    return [AliasChangeOut.of(change) for change in services.registry.alias_history(name, alias)]

@@ -1,0 +1,334 @@
+"""``keelwatch models ...``: the model registry from the command line.
+
+Every mutating command records an audit entry; the actor is ``--actor``, else
+``KEELWATCH_ACTOR``, else the OS user. Bad input exits with code 2 and a one-line message.
+MLflow is only imported when a command talks to the registry, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from keelwatch.cli_support import cli_actor, cli_errors, fail, services_from_cli
+
+if TYPE_CHECKING:
+    from keelwatch.context import Services
+    from keelwatch.registry import ModelVersionInfo
+
+console = Console()
+
+models_app = typer.Typer(
+    help="Model registry: versions, approvals, aliases, rollback, history.", no_args_is_help=True
+)
+alias_app = typer.Typer(help="Set or clear a model alias.", no_args_is_help=True)
+models_app.add_typer(alias_app, name="alias")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
+]
+ReasonRequired = Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")]
+ReasonOptional = Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")]
+NameArgument = Annotated[str, typer.Argument(help="Registered model name.")]
+VersionArgument = Annotated[str, typer.Argument(help="Version number.")]
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    """Services for one command, with Keelwatch errors turned into a clean exit."""
+    with cli_errors():
+        services = services_from_cli()
+        try:
+            yield services
+        finally:
+            services.close()
+
+
+def _print_json(items: BaseModel | Sequence[BaseModel]) -> None:
+    if isinstance(items, BaseModel):
+        payload: object = items.model_dump(mode="json")
+    else:
+        payload = [item.model_dump(mode="json") for item in items]
+    typer.echo(json.dumps(payload, indent=2))
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _versions_table(title: str, versions: Sequence[ModelVersionInfo]) -> Table:
+    table = Table(title=title)
+    for column in ("version", "approval", "aliases", "created (UTC)", "by", "note"):
+        table.add_column(column)
+    for info in versions:
+        note = "rolled back" if info.rolled_back else (info.approval_reason or "")
+        table.add_row(
+            info.version,
+            info.approval.value,
+            ", ".join(info.aliases),
+            _when(info.created_at),
+            info.approval_actor or info.tags.get("keelwatch.registered_by", ""),
+            note,
+        )
+    return table
+
+
+def _say_version(verb: str, info: ModelVersionInfo) -> None:
+    aliases = f" [{', '.join(info.aliases)}]" if info.aliases else ""
+    console.print(
+        f"{verb} {info.name} v{info.version}{aliases} ({info.approval.value})", highlight=False
+    )
+
+
+@models_app.command("list")
+def list_models(as_json: JsonOption = False) -> None:
+    """List registered models with their aliases."""
+    from keelwatch.registry.schemas import RegisteredModelOut
+
+    with _services() as services:
+        models = services.registry.list_models()
+    if as_json:
+        _print_json([RegisteredModelOut.of(model) for model in models])
+        return
+    table = Table(title="Registered models")
+    for column in ("name", "latest", "aliases", "updated (UTC)"):
+        table.add_column(column)
+    for model in models:
+        aliases = ", ".join(
+            f"{alias}→v{version}" for alias, version in sorted(model.aliases.items())
+        )
+        table.add_row(model.name, model.latest_version or "-", aliases, _when(model.updated_at))
+    console.print(table)
+
+
+@models_app.command("versions")
+def list_versions(name: NameArgument, as_json: JsonOption = False) -> None:
+    """List the versions of a model, oldest first."""
+    from keelwatch.registry.schemas import ModelVersionOut
+
+    with _services() as services:
+        versions = services.registry.list_versions(name)
+    if as_json:
+        _print_json([ModelVersionOut.of(info) for info in versions])
+        return
+    console.print(_versions_table(f"{name}: versions", versions))
+
+
+@models_app.command("show")
+def show_version(name: NameArgument, version: VersionArgument, as_json: JsonOption = False) -> None:
+    """Show one version: approval, aliases, source and tags."""
+    from keelwatch.registry.schemas import ModelVersionOut
+
+    with _services() as services:
+        info = services.registry.get_version(name, version)
+    if as_json:
+        _print_json(ModelVersionOut.of(info))
+        return
+    console.print(_versions_table(f"{name} v{info.version}", [info]))
+    console.print(f"source: {info.source}", highlight=False, soft_wrap=True)
+    for key, value in sorted(info.tags.items()):
+        console.print(f"  {key} = {value}", highlight=False, soft_wrap=True)
+
+
+@models_app.command("register")
+def register(
+    name: NameArgument,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="MLflow run holding the model.")
+    ] = None,
+    artifact_path: Annotated[
+        str, typer.Option("--artifact-path", help="The model's name/path inside the run.")
+    ] = "model",
+    model_uri: Annotated[
+        str | None,
+        typer.Option("--model-uri", help="runs:/..., models:/..., or a folder with an MLmodel."),
+    ] = None,
+    reason: ReasonOptional = "",
+    description: Annotated[str | None, typer.Option(help="Version description.")] = None,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a new version (pending approval) from an MLflow run or a model URI."""
+    from keelwatch.registry.schemas import ModelVersionOut
+
+    if (run_id is None) == (model_uri is None):
+        fail("give exactly one of --run-id and --model-uri")
+    with _services() as services:
+        info = services.registry.register_version(
+            name,
+            run_id=run_id,
+            artifact_path=artifact_path,
+            model_uri=model_uri,
+            actor=cli_actor(actor, services.settings),
+            reason=reason,
+            description=description,
+        )
+    if as_json:
+        _print_json(ModelVersionOut.of(info))
+        return
+    _say_version("registered", info)
+
+
+@models_app.command("approve")
+def approve(
+    name: NameArgument, version: VersionArgument, reason: ReasonRequired, actor: ActorOption = None
+) -> None:
+    """Approve a version (required before it can become champion)."""
+    with _services() as services:
+        info = services.registry.approve(
+            name, version, actor=cli_actor(actor, services.settings), reason=reason
+        )
+    _say_version("approved", info)
+
+
+@models_app.command("reject")
+def reject(
+    name: NameArgument, version: VersionArgument, reason: ReasonRequired, actor: ActorOption = None
+) -> None:
+    """Reject a version: it can no longer get any alias."""
+    with _services() as services:
+        info = services.registry.reject(
+            name, version, actor=cli_actor(actor, services.settings), reason=reason
+        )
+    _say_version("rejected", info)
+
+
+@models_app.command("promote")
+def promote(
+    name: NameArgument,
+    version: VersionArgument,
+    alias: Annotated[
+        str | None, typer.Option("--alias", help="Alias to move (default: the champion).")
+    ] = None,
+    reason: ReasonOptional = "",
+    actor: ActorOption = None,
+) -> None:
+    """Point an alias (default: champion) at a version; the champion must be approved."""
+    with _services() as services:
+        info = services.registry.promote(
+            name, version, alias=alias, actor=cli_actor(actor, services.settings), reason=reason
+        )
+    _say_version("promoted", info)
+
+
+@models_app.command("rollback")
+def rollback(name: NameArgument, reason: ReasonRequired, actor: ActorOption = None) -> None:
+    """Move the champion back to the last known-good version."""
+    with _services() as services:
+        info = services.registry.rollback(
+            name, actor=cli_actor(actor, services.settings), reason=reason
+        )
+    _say_version("rolled back to", info)
+
+
+@alias_app.command("set")
+def set_alias(
+    name: NameArgument,
+    alias: Annotated[str, typer.Argument(help="Alias name, e.g. challenger.")],
+    version: VersionArgument,
+    reason: ReasonOptional = "",
+    actor: ActorOption = None,
+) -> None:
+    """Point an alias at a version (same rules as promote)."""
+    with _services() as services:
+        info = services.registry.set_alias(
+            name, alias, version, actor=cli_actor(actor, services.settings), reason=reason
+        )
+    _say_version(f"set {alias} on", info)
+
+
+@alias_app.command("clear")
+def clear_alias(
+    name: NameArgument,
+    alias: Annotated[str, typer.Argument(help="Alias name.")],
+    reason: ReasonOptional = "",
+    actor: ActorOption = None,
+) -> None:
+    """Remove an alias from a model."""
+    with _services() as services:
+        previous = services.registry.clear_alias(
+            name, alias, actor=cli_actor(actor, services.settings), reason=reason
+        )
+    console.print(f"cleared {name}@{alias} (was v{previous})", highlight=False)
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"invalid --at {text!r}: use ISO 8601, e.g. 2026-01-31T12:00:00Z")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@models_app.command("history")
+def history(
+    name: NameArgument,
+    alias: Annotated[str | None, typer.Option("--alias", help="Default: the champion.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="ISO time: print only the version the alias had then (UTC)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Alias history ("who was champion when"), or the version an alias had at --at."""
+    from keelwatch.registry.schemas import AliasAtOut, AliasChangeOut
+
+    moment = _parse_time(at) if at is not None else None
+    with _services() as services:
+        alias_name = alias or services.settings.registry.champion_alias
+        if moment is not None:
+            version = services.registry.version_at(name, alias_name, moment)
+            if as_json:
+                _print_json(AliasAtOut(name=name, alias=alias_name, at=moment, version=version))
+            elif version is None:
+                console.print(f"{name}@{alias_name} was not set at {_when(moment)} UTC")
+            else:
+                console.print(f"{name}@{alias_name} was v{version} at {_when(moment)} UTC")
+            return
+        changes = services.registry.alias_history(name, alias_name)
+    if as_json:
+        _print_json([AliasChangeOut.of(change) for change in changes])
+        return
+    table = Table(title=f"{name}@{alias_name}: history")
+    for column in ("at (UTC)", "version", "previous", "actor", "reason"):
+        table.add_column(column)
+    for change in changes:
+        table.add_row(
+            _when(change.at),
+            f"v{change.version}" if change.version else "(cleared)",
+            f"v{change.previous_version}" if change.previous_version else "-",
+            change.actor,
+            change.reason,
+        )
+    console.print(table)
+
+
+@models_app.command("resolve")
+def resolve(
+    ref: Annotated[str, typer.Argument(help="name, name@alias, name/3, models:/name/3 ...")],
+    as_json: JsonOption = False,
+) -> None:
+    """Resolve a model reference to a pinned version URI and its input columns."""
+    from keelwatch.registry.schemas import ResolvedModelOut
+
+    with _services() as services:
+        resolved = services.registry.resolve(ref)
+        columns = services.registry.input_columns(resolved)
+    if as_json:
+        _print_json(ResolvedModelOut.of(resolved, columns))
+        return
+    console.print(f"{ref} -> {resolved.model_uri}", highlight=False)
+    console.print(
+        f"input columns: {', '.join(columns) if columns is not None else '(no signature)'}",
+        highlight=False,
+    )

@@ -1,0 +1,180 @@
+"""Pydantic shapes of registry data on the wire (API bodies, ``--json`` CLI output)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from keelwatch.entities import AliasChange
+from keelwatch.registry.entities import (
+    ApprovalState,
+    ModelVersionInfo,
+    RegisteredModelInfo,
+    ResolvedModel,
+)
+
+
+class RegisteredModelOut(BaseModel):
+    """A registered model and its aliases."""
+
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    latest_version: str | None
+    aliases: dict[str, str]
+
+    @classmethod
+    def of(cls, info: RegisteredModelInfo) -> RegisteredModelOut:
+        """From the façade's value."""
+        return cls(
+            name=info.name,
+            description=info.description,
+            created_at=info.created_at,
+            updated_at=info.updated_at,
+            latest_version=info.latest_version,
+            aliases=dict(info.aliases),
+        )
+
+
+class ModelVersionOut(BaseModel):
+    """One model version with its review state."""
+
+    name: str
+    version: str
+    model_uri: str
+    source: str
+    run_id: str | None
+    created_at: datetime
+    approval: ApprovalState
+    approval_actor: str | None
+    approval_reason: str | None
+    aliases: list[str]
+    rolled_back: bool
+    description: str
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, info: ModelVersionInfo) -> ModelVersionOut:
+        """From the façade's value."""
+        return cls(
+            name=info.name,
+            version=info.version,
+            model_uri=info.model_uri,
+            source=info.source,
+            run_id=info.run_id,
+            created_at=info.created_at,
+            approval=info.approval,
+            approval_actor=info.approval_actor,
+            approval_reason=info.approval_reason,
+            aliases=list(info.aliases),
+            rolled_back=info.rolled_back,
+            description=info.description,
+            tags=dict(info.tags),
+        )
+
+
+class ResolvedModelOut(BaseModel):
+    """A reference resolved to a pinned version, with the signature's input columns."""
+
+    name: str
+    version: str
+    model_uri: str
+    input_columns: list[str] | None
+
+    @classmethod
+    def of(cls, resolved: ResolvedModel, input_columns: list[str] | None) -> ResolvedModelOut:
+        """From the façade's values."""
+        return cls(
+            name=resolved.name,
+            version=resolved.version,
+            model_uri=resolved.model_uri,
+            input_columns=input_columns,
+        )
+
+
+class AliasChangeOut(BaseModel):
+    """One alias change; ``version`` is null when the alias was cleared."""
+
+    model_name: str
+    alias: str
+    version: str | None
+    previous_version: str | None
+    at: datetime
+    actor: str
+    reason: str
+
+    @classmethod
+    def of(cls, change: AliasChange) -> AliasChangeOut:
+        """From the storage entity."""
+        return cls(
+            model_name=change.model_name,
+            alias=change.alias,
+            version=change.version,
+            previous_version=change.previous_version,
+            at=change.at,
+            actor=change.actor,
+            reason=change.reason,
+        )
+
+
+class AliasAtOut(BaseModel):
+    """What an alias pointed to at a moment (``version`` null: unset then)."""
+
+    name: str
+    alias: str
+    at: datetime
+    version: str | None
+
+
+class RegisterVersionIn(BaseModel):
+    """Register a version from an MLflow run (``run_id`` + ``artifact_path``) or a model URI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str | None = None
+    artifact_path: str = "model"
+    model_uri: str | None = None
+    reason: str = ""
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RegisterVersionIn:
+        if (self.run_id is None) == (self.model_uri is None):
+            raise ValueError("give exactly one of run_id and model_uri")
+        return self
+
+
+class ReasonIn(BaseModel):
+    """A mutating call that must say why (approve, reject, rollback)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1)
+
+
+class PromoteIn(BaseModel):
+    """Point an alias (default: the champion) at a version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str | None = None
+    reason: str = ""
+
+
+class SetAliasIn(BaseModel):
+    """Point an alias at a version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    reason: str = ""
+
+
+class ClearedAliasOut(BaseModel):
+    """The alias removed and the version it pointed to."""
+
+    name: str
+    alias: str
+    previous_version: str
