@@ -20,9 +20,15 @@ ALL_QUEUES = (QUEUE_CPU, QUEUE_GPU, QUEUE_MONITORING)
 # Task names (stable: they are the wire format).
 INFERENCE_CHUNK = "keelwatch.inference.run_chunk"
 HOUSEKEEPING_HEARTBEAT = "keelwatch.housekeeping.heartbeat"
+# Drift checks (queue ``monitoring``; every ``keelwatch.monitoring.*`` name is routed there).
+DRIFT_CHECK_START = "keelwatch.monitoring.drift.start_check"
+DRIFT_PARTITION_PROFILE = "keelwatch.monitoring.drift.profile_partition"
+DRIFT_CHECK_FINISH = "keelwatch.monitoring.drift.finish_check"
+DRIFT_DISPATCH_DUE = "keelwatch.monitoring.drift.dispatch_due"
 
 # Job kinds stored in the jobs table.
 JOB_BATCH_INFERENCE = "batch_inference"
+JOB_DRIFT_CHECK = "drift_check"
 
 Device = Literal["auto", "cpu", "gpu"]
 
@@ -43,6 +49,19 @@ class InferenceChunkPayload(BaseModel):
 
     job_id: str
     chunk_index: int
+
+
+class DriftCheckPayload(BaseModel):
+    """Start (or finish) drift check ``job_id``; everything else is in the job row."""
+
+    job_id: str
+
+
+class DriftPartitionPayload(BaseModel):
+    """Profile partition ``partition_index`` of drift check ``job_id`` (one job chunk)."""
+
+    job_id: str
+    partition_index: int
 
 
 class TaskSender(Protocol):

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -168,7 +170,65 @@ class ReferenceProfileRow(Base):
     rows: Mapped[int] = mapped_column(BigInteger)
     columns: Mapped[list[str]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Added with the drift monitors (revision 0002): who (re)computed it, from what, and when.
+    source: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_by: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
         UniqueConstraint("model_name", "model_version", name="uq_reference_profiles_version"),
+    )
+
+
+class DriftMonitorRow(Base):
+    """A drift monitor: which model, which window of data, how often, and how to test it."""
+
+    __tablename__ = "drift_monitors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_ref: Mapped[str] = mapped_column(String(320))
+    window: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    schedule_interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    schedule_cron: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_drift_monitors_model_name", "model_name"),)
+
+
+class DriftResultRow(Base):
+    """One drift check of a monitor. ``job_id`` is unique, so a retried check writes once."""
+
+    __tablename__ = "drift_results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    monitor_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("drift_monitors.id", ondelete="CASCADE"),
+    )
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    dataset_drift: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    share_drifted: Mapped[float | None] = mapped_column(Float, nullable=True)
+    columns: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    report: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    window_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    mode: Mapped[str] = mapped_column(String(32), default="in_process")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    report_artifact_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index("ix_drift_results_monitor_finished", "monitor_id", "finished_at"),
     )
