@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from keelwatch.context import Services
     from keelwatch.registry import ModelVersionInfo
 
-console = Console()
+# No markup: model names, aliases and reasons are user text and may contain "[...]".
+console = Console(markup=False)
 
 models_app = typer.Typer(
     help="Model registry: versions, approvals, aliases, rollback, history.", no_args_is_help=True
@@ -85,9 +86,7 @@ def _versions_table(title: str, versions: Sequence[ModelVersionInfo]) -> Table:
 
 def _say_version(verb: str, info: ModelVersionInfo) -> None:
     aliases = f" [{', '.join(info.aliases)}]" if info.aliases else ""
-    console.print(
-        f"{verb} {info.name} v{info.version}{aliases} ({info.approval.value})", highlight=False
-    )
+    console.print(f"{verb} {info.name} v{info.version}{aliases} ({info.approval.value})")
 
 
 @models_app.command("list")
@@ -135,9 +134,9 @@ def show_version(name: NameArgument, version: VersionArgument, as_json: JsonOpti
         _print_json(ModelVersionOut.of(info))
         return
     console.print(_versions_table(f"{name} v{info.version}", [info]))
-    console.print(f"source: {info.source}", highlight=False, soft_wrap=True)
+    console.print(f"source: {info.source}", soft_wrap=True)
     for key, value in sorted(info.tags.items()):
-        console.print(f"  {key} = {value}", highlight=False, soft_wrap=True)
+        console.print(f"  {key} = {value}", soft_wrap=True)
 
 
 @models_app.command("register")
@@ -259,7 +258,7 @@ def clear_alias(
         previous = services.registry.clear_alias(
             name, alias, actor=cli_actor(actor, services.settings), reason=reason
         )
-    console.print(f"cleared {name}@{alias} (was v{previous})", highlight=False)
+    console.print(f"cleared {name}@{alias} (was v{previous})")
 
 
 def _parse_time(text: str) -> datetime:
@@ -327,8 +326,7 @@ def resolve(
     if as_json:
         _print_json(ResolvedModelOut.of(resolved, columns))
         return
-    console.print(f"{ref} -> {resolved.model_uri}", highlight=False)
+    console.print(f"{ref} -> {resolved.model_uri}")
     console.print(
-        f"input columns: {', '.join(columns) if columns is not None else '(no signature)'}",
-        highlight=False,
+        f"input columns: {', '.join(columns) if columns is not None else '(no signature)'}"
     )
