@@ -1,0 +1,345 @@
+"""Scoring one chunk of a batch-inference job. Called by the worker's task adapter.
+
+Every step is safe to repeat, because a chunk may run more than once (a retry, or redelivery
+after a worker died mid-chunk):
+
+1. the output file has a fixed name per chunk and is written to a temporary file then renamed,
+   so a rerun replaces it whole and readers never see half a file;
+2. prediction-log rows have request ids ``f"{job_id}:{row}"`` picked by a deterministic sample,
+   and the log ignores ids it already holds;
+3. chunk completion is a conditional update, and the job is finished by whichever transaction
+   sees the last chunk done, under a lock on the job row, so exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from sqlalchemy import update
+
+from keelwatch.entities import ChunkStatus, JobStatus, PredictionRecord
+from keelwatch.errors import InvalidInputError, KeelwatchError
+from keelwatch.inference.dataset import read_rows
+from keelwatch.inference.planning import part_file_name
+from keelwatch.inference.sampling import prediction_request_id, sampled_rows
+from keelwatch.inference.submit import BatchInferenceParams
+from keelwatch.storage.jobs import (
+    complete_chunk,
+    fail_chunk,
+    finish_job,
+    get_chunk,
+    get_job,
+    list_chunks,
+    start_chunk,
+)
+from keelwatch.storage.models import JobRow, utcnow
+from keelwatch.storage.predictions import bulk_write_predictions, count_predictions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from keelwatch.storage.db import Database
+
+
+class Predictor(Protocol):
+    """What scores a frame: an ``mlflow.pyfunc.PyFuncModel`` in production."""
+
+    def predict(self, data: Any) -> Any:
+        """Predictions for every row of ``data``."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to score, and where it runs."""
+
+    predictor: Predictor
+    device: str
+    device_reason: str
+
+
+ModelLoader = Callable[[str], LoadedModel]
+"""Given a pinned ``models:/name/version`` URI, a (cached) loaded model."""
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What happened to one chunk task."""
+
+    job_id: str
+    chunk_index: int
+    status: Literal["done", "already_done", "skipped"]
+    rows: int = 0
+    logged_rows: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    device_reason: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    job_finished: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def run_inference_chunk(
+    db: Database, job_id: str, chunk_index: int, *, load_model: ModelLoader
+) -> ChunkOutcome:
+    """Score chunk ``chunk_index`` of job ``job_id``; finish the job if it was the last one.
+
+    Raises InvalidInputError for problems that a retry cannot fix (unreadable rows, a model that
+    rejects the data); the caller fails the job with it. Any other exception is transient.
+    """
+    started = time.perf_counter()
+    with db.session() as session:
+        job = get_job(session, job_id)
+        chunk = get_chunk(session, job_id, chunk_index)
+    if job.finished:
+        return ChunkOutcome(job_id, chunk_index, "skipped", detail={"job_status": job.status})
+    if chunk.status is ChunkStatus.DONE:
+        return ChunkOutcome(job_id, chunk_index, "already_done", rows=chunk.rows_done)
+
+    params = BatchInferenceParams.model_validate(job.params)
+    model = load_model(params.model_uri)
+    with db.session() as session:
+        start_chunk(session, job_id, chunk_index, device=model.device)
+
+    table = _read_chunk(params, chunk.row_start, chunk.row_stop)
+    predict_started = time.perf_counter()
+    predictions = _predict(model.predictor, table, params)
+    predict_seconds = time.perf_counter() - predict_started
+
+    output_dir = Path(params.output_dir)
+    output_path = output_dir / part_file_name(chunk_index)
+    _write_part_atomically(output_path, chunk.row_start, predictions)
+
+    logged = _log_sample(
+        db,
+        job_id,
+        params,
+        table,
+        predictions,
+        row_start=chunk.row_start,
+        latency_ms=1000.0 * predict_seconds / max(table.num_rows, 1),
+    )
+    seconds = time.perf_counter() - started
+    finished = _complete(
+        db,
+        job_id,
+        chunk_index,
+        rows=table.num_rows,
+        output_path=str(output_path),
+        model=model,
+        params=params,
+    )
+    return ChunkOutcome(
+        job_id,
+        chunk_index,
+        "done",
+        rows=table.num_rows,
+        logged_rows=logged,
+        seconds=seconds,
+        device=model.device,
+        device_reason=model.device_reason,
+        model_name=params.model_name,
+        model_version=params.model_version,
+        job_finished=finished,
+    )
+
+
+def fail_inference_chunk(db: Database, job_id: str, chunk_index: int, error: str) -> None:
+    """Record a chunk failure; the job fails with it (once)."""
+    with db.session() as session:
+        fail_chunk(session, job_id, chunk_index, error=error)
+
+
+def _read_chunk(params: BatchInferenceParams, start: int, stop: int) -> pa.Table:
+    try:
+        table = read_rows(Path(params.input_path), params.input_format, start, stop, params.columns)
+    except KeelwatchError:
+        raise
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"input {params.input_path} disappeared: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:  # ArrowInvalid/ArrowTypeError included
+        raise InvalidInputError(
+            f"cannot read rows {start}..{stop} of {params.input_path}: {exc}"
+        ) from exc
+    if table.num_rows != stop - start:
+        raise InvalidInputError(
+            f"{params.input_path} has fewer rows than at submission "
+            f"(wanted rows {start}..{stop}, got {table.num_rows}): was it changed?"
+        )
+    return table
+
+
+def _predict(
+    predictor: Predictor, table: pa.Table, params: BatchInferenceParams
+) -> dict[str, np.ndarray[Any, Any]]:
+    frame = table.to_pandas()
+    try:
+        raw = predictor.predict(frame)
+    except Exception as exc:
+        # Same model, same rows, same error on every retry: that is a data problem, not luck.
+        if _is_data_error(exc):
+            raise InvalidInputError(
+                f"model {params.model_name} v{params.model_version} rejected "
+                f"{table.num_rows} rows of {params.input_path}: {type(exc).__name__}: {exc}"
+            ) from exc
+        raise
+    return prediction_columns(raw, table.num_rows)
+
+
+def _is_data_error(exc: Exception) -> bool:
+    if isinstance(exc, ValueError | TypeError | KeyError):
+        return True
+    # MLflow's schema enforcement raises MlflowException with INVALID_PARAMETER_VALUE.
+    error_code = getattr(exc, "error_code", None)
+    return error_code == "INVALID_PARAMETER_VALUE"
+
+
+def prediction_columns(raw: Any, rows: int) -> dict[str, np.ndarray[Any, Any]]:
+    """Named output columns from whatever ``predict`` returned (array, Series, frame, list)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(raw, pd.DataFrame):
+        columns = {str(name): raw[name].to_numpy() for name in raw.columns}
+    elif isinstance(raw, pd.Series):
+        columns = {"prediction": raw.to_numpy()}
+    else:
+        array = np.asarray(raw)
+        if array.ndim == 1:
+            columns = {"prediction": array}
+        elif array.ndim == 2:
+            columns = {f"prediction_{i}": array[:, i] for i in range(array.shape[1])}
+        else:
+            raise InvalidInputError(f"model returned a {array.ndim}-d array; expected 1-d or 2-d")
+    for name, values in columns.items():
+        if len(values) != rows:
+            raise InvalidInputError(
+                f"model returned {len(values)} values for {rows} rows in column {name!r}"
+            )
+    return columns
+
+
+def _write_part_atomically(
+    path: Path, row_start: int, predictions: dict[str, np.ndarray[Any, Any]]
+) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = len(next(iter(predictions.values())))
+    table = pa.table(
+        {"row_index": np.arange(row_start, row_start + rows, dtype=np.int64), **predictions}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A leading dot hides the temporary file from Parquet dataset readers.
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, temporary)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _log_sample(
+    db: Database,
+    job_id: str,
+    params: BatchInferenceParams,
+    table: pa.Table,
+    predictions: dict[str, np.ndarray[Any, Any]],
+    *,
+    row_start: int,
+    latency_ms: float,
+) -> int:
+    picked = sampled_rows(job_id, row_start, row_start + table.num_rows, params.log_sample_rate)
+    if len(picked) == 0:
+        return 0
+    positions = picked - row_start
+    inputs = table.take(positions).to_pylist()
+    outputs = {name: values[positions].tolist() for name, values in predictions.items()}
+    now = datetime.now(UTC)
+    records = [
+        PredictionRecord(
+            request_id=prediction_request_id(job_id, int(row)),
+            model_name=params.model_name,
+            model_version=params.model_version,
+            inputs=_json_safe(inputs[i]),
+            outputs=_json_safe({name: outputs[name][i] for name in outputs}),
+            latency_ms=latency_ms,
+            created_at=now,
+            job_id=job_id,
+        )
+        for i, row in enumerate(picked)
+    ]
+    # Its own transaction, before the chunk is marked done: a crash in between leaves the chunk
+    # to be rerun, and the rerun's rows collide with these instead of duplicating them.
+    return bulk_write_predictions(db.engine, records)
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    safe: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            safe[key] = None  # JSON (and PostgreSQL's jsonb) has no NaN or infinity
+        elif value is None or isinstance(value, str | int | float | bool):
+            safe[key] = value
+        else:
+            safe[key] = str(value)
+    return safe
+
+
+def _complete(
+    db: Database,
+    job_id: str,
+    chunk_index: int,
+    *,
+    rows: int,
+    output_path: str,
+    model: LoadedModel,
+    params: BatchInferenceParams,
+) -> bool:
+    with db.session() as session:
+        # Writing the job row first serialises the completions of one job (a row lock on
+        # PostgreSQL, the write lock on SQLite), so the "all chunks done?" count below sees every
+        # other completion and exactly one transaction finishes the job.
+        session.execute(update(JobRow).where(JobRow.id == job_id).values(updated_at=utcnow()))
+        newly_done = complete_chunk(
+            session,
+            job_id,
+            chunk_index,
+            rows_done=rows,
+            output_path=output_path,
+            device=model.device,
+        )
+        if not newly_done:
+            return False
+        job = get_job(session, job_id)
+        if job.chunks_done < job.chunks_total:
+            return False
+        chunks = list_chunks(session, job_id)
+        devices: dict[str, int] = {}
+        for chunk in chunks:
+            devices[chunk.device or "unknown"] = devices.get(chunk.device or "unknown", 0) + 1
+        result = {
+            "output_uri": Path(params.output_dir).as_uri(),
+            "rows": job.rows_done,
+            "chunks": job.chunks_total,
+            "model_name": params.model_name,
+            "model_version": params.model_version,
+            "model_uri": params.model_uri,
+            "device": next(iter(devices)) if len(devices) == 1 else "mixed",
+            "devices": devices,
+            "device_reason": model.device_reason,
+            "queue": params.queue,
+            "logged_rows": count_predictions(session, job_id=job_id),
+            "duration_s": round((utcnow() - job.created_at).total_seconds(), 3),
+        }
+        return finish_job(session, job_id, status=JobStatus.SUCCEEDED, result=result)

@@ -1,0 +1,162 @@
+"""Submitting a batch-inference job: validate everything, write the job, then enqueue chunks.
+
+Nothing is written unless the request is valid (model resolves, input exists, is readable, not
+empty and matches the model signature), and nothing is enqueued before the job row is committed,
+so a worker never receives a chunk it cannot find.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from keelwatch.entities import Job, JobStatus
+from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError
+from keelwatch.inference.dataset import InputFormat, inspect_input, local_path
+from keelwatch.inference.planning import PART_FILE_PREFIX, check_columns, plan_chunks
+from keelwatch.jobs import (
+    INFERENCE_CHUNK,
+    JOB_BATCH_INFERENCE,
+    QUEUE_CPU,
+    QUEUE_GPU,
+    BatchInferenceRequest,
+    Device,
+    InferenceChunkPayload,
+)
+from keelwatch.storage.audit import record_audit
+from keelwatch.storage.jobs import create_job, finish_job
+
+if TYPE_CHECKING:
+    from keelwatch.context import Services
+
+
+class BatchInferenceParams(BaseModel):
+    """Everything a worker needs about a batch-inference job, stored in the job row's params.
+
+    The model reference is pinned to a version at submission: promoting another champion while
+    the job runs does not change which model scores the remaining chunks.
+    """
+
+    model_ref: str
+    model_name: str
+    model_version: str
+    model_uri: str
+    input_path: str
+    input_format: InputFormat
+    columns: list[str] | None
+    output_dir: str
+    device: Device
+    queue: str
+    chunk_rows: int
+    log_sample_rate: float
+
+
+def queue_for_device(device: Device) -> str:
+    """``gpu`` goes to the gpu queue; ``cpu`` and ``auto`` to the cpu queue."""
+    return QUEUE_GPU if device == "gpu" else QUEUE_CPU
+
+
+def submit_batch_inference(services: Services, request: BatchInferenceRequest, actor: str) -> Job:
+    """Validate ``request``, create the job and its chunks, audit it, then enqueue the chunks.
+
+    Raises NotFoundError for an unknown model and InvalidInputError for an input that is missing,
+    unreadable, empty, of an unsupported format or whose columns do not match the model signature;
+    in those cases no job row exists and no message was sent.
+    """
+    settings = services.settings
+    resolved = services.registry.resolve(request.model)
+    expected_columns = services.registry.input_columns(resolved)
+
+    info = inspect_input(request.input_uri)
+    if info.rows == 0:
+        raise InvalidInputError(f"input {info.path} has no rows")
+    check_columns(info.columns, expected_columns, source=f"input {info.path}")
+
+    job_id = str(uuid.uuid4())
+    output_dir = (
+        local_path(request.output_uri)
+        if request.output_uri
+        else Path(settings.inference.output_dir).resolve() / job_id
+    )
+    _refuse_used_output(output_dir)
+
+    chunk_rows = request.chunk_rows or settings.inference.chunk_rows
+    bounds = plan_chunks(info.rows, chunk_rows, info.row_group_rows)
+    queue = queue_for_device(request.device)
+    params = BatchInferenceParams(
+        model_ref=request.model,
+        model_name=resolved.name,
+        model_version=str(resolved.version),
+        model_uri=resolved.model_uri,
+        input_path=str(info.path),
+        input_format=info.format,
+        columns=list(expected_columns) if expected_columns is not None else None,
+        output_dir=str(output_dir),
+        device=request.device,
+        queue=queue,
+        chunk_rows=chunk_rows,
+        log_sample_rate=(
+            request.log_sample_rate
+            if request.log_sample_rate is not None
+            else settings.inference.log_sample_rate
+        ),
+    )
+    with services.db.session() as session:
+        job = create_job(
+            session,
+            kind=JOB_BATCH_INFERENCE,
+            params=params.model_dump(mode="json"),
+            submitted_by=actor,
+            chunk_bounds=bounds,
+            job_id=job_id,
+        )
+        record_audit(
+            session,
+            actor=actor,
+            action="submit",
+            target=f"job:{job_id}",
+            reason=f"batch inference of {info.rows} rows with {resolved.model_uri}",
+            details={
+                "kind": JOB_BATCH_INFERENCE,
+                "model": request.model,
+                "model_uri": resolved.model_uri,
+                "input": str(info.path),
+                "rows": info.rows,
+                "chunks": len(bounds),
+                "queue": queue,
+            },
+        )
+    _enqueue_chunks(services, job_id, len(bounds), queue)
+    return job
+
+
+def _enqueue_chunks(services: Services, job_id: str, chunks: int, queue: str) -> None:
+    try:
+        for index in range(chunks):
+            payload = InferenceChunkPayload(job_id=job_id, chunk_index=index)
+            services.sender.send_task(INFERENCE_CHUNK, kwargs=payload.model_dump(), queue=queue)
+    except Exception as exc:
+        # The job is committed but its chunks cannot all reach the fleet: say so on the job
+        # rather than leave it pending forever. Chunks already sent find it failed and stop.
+        message = f"could not enqueue chunks on queue {queue!r}: {exc}"
+        with services.db.session() as session:
+            finish_job(session, job_id, status=JobStatus.FAILED, error=message)
+        raise KeelwatchError(f"job {job_id}: {message}") from exc
+
+
+def _refuse_used_output(output_dir: Path) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InvalidInputError(f"output location {output_dir} exists and is not a folder")
+    if output_dir.is_dir() and any(output_dir.glob(f"{PART_FILE_PREFIX}*")):
+        raise ConflictError(
+            f"output folder {output_dir} already holds part files from another job; "
+            "choose an empty folder"
+        )
+
+
+def job_params(job: Job) -> BatchInferenceParams:
+    """The typed parameters of a batch-inference job."""
+    return BatchInferenceParams.model_validate(job.params)
