@@ -198,6 +198,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KEELWATCH_INFERENCE__CHUNK_ROWS": str(settings.inference.chunk_rows),
         "KEELWATCH_INFERENCE__LOG_SAMPLE_RATE": str(settings.inference.log_sample_rate),
         "KEELWATCH_INFERENCE__OUTPUT_DIR": settings.inference.output_dir,
+        "KEELWATCH_BROKER__VISIBILITY_TIMEOUT_S": str(settings.broker.visibility_timeout_s),
+        **(
+            {"KEELWATCH_WORKER__METRICS_PORT": str(settings.worker.metrics_port)}
+            if settings.worker.metrics_port
+            else {}
+        ),
     }
 
 
