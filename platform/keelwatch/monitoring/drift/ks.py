@@ -285,7 +285,9 @@ def kstwo_sf(d: float, n: int) -> float:
             return min(max(2.0 * smirnov_sf(n, x), 0.0), 1.0)
     from scipy.stats import kstwo
 
-    return float(kstwo.sf(x, n))
+    # n = 0 (both samples of size 1) gives NaN, as in scipy, without its divide warning.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(kstwo.sf(x, n))
 
 
 def ks_pvalue(
@@ -317,7 +319,8 @@ def ks_pvalue(
         en = big * small / (big + small)
         prob = kstwo_sf(d, int(np.round(en)))
     used: Literal["exact", "asymp"] = "exact" if mode == "exact" else "asymp"
-    return d, min(max(float(prob), 0.0), 1.0), used
+    prob = float(prob)
+    return d, prob if math.isnan(prob) else min(max(prob, 0.0), 1.0), used
 
 
 def ks_two_sample(

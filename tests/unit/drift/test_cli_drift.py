@@ -1,0 +1,128 @@
+"""The standalone ``keelwatch drift`` sub-app: real files, exit codes, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from keelwatch.cli_drift import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_NO_DRIFT, drift_app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    n = 3_000
+    ref = pd.DataFrame(
+        {"age": rng.normal(40, 10, n), "plan": rng.choice(["a", "b"], n), "y": rng.uniform(size=n)}
+    )
+    same = pd.DataFrame(
+        {"age": rng.normal(40, 10, n), "plan": rng.choice(["a", "b"], n), "y": rng.uniform(size=n)}
+    )
+    drifted = same.assign(age=same["age"] + 8)
+    paths = {"ref": tmp_path / "ref.csv", "same": tmp_path / "same.parquet"}
+    paths["drifted"] = tmp_path / "drifted.csv"
+    ref.to_csv(paths["ref"], index=False)
+    same.to_parquet(paths["same"])
+    drifted.to_csv(paths["drifted"], index=False)
+    paths["profile"] = tmp_path / "ref.npz"
+    return paths
+
+
+def test_profile_then_check(files: dict[str, Path]) -> None:
+    res = runner.invoke(drift_app, ["profile", str(files["ref"]), "--out", str(files["profile"])])
+    assert res.exit_code == 0, res.output
+    assert "Profiled 3000 rows, 3 columns" in res.output
+    res = runner.invoke(
+        drift_app, ["check", "-r", str(files["profile"]), "-c", str(files["drifted"])]
+    )
+    assert res.exit_code == EXIT_DRIFT, res.output
+    assert "DRIFT" in res.output and "age" in res.output
+    res = runner.invoke(drift_app, ["check", "-r", str(files["profile"]), "-c", str(files["same"])])
+    assert res.exit_code == EXIT_NO_DRIFT, res.output
+
+
+def test_check_json_with_data_file_reference_and_forced_stattest(files: dict[str, Path]) -> None:
+    res = runner.invoke(
+        drift_app,
+        ["check", "--reference", str(files["ref"]), "--current", str(files["drifted"]), "--json"],
+    )
+    assert res.exit_code == EXIT_DRIFT
+    data = json.loads(res.output)
+    age = next(c for c in data["columns"] if c["column"] == "age")
+    assert age["statistic"] == "ks" and age["drifted"] is True
+    assert {"value", "pvalue", "qvalue"} <= set(age)
+    assert data["dataset_drifted"] is True
+    res = runner.invoke(
+        drift_app,
+        [
+            "check",
+            "-r",
+            str(files["ref"]),
+            "-c",
+            str(files["drifted"]),
+            "--stattest",
+            "psi",
+            "--json",
+        ],
+    )
+    assert {c["statistic"] for c in json.loads(res.output)["columns"]} == {"psi"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "-r", "{profile}", "-c", "{missing}"], "no such file"),
+        (["check", "-r", "{ref}", "-c", "{ref}", "--stattest", "magic"], "unknown statistic"),
+        (["check", "-r", "{junk}", "-c", "{ref}"], "not a readable profile"),
+        (["check", "-r", "{ref}", "-c", "{junktxt}"], "expected a data file"),
+        (["check", "-r", "{ref}", "-c", "{badcsv}"], "cannot read data"),
+        (["profile", "{missing}", "--out", "{out}"], "no such file"),
+        (["profile", "{ref}", "--out", "{junktxt}"], "saved as .npz"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(
+    files: dict[str, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "junk.npz").write_bytes(b"nope")
+    (tmp_path / "junk.txt").write_text("nope")
+    (tmp_path / "bad.csv").write_bytes(b"")
+    runner.invoke(drift_app, ["profile", str(files["ref"]), "--out", str(files["profile"])])
+    names = {
+        "profile": files["profile"],
+        "ref": files["ref"],
+        "missing": tmp_path / "missing.csv",
+        "junk": tmp_path / "junk.npz",
+        "junktxt": tmp_path / "junk.txt",
+        "badcsv": tmp_path / "bad.csv",
+        "out": tmp_path / "out.npz",
+    }
+    res = runner.invoke(
+        drift_app, [a.format(**{k: str(v) for k, v in names.items()}) for a in args]
+    )
+    assert res.exit_code == EXIT_BAD_INPUT
+    assert message in " ".join(res.output.split())  # Rich wraps long lines
+    assert "Traceback" not in res.output
+
+
+def test_importing_the_cli_module_stays_light() -> None:
+    code = (
+        "import sys, keelwatch.cli_drift; "
+        "print(sorted(m for m in ('pandas', 'scipy', 'mlflow', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(Path(__file__).parents[3] / "platform")},
+    )
+    assert out.stdout.strip() == "[]"
