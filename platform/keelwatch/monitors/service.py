@@ -1,0 +1,304 @@
+"""Monitor CRUD and submitting checks: validate, write (with an audit entry), then enqueue.
+
+Nothing is written for bad input (unknown model or alias, malformed window or schedule, missing
+dataset), every mutation is audited in the same transaction (target ``monitor:<name>``), and a
+check's message is sent only after its job row is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from keelwatch.entities import Job, JobStatus
+from keelwatch.errors import InvalidInputError, KeelwatchError
+from keelwatch.jobs import DRIFT_CHECK_START, JOB_DRIFT_CHECK, QUEUE_MONITORING, DriftCheckPayload
+from keelwatch.monitors.entities import CheckMode, DriftMonitor, DriftResult
+from keelwatch.monitors.schedule import is_due
+from keelwatch.monitors.specs import MonitorConfig, MonitorSpec, WindowSpec, validated
+from keelwatch.monitors.windows import plan_window
+from keelwatch.storage import monitors as monitor_store
+from keelwatch.storage import profiles as profile_store
+from keelwatch.storage.audit import record_audit
+from keelwatch.storage.jobs import create_job, finish_job
+from keelwatch.storage.models import utcnow
+
+if TYPE_CHECKING:
+    from keelwatch.context import Services
+
+DEFAULT_RESULTS_LIMIT = 50
+
+
+def monitor_target(name: str) -> str:
+    """Audit-log target of a monitor."""
+    return f"monitor:{name}"
+
+
+def create_monitor(
+    services: Services, spec: MonitorSpec | dict[str, Any], actor: str
+) -> DriftMonitor:
+    """Validate and store a monitor; ConflictError if the name is taken."""
+    spec = spec if isinstance(spec, MonitorSpec) else validated(MonitorSpec, spec, "monitor")
+    resolved = services.registry.resolve(spec.model)
+    _check_window_source(services, spec.window)
+    with services.db.session() as session:
+        monitor = monitor_store.create_monitor(
+            session,
+            name=spec.name,
+            model_name=resolved.name,
+            model_ref=spec.model,
+            window=spec.window.as_json(),
+            schedule_interval_s=spec.schedule_interval_s,
+            schedule_cron=spec.schedule_cron,
+            config=spec.config.model_dump(mode="json"),
+            enabled=spec.enabled,
+            description=spec.description,
+            actor=_actor(actor),
+        )
+        record_audit(
+            session,
+            actor=actor,
+            action="create_monitor",
+            target=monitor_target(spec.name),
+            reason=spec.description or f"drift monitor of {spec.model}",
+            details=spec.model_dump(mode="json"),
+        )
+    return monitor
+
+
+def update_monitor(
+    services: Services, name: str, changes: dict[str, Any], actor: str
+) -> DriftMonitor:
+    """Change fields of a monitor (same validation as creating it)."""
+    with services.db.session() as session:
+        current = monitor_store.get_monitor(session, name)
+    merged = {**spec_of(current), **changes, "name": current.name}
+    spec = validated(MonitorSpec, merged, "monitor")
+    resolved = services.registry.resolve(spec.model)
+    if "window" in changes:
+        _check_window_source(services, spec.window)
+    with services.db.session() as session:
+        monitor = monitor_store.update_monitor(
+            session,
+            name,
+            actor=_actor(actor),
+            changes={
+                "model_name": resolved.name,
+                "model_ref": spec.model,
+                "window": spec.window.as_json(),
+                "schedule_interval_s": spec.schedule_interval_s,
+                "schedule_cron": spec.schedule_cron,
+                "config": spec.config.model_dump(mode="json"),
+                "enabled": spec.enabled,
+                "description": spec.description,
+            },
+        )
+        record_audit(
+            session,
+            actor=actor,
+            action="update_monitor",
+            target=monitor_target(name),
+            details={"changes": sorted(changes)},
+        )
+    return monitor
+
+
+def delete_monitor(services: Services, name: str, actor: str, reason: str = "") -> DriftMonitor:
+    """Delete a monitor and its result history."""
+    with services.db.session() as session:
+        monitor = monitor_store.delete_monitor(session, name)
+        record_audit(
+            session,
+            actor=_actor(actor),
+            action="delete_monitor",
+            target=monitor_target(name),
+            reason=reason,
+            details=spec_of(monitor),
+        )
+    return monitor
+
+
+def get_monitor(services: Services, name: str) -> DriftMonitor:
+    """One monitor by name."""
+    with services.db.session() as session:
+        return monitor_store.get_monitor(session, name)
+
+
+def list_monitors(services: Services, model_name: str | None = None) -> list[DriftMonitor]:
+    """Every monitor, by name."""
+    with services.db.session() as session:
+        return monitor_store.list_monitors(session, model_name=model_name)
+
+
+def monitor_results(
+    services: Services, name: str, limit: int = DEFAULT_RESULTS_LIMIT
+) -> list[DriftResult]:
+    """A monitor's check history, newest first."""
+    with services.db.session() as session:
+        monitor = monitor_store.get_monitor(session, name)
+        return monitor_store.list_results(session, monitor.id, limit=limit)
+
+
+def result_of_job(services: Services, job_id: str) -> DriftResult | None:
+    """The result a check job stored, once it has."""
+    with services.db.session() as session:
+        return monitor_store.result_for_job(session, job_id)
+
+
+def spec_of(monitor: DriftMonitor) -> dict[str, Any]:
+    """A monitor as the spec that would create it."""
+    return {
+        "name": monitor.name,
+        "model": monitor.model_ref,
+        "window": monitor.window,
+        "schedule_interval_s": monitor.schedule_interval_s,
+        "schedule_cron": monitor.schedule_cron,
+        "config": monitor.config,
+        "enabled": monitor.enabled,
+        "description": monitor.description,
+    }
+
+
+def submit_check(services: Services, name: str, actor: str, *, reason: str = "") -> Job:
+    """Pin the monitor's model version and window, create the check job, audit, enqueue.
+
+    Raises NotFoundError when the model reference no longer resolves or the version has no
+    reference profile, InvalidInputError when the window cannot be read.
+    """
+    actor = _actor(actor)
+    monitor = get_monitor(services, name)
+    resolved = services.registry.resolve(monitor.model_ref)
+    window = validated(WindowSpec, monitor.window, "window")
+    config = validated(MonitorConfig, monitor.config, "monitor config")
+    with services.db.session() as session:
+        profile = profile_store.get_reference_profile(session, resolved.name, resolved.version)
+        plan = plan_window(
+            session,
+            window,
+            model_name=resolved.name,
+            model_version=resolved.version,
+            partition_rows=config.partition_rows,
+            now=utcnow(),
+        )
+        if plan.source == "job_profile":
+            mode = CheckMode.JOB_PROFILE
+        elif len(plan.partitions) > 1:
+            mode = CheckMode.DISTRIBUTED
+        else:
+            mode = CheckMode.IN_PROCESS
+        params = {
+            "monitor_id": monitor.id,
+            "monitor_name": monitor.name,
+            "model_name": resolved.name,
+            "model_version": resolved.version,
+            "profile": {
+                "id": profile.id,
+                "artifact_uri": profile.artifact_uri,
+                "rows": profile.rows,
+                "columns": profile.columns,
+                "updated_at": profile.updated_at.isoformat(),
+            },
+            "window": monitor.window,
+            "plan": plan.as_json(),
+            "config": monitor.config,
+            "mode": mode.value,
+        }
+        chunk_bounds = plan.partitions if mode is CheckMode.DISTRIBUTED else []
+        job = create_job(
+            session,
+            kind=JOB_DRIFT_CHECK,
+            params=params,
+            submitted_by=actor,
+            chunk_bounds=chunk_bounds,
+        )
+        record_audit(
+            session,
+            actor=actor,
+            action="run_monitor",
+            target=monitor_target(monitor.name),
+            reason=reason or f"drift check of {resolved.model_uri}",
+            details={
+                "job_id": job.id,
+                "model_uri": resolved.model_uri,
+                "mode": mode.value,
+                "window_rows": plan.rows,
+                "partitions": len(plan.partitions),
+            },
+        )
+    try:
+        services.sender.send_task(
+            DRIFT_CHECK_START,
+            kwargs=DriftCheckPayload(job_id=job.id).model_dump(),
+            queue=QUEUE_MONITORING,
+        )
+    except Exception as exc:
+        message = f"could not enqueue the drift check: {exc}"
+        with services.db.session() as session:
+            finish_job(session, job.id, status=JobStatus.FAILED, error=message)
+        raise KeelwatchError(f"job {job.id}: {message}") from exc
+    return job
+
+
+@dataclass(frozen=True)
+class DispatchOutcome:
+    """What one beat tick did: jobs submitted per monitor, and monitors that could not run."""
+
+    submitted: dict[str, str]
+    failed: dict[str, str]
+
+
+def due_monitors(services: Services, now: datetime | None = None) -> list[DriftMonitor]:
+    """Enabled monitors whose schedule says they should run now."""
+    now = now or utcnow()
+    with services.db.session() as session:
+        monitors = monitor_store.list_monitors(session, enabled=True)
+        last = monitor_store.last_started_at(session)
+    return [
+        monitor
+        for monitor in monitors
+        if is_due(
+            now=now,
+            last_started=last.get(monitor.id),
+            created_at=monitor.created_at,
+            interval_s=monitor.schedule_interval_s,
+            cron=monitor.schedule_cron,
+        )
+    ]
+
+
+def dispatch_due(
+    services: Services, actor: str = "beat", now: datetime | None = None
+) -> DispatchOutcome:
+    """Submit a check for every due monitor (a pending or running check counts as started, so a
+    monitor is never enqueued twice for one due period)."""
+    submitted: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for monitor in due_monitors(services, now):
+        try:
+            submitted[monitor.name] = submit_check(
+                services, monitor.name, actor, reason="scheduled drift check"
+            ).id
+        except KeelwatchError as exc:
+            failed[monitor.name] = str(exc)
+    return DispatchOutcome(submitted, failed)
+
+
+def _check_window_source(services: Services, window: WindowSpec) -> None:
+    if window.kind == "dataset":
+        from keelwatch.inference.dataset import inspect_input
+
+        assert window.uri is not None
+        inspect_input(window.uri)
+    elif window.kind == "job":
+        from keelwatch.storage.jobs import get_job
+
+        assert window.job_id is not None
+        with services.db.session() as session:
+            get_job(session, window.job_id)
+
+
+def _actor(actor: str) -> str:
+    if not actor or not actor.strip():
+        raise InvalidInputError("actor must not be empty")
+    return actor.strip()

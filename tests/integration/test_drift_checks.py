@@ -1,0 +1,194 @@
+"""Drift checks on the fleet: real worker subprocesses, Redis or the embedded broker, SQLite or
+PostgreSQL, a real MLflow store.
+
+One worker session per test runs several checks, to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from keelwatch.context import Services
+from keelwatch.monitoring.drift import build_profile, compute_drift, merge_profiles
+from keelwatch.monitors import service
+from keelwatch.monitors.entities import DriftResult, DriftStatus
+from keelwatch.monitors.profiles import attach_reference_profile, load_reference_profile
+from keelwatch.settings import Settings
+from keelwatch.storage import profiles as profile_store
+from keelwatch.storage.db import upgrade_database
+from keelwatch.storage.jobs import get_job, list_jobs
+from tests.conftest import make_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+MODEL = "credit"
+FEATURES = ["income", "debt", "segment"]
+
+
+def frame(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """Two numeric features (one shiftable) and a categorical one."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "income": rng.normal(50.0 + shift, 10.0, rows),
+            "debt": rng.exponential(5.0, rows).round(1),
+            "segment": rng.choice(["a", "b", "c"], rows, p=[0.5, 0.3, 0.2]),
+        }
+    )
+
+
+def register(services: Services, rows: int = 5000) -> str:
+    """A model version with a reference profile from its training data."""
+    train = frame(rows, seed=1)
+    train["default"] = (train["income"] > 50).astype(int)
+    model = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), ["segment"]), remainder="passthrough"
+        ),
+        LogisticRegression(max_iter=200),
+    ).fit(train[FEATURES], train["default"])
+    version = services.registry.register_sklearn_model(
+        MODEL, model, train, target="default", actor="ann"
+    )
+    attach_reference_profile(services, MODEL, version.version, train, actor="ann", target="default")
+    services.registry.approve(MODEL, version.version, actor="ann", reason="ok")
+    services.registry.promote(MODEL, version.version, actor="ann", reason="ok")
+    return version.version
+
+
+def wait_result(services: Services, job_id: str, timeout: float = 120.0) -> DriftResult:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = service.result_of_job(services, job_id)
+        if result is not None and (
+            result.mlflow_run_id is not None or result.status is DriftStatus.ERROR
+        ):
+            return result
+        time.sleep(0.3)
+    with services.db.session() as session:
+        job = get_job(session, job_id)
+    raise TimeoutError(f"no result for {job_id}: job {job.status} {job.error}")
+
+
+def setup(settings: Settings) -> Services:
+    upgrade_database(settings.database.url)
+    return Services(settings)
+
+
+def test_distributed_check_on_redis_and_postgresql_agrees_with_in_process(
+    tmp_path: Path,
+    pg_url: str,
+    mlflow_uri: str,
+    redis_url: str,
+    start_worker: Callable[..., Any],
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url=pg_url, mlflow_uri=mlflow_uri, broker_url=redis_url
+    )
+    services = setup(settings)
+    register(services)
+    current = frame(12_000, seed=7, shift=4.0)
+    path = tmp_path / "window.parquet"
+    current.to_parquet(path, row_group_size=3000, index=False)
+    service.create_monitor(
+        services,
+        {
+            "name": "credit-daily",
+            "model": f"{MODEL}@champion",
+            "window": {"kind": "dataset", "uri": str(path)},
+            "config": {"partition_rows": 3000, "report_sample_rows": 500},
+        },
+        actor="ann",
+    )
+    start_worker(settings, queues="monitoring", concurrency=2)
+    job = service.submit_check(services, "credit-daily", actor="ann")
+    result = wait_result(services, job.id)
+    _check_distributed(services, settings, result, current)
+
+    # The beat task enqueues a due monitor exactly once per due period.
+    service.update_monitor(services, "credit-daily", {"schedule_interval_s": 3600}, actor="ann")
+    before = {j.id for j in _drift_jobs(services)}
+    services.sender.send_task("keelwatch.monitoring.drift.dispatch_due", queue="monitoring")
+    services.sender.send_task("keelwatch.monitoring.drift.dispatch_due", queue="monitoring")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_drift_jobs(services)) == len(before):
+        time.sleep(0.3)
+    time.sleep(2.0)  # let the second tick run too
+    new = [j for j in _drift_jobs(services) if j.id not in before]
+    assert len(new) == 0, "the monitor ran moments ago, so it is not due"
+    services.close()
+
+
+def _drift_jobs(services: Services) -> list[Any]:
+    with services.db.session() as session:
+        return list_jobs(session, kind="drift_check")
+
+
+def _check_distributed(
+    services: Services, settings: Settings, result: DriftResult, current: pd.DataFrame
+) -> None:
+    assert result.status is DriftStatus.DRIFT, result.report
+    assert result.mode == "distributed"
+    assert result.window_rows == len(current)
+    assert result.report["partitions"] == 4
+    with services.db.session() as session:
+        info = profile_store.get_reference_profile(session, MODEL, result.model_version)
+    reference = load_reference_profile(settings, info)
+    exact = compute_drift(reference, current[FEATURES])
+    # Exact parts: counts, histograms and category counts of the merged profile.
+    whole = build_profile(current[FEATURES], like=reference)
+    parts = [
+        build_profile(current[FEATURES].iloc[i : i + 3000], like=reference, seed=i)
+        for i in range(0, len(current), 3000)
+    ]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merge_profiles(merged, part)
+    for name in FEATURES:
+        a, b = whole.columns[name], merged.columns[name]
+        assert (a.rows, a.missing, a.infinite, a.categories) == (
+            b.rows,
+            b.missing,
+            b.infinite,
+            b.categories,
+        )
+        if a.numeric is not None and b.numeric is not None:
+            np.testing.assert_array_equal(a.numeric.bin_counts, b.numeric.bin_counts)
+    for column in exact.columns:
+        stored = result.columns[column.column]
+        assert stored["statistic"] == column.statistic
+        assert stored["n_current"] == column.n_current
+        if column.statistic == "ks":
+            # Each partition keeps every value here (fewer than the cap): the merge is exact.
+            assert stored["value"] == pytest.approx(column.value, abs=1e-12)
+            sketch = stored["ks_sketch"]
+            assert abs(sketch["statistic"] - column.value) <= sketch["bound"] + 1e-12
+        else:
+            assert stored["value"] == pytest.approx(column.value, rel=1e-9)
+    assert result.columns["income"]["drifted"] and not result.columns["segment"]["drifted"]
+    assert result.report["distributed"]["sampled_columns"] == {}
+
+    client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri)
+    run = client.get_run(str(result.mlflow_run_id))
+    assert run.data.tags["keelwatch.monitor"] == "credit-daily"
+    assert run.data.metrics["income.ks"] == pytest.approx(result.columns["income"]["value"])
+    assert run.data.metrics["income.drifted"] == 1.0
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
+    assert {"drift/result.json", "drift/evidently-report.html"} <= names
+    assert result.report_artifact_uri and result.report_artifact_uri.endswith(".html")
+    html = Path(client.download_artifacts(run.info.run_id, "drift/evidently-report.html"))
+    assert "<html" in html.read_text(errors="replace")[:5000].lower()
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == f"keelwatch-drift/{MODEL}"

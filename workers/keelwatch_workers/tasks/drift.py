@@ -1,0 +1,155 @@
+"""Adapters for drift checks: payload → ``keelwatch.monitors.checks`` / ``service``.
+
+* ``DRIFT_CHECK_START``: runs small and job-profile checks to the end; for a distributed one it
+  launches a chord: one ``DRIFT_PARTITION_PROFILE`` per partition (map), then
+  ``DRIFT_CHECK_FINISH`` with their small summaries (reduce). A redelivered start message may
+  launch the chord again; every step is idempotent, so the result is still written once.
+* ``DRIFT_DISPATCH_DUE``: beat's tick; enqueues a check for every due monitor.
+
+Errors a retry cannot fix (:class:`~keelwatch.errors.KeelwatchError`) end the check with an
+``error`` result at once; anything else is retried with backoff, then recorded as an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Task, chord, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from keelwatch.errors import KeelwatchError
+from keelwatch.jobs import (
+    DRIFT_CHECK_FINISH,
+    DRIFT_CHECK_START,
+    DRIFT_DISPATCH_DUE,
+    DRIFT_PARTITION_PROFILE,
+    QUEUE_MONITORING,
+    DriftCheckPayload,
+    DriftPartitionPayload,
+)
+from keelwatch.monitors import checks
+from keelwatch_workers.runtime import get_runtime
+
+# Evidently phones home unless told not to; only worker processes import it.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+
+
+def _backoff(retries: int) -> int:
+    return int(min(2**retries, 60))
+
+
+def _give_up_or_retry(task: Task, job_id: str, exc: Exception) -> dict[str, Any]:
+    retries = int(task.request.retries or 0)
+    if retries >= MAX_RETRIES:
+        message = f"gave up after {retries + 1} attempts: {type(exc).__name__}: {exc}"
+        logger.error("drift check %s: %s", job_id, message)
+        checks.fail_check(get_runtime(task.app.keelwatch_settings).db, job_id, message)
+        return {"status": "error", "error": message, "job_id": job_id}
+    logger.warning("drift check %s: transient %r, retrying", job_id, exc)
+    raise task.retry(exc=exc, countdown=_backoff(retries), queue=QUEUE_MONITORING) from exc
+
+
+def _fail(task: Task, job_id: str, exc: BaseException) -> dict[str, Any]:
+    message = str(exc) or type(exc).__name__
+    logger.error("drift check %s failed: %s", job_id, message)
+    checks.fail_check(get_runtime(task.app.keelwatch_settings).db, job_id, message)
+    return {"status": "error", "error": message, "job_id": job_id}
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name=DRIFT_CHECK_START,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=MAX_RETRIES,
+)
+def start_check(self: Task, job_id: str) -> dict[str, Any]:
+    """Run or fan out drift check ``job_id``."""
+    payload = DriftCheckPayload(job_id=job_id)
+    runtime = get_runtime(self.app.keelwatch_settings)
+    try:
+        outcome = checks.start_check(runtime.db, runtime.settings, payload.job_id)
+    except (KeelwatchError, SoftTimeLimitExceeded) as exc:
+        return _fail(self, job_id, exc)
+    except Exception as exc:
+        return _give_up_or_retry(self, job_id, exc)
+    if outcome.action == "fan_out":
+        header = [
+            self.app.signature(
+                DRIFT_PARTITION_PROFILE,
+                kwargs=DriftPartitionPayload(job_id=job_id, partition_index=i).model_dump(),
+                queue=QUEUE_MONITORING,
+            )
+            for i in range(outcome.partitions)
+        ]
+        body = self.app.signature(
+            DRIFT_CHECK_FINISH, kwargs={"job_id": job_id}, queue=QUEUE_MONITORING
+        )
+        chord(header, app=self.app)(body)
+    return {"action": outcome.action, "partitions": outcome.partitions, "job_id": job_id}
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name=DRIFT_PARTITION_PROFILE,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+)
+def profile_partition(self: Task, job_id: str, partition_index: int) -> dict[str, Any]:
+    """Map: profile one partition; the (small) summary goes to the chord's body."""
+    payload = DriftPartitionPayload(job_id=job_id, partition_index=partition_index)
+    runtime = get_runtime(self.app.keelwatch_settings)
+    try:
+        return checks.profile_partition(
+            runtime.db, runtime.settings, payload.job_id, payload.partition_index
+        )
+    except (KeelwatchError, SoftTimeLimitExceeded) as exc:
+        return _fail(self, job_id, exc)
+    except Exception as exc:
+        return _give_up_or_retry(self, job_id, exc)
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name=DRIFT_CHECK_FINISH,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+)
+def finish_check(self: Task, partitions: list[dict[str, Any]], job_id: str) -> dict[str, Any]:
+    """Reduce: merge the partition profiles, test them, store the result."""
+    runtime = get_runtime(self.app.keelwatch_settings)
+    failed = [part for part in partitions if isinstance(part, dict) and part.get("error")]
+    if failed:
+        return {"status": "error", "job_id": job_id, "error": failed[0]["error"]}
+    try:
+        return checks.finish_distributed(runtime.db, runtime.settings, job_id, partitions)
+    except (KeelwatchError, SoftTimeLimitExceeded) as exc:
+        return _fail(self, job_id, exc)
+    except Exception as exc:
+        return _give_up_or_retry(self, job_id, exc)
+
+
+@shared_task(name=DRIFT_DISPATCH_DUE, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def dispatch_due(self: Task) -> dict[str, Any]:
+    """Beat: enqueue a check for every due monitor."""
+    from keelwatch.context import Services
+    from keelwatch.monitors.service import dispatch_due as dispatch
+
+    services = Services(self.app.keelwatch_settings)
+    services.__dict__["sender"] = self.app  # enqueue through this app, no second client
+    try:
+        outcome = dispatch(services, actor="beat")
+    finally:
+        services.close()
+    for name, error in outcome.failed.items():
+        logger.warning("monitor %s not checked: %s", name, error)
+    return {"submitted": outcome.submitted, "failed": outcome.failed}
