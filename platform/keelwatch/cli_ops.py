@@ -19,6 +19,7 @@ from rich.table import Table
 
 from keelwatch.cli_support import cli_actor, cli_errors, fail, stderr_console
 from keelwatch.launcher import (
+    MLFLOW_SERVER_ENV_DEFAULTS,
     ROLE_QUEUES,
     ChildFailedError,
     ChildSpec,
@@ -29,6 +30,7 @@ from keelwatch.launcher import (
     display_host,
     iter_env_vars,
     mlflow_server_command,
+    mlflow_server_environment,
     prepare_mlflow_store,
     settings_environment,
     worker_command,
@@ -199,7 +201,15 @@ def up(
         specs.append(ChildSpec("beat", beat_command(settings), None, "periodic tasks"))
     if not no_mlflow:
         argv = mlflow_server_command(settings)
-        specs.append(ChildSpec("mlflow", argv, f"{mlflow_url}/health", mlflow_url))
+        specs.append(
+            ChildSpec(
+                "mlflow",
+                argv,
+                f"{mlflow_url}/health",
+                mlflow_url,
+                env_defaults=dict(MLFLOW_SERVER_ENV_DEFAULTS),
+            )
+        )
 
     run_dir = settings.data_dir / "run"
     supervisor = Supervisor(
@@ -304,7 +314,7 @@ def mlflow_ui(
     argv = mlflow_server_command(
         settings, host=host, port=port, workers=workers, allowed_hosts=allowed_hosts
     )
-    _exec(argv, settings)
+    os.execve(argv[0], argv, mlflow_server_environment(child_environment(settings)))
 
 
 def config(

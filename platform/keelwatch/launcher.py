@@ -225,6 +225,17 @@ def mlflow_server_command(
     return command
 
 
+#: Defaults for the MLflow server's environment (an operator's own value wins). Its job runner
+#: (GenAI prompt optimisation, trace roll-ups) costs three extra processes and Keelwatch uses
+#: none of it.
+MLFLOW_SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def mlflow_server_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` plus :data:`MLFLOW_SERVER_ENV_DEFAULTS` where ``base`` does not set them."""
+    return {**MLFLOW_SERVER_ENV_DEFAULTS, **base}
+
+
 def prepare_mlflow_store(settings: Settings) -> None:
     """Create (migrate) a database-backed MLflow store once, before several processes race to."""
     if settings.mlflow.tracking_uri.startswith(("http://", "https://", "databricks")):
@@ -273,6 +284,8 @@ class ChildSpec:
     ready_url: str | None = None
     #: What to show a person (URL or description).
     display: str = ""
+    #: Variables this child gets on top of the supervisor's environment, unless already set.
+    env_defaults: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -340,7 +353,7 @@ class Supervisor:
             log_file = log_path.open("ab")
             process = subprocess.Popen(
                 spec.argv,
-                env=self.env,
+                env={**spec.env_defaults, **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
