@@ -1,0 +1,213 @@
+"""Drift monitors over HTTP: CRUD, run now, result history, reference profiles.
+
+Mutations take the actor from ``X-Keelwatch-Actor`` and are audited; bad input is a 4xx JSON
+error (422 invalid spec, 404 unknown monitor/model/version, 409 name taken).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field
+
+from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.monitors.entities import DriftMonitor, DriftResult, ReferenceProfileInfo
+from keelwatch.monitors.specs import MonitorConfig, MonitorSpec, WindowSpec
+
+router = APIRouter(tags=["monitors"])
+
+
+class MonitorOut(BaseModel):
+    """A stored monitor."""
+
+    id: int
+    name: str
+    model_name: str
+    model_ref: str
+    window: dict[str, Any]
+    schedule_interval_s: int | None
+    schedule_cron: str | None
+    config: dict[str, Any]
+    enabled: bool
+    description: str
+    created_by: str
+    created_at: datetime
+    updated_by: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, monitor: DriftMonitor) -> MonitorOut:
+        """Entity → response."""
+        return cls(**asdict(monitor))
+
+
+class MonitorPatch(BaseModel):
+    """Fields to change (others keep their value)."""
+
+    model: str | None = None
+    window: WindowSpec | None = None
+    schedule_interval_s: int | None = Field(None, ge=10)
+    schedule_cron: str | None = None
+    config: MonitorConfig | None = None
+    enabled: bool | None = None
+    description: str | None = None
+
+
+class ResultOut(BaseModel):
+    """One drift check result."""
+
+    id: int
+    monitor_id: int
+    job_id: str | None
+    model_name: str
+    model_version: str
+    status: str
+    dataset_drift: bool | None
+    share_drifted: float | None
+    window_rows: int
+    mode: str
+    started_at: datetime
+    finished_at: datetime
+    mlflow_run_id: str | None
+    report_artifact_uri: str | None
+    error: str | None
+    columns: dict[str, Any]
+    report: dict[str, Any]
+
+    @classmethod
+    def of(cls, result: DriftResult) -> ResultOut:
+        """Entity → response."""
+        data = asdict(result)
+        data["status"] = result.status.value
+        return cls(**data)
+
+
+class RunOut(BaseModel):
+    """A submitted check."""
+
+    job_id: str
+    monitor: str
+    status: str
+
+
+class ProfileAttach(BaseModel):
+    """Training data to profile: a Parquet or CSV file the API can read."""
+
+    data_uri: str = Field(min_length=1)
+    target: str | None = None
+    reason: str = ""
+
+
+class ProfileOut(BaseModel):
+    """A reference profile attached to a model version."""
+
+    id: int
+    model_name: str
+    model_version: str
+    artifact_uri: str
+    rows: int
+    columns: list[str]
+    source: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, info: ReferenceProfileInfo) -> ProfileOut:
+        """Entity → response."""
+        return cls(**asdict(info))
+
+
+@router.post("/monitors", status_code=status.HTTP_201_CREATED, response_model=MonitorOut)
+def create_monitor(spec: MonitorSpec, services: ServicesDep, actor: ActorDep) -> MonitorOut:
+    """Create a drift monitor."""
+    from keelwatch.monitors import service
+
+    return MonitorOut.of(service.create_monitor(services, spec, actor))
+
+
+@router.get("/monitors", response_model=list[MonitorOut])
+def list_monitors(
+    services: ServicesDep, model: Annotated[str | None, Query(min_length=1)] = None
+) -> list[MonitorOut]:
+    """Every monitor (optionally of one model), by name."""
+    from keelwatch.monitors import service
+
+    return [MonitorOut.of(m) for m in service.list_monitors(services, model)]
+
+
+@router.get("/monitors/{name}", response_model=MonitorOut)
+def get_monitor(name: str, services: ServicesDep) -> MonitorOut:
+    """One monitor."""
+    from keelwatch.monitors import service
+
+    return MonitorOut.of(service.get_monitor(services, name))
+
+
+@router.patch("/monitors/{name}", response_model=MonitorOut)
+def update_monitor(
+    name: str, patch: MonitorPatch, services: ServicesDep, actor: ActorDep
+) -> MonitorOut:
+    """Change some fields of a monitor."""
+    from keelwatch.monitors import service
+
+    changes = patch.model_dump(mode="json", exclude_unset=True)
+    return MonitorOut.of(service.update_monitor(services, name, changes, actor))
+
+
+@router.delete("/monitors/{name}", response_model=MonitorOut)
+def delete_monitor(name: str, services: ServicesDep, actor: ActorDep) -> MonitorOut:
+    """Delete a monitor and its result history."""
+    from keelwatch.monitors import service
+
+    return MonitorOut.of(service.delete_monitor(services, name, actor))
+
+
+@router.post("/monitors/{name}/run", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
+def run_monitor(name: str, services: ServicesDep, actor: ActorDep) -> RunOut:
+    """Run a drift check now; poll ``/monitors/{name}/results`` or ``/jobs/{job_id}``."""
+    from keelwatch.monitors import service
+
+    job = service.submit_check(services, name, actor)
+    return RunOut(job_id=job.id, monitor=name, status=job.status.value)
+
+
+@router.get("/monitors/{name}/results", response_model=list[ResultOut])
+def monitor_results(
+    name: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[ResultOut]:
+    """The monitor's result history, newest first."""
+    from keelwatch.monitors import service
+
+    return [ResultOut.of(r) for r in service.monitor_results(services, name, limit)]
+
+
+@router.put("/models/{model_name}/versions/{version}/reference-profile", response_model=ProfileOut)
+def attach_profile(
+    model_name: str, version: str, body: ProfileAttach, services: ServicesDep, actor: ActorDep
+) -> ProfileOut:
+    """Compute and attach (or refresh) the version's reference profile from a data file."""
+    from keelwatch.monitors.profiles import attach_reference_profile
+
+    info = attach_reference_profile(
+        services,
+        model_name,
+        version,
+        body.data_uri,
+        actor,
+        reason=body.reason,
+        target=body.target,
+    )
+    return ProfileOut.of(info)
+
+
+@router.get("/models/{model_name}/versions/{version}/reference-profile", response_model=ProfileOut)
+def get_profile(model_name: str, version: str, services: ServicesDep) -> ProfileOut:
+    """The version's reference profile metadata."""
+    from keelwatch.storage.profiles import get_reference_profile
+
+    with services.db.session() as session:
+        return ProfileOut.of(get_reference_profile(session, model_name, version))
