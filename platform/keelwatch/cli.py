@@ -29,6 +29,7 @@ SUB_APPS: tuple[tuple[str, str, str], ...] = (
     ("keelwatch.cli_jobs", "infer_app", "infer"),
     ("keelwatch.cli_jobs", "jobs_app", "jobs"),
     ("keelwatch.cli_drift", "drift_app", "drift"),
+    ("keelwatch.cli_monitors", "monitors_app", "monitors"),
 )
 
 
