@@ -32,7 +32,11 @@ from keelwatch.settings import Settings, load_settings
 logger = logging.getLogger(__name__)
 
 #: Routers other modules own; mounted when present so the API runs while they are being built.
-OPTIONAL_ROUTERS = ("keelwatch.api.routers.registry", "keelwatch.api.routers.jobs")
+OPTIONAL_ROUTERS = (
+    "keelwatch.api.routers.registry",
+    "keelwatch.api.routers.jobs",
+    "keelwatch.api.routers.monitors",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
