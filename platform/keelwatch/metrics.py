@@ -236,4 +236,11 @@ def api_metrics(settings: Settings, database: Database) -> KeelwatchMetrics:
             database, on_error=lambda exc: metrics.count_error("metrics", "inference_rows")
         )
     )
+    from keelwatch.monitors.metrics import DriftResultsCollector
+
+    metrics.add_collector(
+        DriftResultsCollector(
+            database, on_error=lambda exc: metrics.count_error("metrics", "drift_results")
+        )
+    )
     return metrics
