@@ -138,6 +138,21 @@ def test_register_sklearn_model_logs_a_pending_version_with_signature(
     assert entry.details["version"] == "1"
 
 
+def test_models_with_types_outside_skops_allow_list_register_and_load(
+    registry: ModelRegistry,
+) -> None:
+    # HistGradientBoosting's TreePredictor is not on skops' default allow-list: saving it with
+    # MLflow's defaults fails. The registry trusts the types of the object it was handed.
+    import mlflow.pyfunc
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    frame = training_frame()
+    model = HistGradientBoostingClassifier(max_iter=5).fit(frame[FEATURES], frame["default"])
+    info = registry.register_sklearn_model(MODEL, model, frame, "default", actor="ann")
+    loaded = mlflow.pyfunc.load_model(info.source)
+    assert list(loaded.predict(frame[FEATURES])) == list(model.predict(frame[FEATURES]))
+
+
 def test_register_from_run_model_uri_and_folder(registry: ModelRegistry, tmp_path: Path) -> None:
     frame = training_frame()
     v1 = registry.register_sklearn_model(MODEL, fitted_model(frame), frame, "default", actor="a")

@@ -105,6 +105,20 @@ def to_model_info(model: Any, latest_version: str | None) -> RegisteredModelInfo
     )
 
 
+def alias_target(model: Any, alias: str) -> str | None:
+    """The version (as a string) that ``alias`` of an MLflow ``RegisteredModel`` points to."""
+    version = (model.aliases or {}).get(alias)
+    return str(version) if version is not None else None
+
+
+def aliases_by_version(model: Any) -> dict[str, tuple[str, ...]]:
+    """Version → its aliases, from an MLflow ``RegisteredModel``."""
+    grouped: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        grouped.setdefault(str(version), []).append(alias)
+    return {version: tuple(sorted(names)) for version, names in grouped.items()}
+
+
 @dataclass
 class Change:
     """One registry change in progress: a DB session plus how to undo the MLflow writes.

@@ -23,9 +23,9 @@ from keelwatch.entities import AliasChange
 from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
 from keelwatch.registry import registration
 from keelwatch.registry._mlflow import (
-    ALREADY_EXISTS_CODES,
     Change,
-    mlflow_error_code,
+    alias_target,
+    aliases_by_version,
     move_alias,
     registry_change,
     set_version_tags,
@@ -133,7 +133,7 @@ class ModelRegistry:
     def list_versions(self, name: str) -> list[ModelVersionInfo]:
         """Every version of model ``name``, oldest first."""
         model = self._registered_model(validate_model_name(name))
-        by_version = _aliases_by_version(model)
+        by_version = aliases_by_version(model)
         versions = self._search_versions(model.name)
         return [
             to_version_info(version, by_version.get(str(version.version), ()))
@@ -152,7 +152,7 @@ class ModelRegistry:
         parsed = parse_model_ref(ref, default_alias=self.policy.champion_alias)
         if parsed.alias is not None:
             model = self._registered_model(parsed.name)
-            version = _alias_target(model, parsed.alias)
+            version = alias_target(model, parsed.alias)
             if version is None:
                 known = ", ".join(sorted(model.aliases or {})) or "none"
                 raise NotFoundError(
@@ -181,16 +181,9 @@ class ModelRegistry:
                 location = self.client.get_model_version_download_uri(
                     resolved.name, resolved.version
                 )
-            mlmodel = registration.read_mlmodel(location, tracking_uri=self.tracking_uri)
-            if mlmodel is None:
-                raise NotFoundError(
-                    f"artifacts of {resolved.model_uri} not found at {location} (no MLmodel file)"
-                )
-            signature = mlmodel.signature
-            if signature is None or not signature.inputs.has_input_names():
-                columns = None
-            else:
-                columns = [str(column) for column in signature.inputs.input_names()]
+            columns = registration.signature_input_columns(
+                location, tracking_uri=self.tracking_uri, model_uri=resolved.model_uri
+            )
             self._input_columns[key] = columns
         cached = self._input_columns[key]
         return list(cached) if cached is not None else None
@@ -347,7 +340,7 @@ class ModelRegistry:
         alias = validate_alias(alias)
         actor = _required(actor, "actor")
         model = self._registered_model(name)
-        previous = _alias_target(model, alias)
+        previous = alias_target(model, alias)
         if previous is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         at = utcnow()
@@ -379,7 +372,7 @@ class ModelRegistry:
         actor = _required(actor, "actor")
         reason = _required(reason, "reason")
         champion = self.policy.champion_alias
-        current = _alias_target(self._registered_model(name), champion)
+        current = alias_target(self._registered_model(name), champion)
         if current is None:
             raise ConflictError(f"model {name!r} has no {champion!r} to roll back from")
         target = self._last_known_good(name, current)
@@ -460,7 +453,7 @@ class ModelRegistry:
         if reason:
             tags[TAG_REGISTERED_REASON] = reason
         with registry_change(self.db) as change:
-            if self._create_registered_model_if_missing(name):
+            if registration.create_registered_model_if_missing(self.client, name):
                 change.on_undo(
                     f"delete model {name}", lambda: self.client.delete_registered_model(name)
                 )
@@ -487,23 +480,6 @@ class ModelRegistry:
                 details={"version": version, "source": source.source, "run_id": source.run_id},
             )
         return to_version_info(created, ())
-
-    def _create_registered_model_if_missing(self, name: str) -> bool:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            self.client.get_registered_model(name)
-            return False
-        except MlflowException as exc:
-            if mlflow_error_code(exc) != "RESOURCE_DOES_NOT_EXIST":
-                raise
-        try:
-            self.client.create_registered_model(name)
-        except MlflowException as exc:
-            if mlflow_error_code(exc) in ALREADY_EXISTS_CODES:
-                return False  # created concurrently by someone else: not ours to undo
-            raise
-        return True
 
     def _set_approval(
         self, name: str, version: str | int, state: ApprovalState, actor: str, reason: str
@@ -545,7 +521,7 @@ class ModelRegistry:
         actor = _required(actor, "actor")
         info = to_version_info(self._model_version(name, version))
         self._check_may_hold_alias(info, alias)
-        previous = _alias_target(self._registered_model(name), alias)
+        previous = alias_target(self._registered_model(name), alias)
         if previous == version:
             return info
         at = utcnow()
@@ -598,18 +574,6 @@ class ModelRegistry:
                 continue
             return info
         return None
-
-
-def _alias_target(model: Any, alias: str) -> str | None:
-    version = (model.aliases or {}).get(alias)
-    return str(version) if version is not None else None
-
-
-def _aliases_by_version(model: Any) -> dict[str, tuple[str, ...]]:
-    grouped: dict[str, list[str]] = {}
-    for alias, version in (model.aliases or {}).items():
-        grouped.setdefault(str(version), []).append(alias)
-    return {version: tuple(sorted(names)) for version, names in grouped.items()}
 
 
 def _record_alias_move(

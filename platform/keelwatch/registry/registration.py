@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from keelwatch.errors import InvalidInputError, NotFoundError
-from keelwatch.registry._mlflow import NOT_FOUND_CODES, mlflow_error_code
+from keelwatch.registry._mlflow import ALREADY_EXISTS_CODES, NOT_FOUND_CODES, mlflow_error_code
 from keelwatch.registry.entities import ResolvedModel
 from keelwatch.registry.refs import MODELS_URI_SCHEME
 
@@ -153,6 +153,38 @@ def read_mlmodel(artifact_uri: str, *, tracking_uri: str) -> Any | None:
         return Model.load(local)
 
 
+def signature_input_columns(
+    location: str, *, tracking_uri: str, model_uri: str
+) -> list[str] | None:
+    """Input column names from the signature of the MLflow model at ``location``."""
+    mlmodel = read_mlmodel(location, tracking_uri=tracking_uri)
+    if mlmodel is None:
+        raise NotFoundError(f"artifacts of {model_uri} not found at {location} (no MLmodel file)")
+    signature = mlmodel.signature
+    if signature is None or not signature.inputs.has_input_names():
+        return None
+    return [str(column) for column in signature.inputs.input_names()]
+
+
+def create_registered_model_if_missing(client: Any, name: str) -> bool:
+    """Create registered model ``name`` unless it exists; True when this call created it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+        return False
+    except MlflowException as exc:
+        if mlflow_error_code(exc) not in NOT_FOUND_CODES:
+            raise
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if mlflow_error_code(exc) in ALREADY_EXISTS_CODES:
+            return False  # created concurrently by someone else: not ours to undo
+        raise
+    return True
+
+
 def split_training_frame(
     training_frame: pd.DataFrame, target: str | None
 ) -> tuple[pd.DataFrame, str | None]:
@@ -183,6 +215,14 @@ def infer_model_signature(model: Any, features: pd.DataFrame) -> Any:
     except Exception as exc:  # the user's model: any failure means bad input
         raise InvalidInputError(f"model.predict failed on the training data: {exc}") from exc
     return infer_signature(sample, predictions)
+
+
+def skops_types_to_trust(model: Any) -> list[str] | None:
+    """Types in ``model`` that skops would refuse to load by default (None: there are none)."""
+    import skops.io  # type: ignore[import-untyped]  # no stubs; comes with mlflow
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return sorted(untrusted) or None
 
 
 def ensure_experiment(client: Any, name: str, artifact_location: str) -> str:
@@ -243,6 +283,10 @@ def log_sklearn_model(
             f"mlflow=={mlflow.__version__}",
             *mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         ]
+        # skops (MLflow's default format) refuses to load types outside its allow-list, e.g.
+        # HistGradientBoosting's TreePredictor. The object comes from the caller's own process,
+        # so its types are trusted here; MLflow records the list in MLmodel and loaders use it.
+        trusted_types = skops_types_to_trust(model)
         with tempfile.TemporaryDirectory(prefix="keelwatch-model-") as folder:
             local = str(Path(folder) / "model")
             # Explicit requirements: inferring them spawns a subprocess that takes seconds.
@@ -253,6 +297,7 @@ def log_sklearn_model(
                 signature=signature,
                 input_example=features.head(INPUT_EXAMPLE_ROWS),
                 pip_requirements=requirements,
+                skops_trusted_types=trusted_types,
             )
             client.log_model_artifacts(logged.model_id, local)
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
