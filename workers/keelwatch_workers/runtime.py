@@ -61,7 +61,7 @@ def _warm_mlflow_requirement_check() -> None:
     try:
         from mlflow.utils import requirements_utils
 
-        requirements_utils._init_packages_to_modules_map()
+        requirements_utils._init_packages_to_modules_map()  # type: ignore[no-untyped-call]
     except (ImportError, AttributeError):  # private helper: absent in some MLflow versions
         logger.debug("could not pre-build MLflow's package map", exc_info=True)
 

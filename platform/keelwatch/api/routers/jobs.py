@@ -1,0 +1,53 @@
+"""Jobs: submit a batch-inference job, list jobs, read one job's progress.
+
+Submission validates everything before writing (unknown model → 404, bad input → 422, used
+output folder → 409) and answers 202 with the pending job; the fleet does the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.inference import submit_batch_inference
+from keelwatch.inference.views import JobView
+from keelwatch.jobs import BatchInferenceRequest
+from keelwatch.storage.jobs import get_job, list_chunks, list_jobs
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MAX_LIMIT = 500
+
+
+@router.post(
+    "/batch-inference",
+    response_model=JobView,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Submit a batch-inference job",
+)
+def submit_batch_inference_job(
+    request: BatchInferenceRequest, services: ServicesDep, actor: ActorDep
+) -> JobView:
+    """Validate the request, create the job and enqueue its chunks on the fleet."""
+    job = submit_batch_inference(services, request, actor)
+    return JobView.from_job(job)
+
+
+@router.get("", response_model=list[JobView], summary="List jobs, newest first")
+def list_all_jobs(
+    services: ServicesDep,
+    kind: Annotated[str | None, Query(min_length=1, description="Only jobs of this kind.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> list[JobView]:
+    """Jobs with their progress counters."""
+    with services.db.session() as session:
+        return [JobView.from_job(job) for job in list_jobs(session, kind=kind, limit=limit)]
+
+
+@router.get("/{job_id}", response_model=JobView, summary="One job with its chunks")
+def read_job(job_id: str, services: ServicesDep) -> JobView:
+    """Status, progress (chunks and rows done of total), chunks, result or error."""
+    with services.db.session() as session:
+        return JobView.from_job(get_job(session, job_id), list_chunks(session, job_id))

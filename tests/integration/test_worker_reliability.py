@@ -1,0 +1,220 @@
+"""The fleet's delivery guarantees with real workers: a chunk delivered twice, or redelivered
+after its worker was SIGKILLed mid-chunk, never duplicates output files or prediction-log rows."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from keelwatch.context import Services
+from keelwatch.entities import ChunkStatus, JobStatus
+from keelwatch.inference import submit_batch_inference
+from keelwatch.inference.sampling import sampled_rows
+from keelwatch.jobs import INFERENCE_CHUNK, BatchInferenceRequest, InferenceChunkPayload
+from keelwatch.storage.jobs import get_job, list_chunks
+from keelwatch.storage.predictions import count_predictions, recent_predictions
+from tests.integration.test_inference_fleet import (
+    feature_frame,
+    read_output,
+    register_sklearn_model,
+    upgraded_settings,
+    wait_for_job,
+    write_input,
+)
+
+pytestmark = pytest.mark.integration
+
+SLOW_MODEL_CODE = '''
+import time
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+
+class SlowDoubler(PythonModel):
+    """Doubles x, slowly enough that a test can kill the worker in the middle of a chunk."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
+        time.sleep({delay})
+        return model_input["x"] * 2
+
+
+mlflow.models.set_model(SlowDoubler())
+'''
+
+
+def register_slow_model(mlflow_uri: str, tmp_path: Path, delay: float) -> str:
+    """A models-from-code pyfunc whose predict sleeps ``delay`` seconds per call."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    code = tmp_path / "slow_model.py"
+    code.write_text(SLOW_MODEL_CODE.format(delay=delay))
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    experiment_id = client.create_experiment(
+        "slow", artifact_location=(tmp_path / "mlartifacts").as_uri()
+    )
+    example = pd.DataFrame({"x": [1.0, 2.0]})
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(code),
+                signature=infer_signature(example, example["x"] * 2),
+            )
+        client.create_registered_model("slow")
+        version = client.create_model_version(
+            "slow", source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+        )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return str(version.version)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int, name: str) -> float:
+    """Sum of every sample of metric ``name`` on the worker's metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def test_chunk_delivered_twice_writes_everything_once(
+    db_url: str,
+    mlflow_uri: str,
+    redis_url: str,
+    tmp_path: Path,
+    start_worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = upgraded_settings(tmp_path, db_url, mlflow_uri, redis_url)
+    settings.worker.metrics_port = free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    version, model = register_sklearn_model(mlflow_uri, tmp_path / "mlartifacts")
+    frame = feature_frame(4_000, seed=11)
+    source = write_input(tmp_path / "in.parquet", frame, row_group_rows=1_000)
+    services = Services(settings)
+    try:
+        # Submitted before any worker runs, then every chunk is enqueued a second time: the
+        # fleet sees each payload twice, as after a broker redelivery.
+        job = submit_batch_inference(
+            services,
+            BatchInferenceRequest(
+                model=f"churn/{version}",
+                input_uri=str(source),
+                chunk_rows=1_000,
+                log_sample_rate=0.1,
+            ),
+            actor="tester",
+        )
+        for index in range(job.chunks_total):
+            payload = InferenceChunkPayload(job_id=job.id, chunk_index=index)
+            services.sender.send_task(INFERENCE_CHUNK, kwargs=payload.model_dump(), queue="cpu")
+        start_worker(settings, queues="cpu", concurrency=2)
+        job = wait_for_job(services, job.id)
+        assert job.status is JobStatus.SUCCEEDED, job.error
+
+        output_dir = Path(job.params["output_dir"])
+        assert sorted(p.name for p in output_dir.iterdir()) == [
+            f"part-{i:05d}.parquet" for i in range(4)
+        ]
+        output = read_output(job)
+        assert output["row_index"].tolist() == list(range(4_000))
+        np.testing.assert_array_equal(output["prediction"].to_numpy(), model.predict(frame))
+
+        expected_ids = {f"{job.id}:{row}" for row in sampled_rows(job.id, 0, 4_000, 0.1)}
+        with services.db.session() as session:
+            logged = recent_predictions(session, job_id=job.id, limit=10_000)
+            assert count_predictions(session, job_id=job.id) == len(expected_ids)
+        assert {record.request_id for record in logged} == expected_ids
+
+        # Give the duplicate deliveries time to run (they skip), then check the fleet's metrics.
+        deadline = time.monotonic() + 30
+        port = settings.worker.metrics_port
+        while scrape(port, "keelwatch_inference_chunk_seconds_count") < 4:
+            assert time.monotonic() < deadline, "chunk histogram never reached 4 observations"
+            time.sleep(0.5)
+        assert scrape(port, "keelwatch_inference_rows_scored_total") >= 4_000
+        assert scrape(port, "keelwatch_worker_task_errors_total") == 0
+    finally:
+        services.close()
+
+
+def test_worker_killed_mid_job_is_redelivered_and_job_completes(
+    db_url: str, mlflow_uri: str, redis_url: str, tmp_path: Path, start_worker: Any
+) -> None:
+    settings = upgraded_settings(tmp_path, db_url, mlflow_uri, redis_url)
+    # Redis gives an unacknowledged message back after the visibility timeout: keep it short.
+    settings.broker.visibility_timeout_s = 3
+    version = register_slow_model(mlflow_uri, tmp_path, delay=1.5)
+    rows = 1_200
+    frame = pd.DataFrame({"x": np.arange(rows, dtype="float64")})
+    source = write_input(tmp_path / "numbers.parquet", frame, row_group_rows=200)
+    services = Services(settings)
+    try:
+        job = submit_batch_inference(
+            services,
+            BatchInferenceRequest(
+                model=f"slow/{version}", input_uri=str(source), chunk_rows=200, log_sample_rate=1.0
+            ),
+            actor="tester",
+        )
+        assert job.chunks_total == 6
+        first = start_worker(settings, queues="cpu", concurrency=1)
+
+        # Kill as soon as a chunk is running after at least one finished: that chunk's message
+        # is delivered but not acknowledged.
+        deadline = time.monotonic() + 90
+        while True:
+            assert time.monotonic() < deadline, f"no chunk started:\n{first.output()}"
+            with services.db.session() as session:
+                chunks = list_chunks(session, job.id)
+            done = sum(c.status is ChunkStatus.DONE for c in chunks)
+            if done >= 1 and any(c.status is ChunkStatus.RUNNING for c in chunks):
+                break
+            time.sleep(0.05)
+        first.kill()
+        with services.db.session() as session:
+            assert not get_job(session, job.id).finished
+
+        start_worker(settings, queues="cpu", concurrency=1)
+        job = wait_for_job(services, job.id, timeout=120)
+        assert job.status is JobStatus.SUCCEEDED, job.error
+        assert job.rows_done == rows
+
+        with services.db.session() as session:
+            chunks = list_chunks(session, job.id)
+            logged = recent_predictions(session, job_id=job.id, limit=10_000)
+        # The interrupted chunk ran again: proof that the message was redelivered.
+        assert max(c.attempts for c in chunks) >= 2
+        assert len(logged) == rows
+        assert sorted(int(r.request_id.split(":")[1]) for r in logged) == list(range(rows))
+        output = pq.read_table(job.params["output_dir"]).to_pandas().sort_values("row_index")
+        assert output["row_index"].tolist() == list(range(rows))
+        np.testing.assert_array_equal(output["prediction"].to_numpy(), frame["x"].to_numpy() * 2)
+    finally:
+        services.close()
