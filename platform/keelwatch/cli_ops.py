@@ -327,8 +327,10 @@ def config(
         typer.echo("| Variable | Type | Default | Description |")
         typer.echo("|---|---|---|---|")
         for var in iter_env_vars():
-            default = f"`{var.default}`" if var.default else "(derived)"
-            typer.echo(f"| `{var.name}` | {var.type_name} | {default} | {var.description} |")
+            # Empty defaults are filled in at load time (see the description) or stay unset.
+            default = f"`{var.default}`" if var.default else "—"
+            type_name = var.type_name.replace("|", "\\|")  # a bare | would split the cell
+            typer.echo(f"| `{var.name}` | {type_name} | {default} | {var.description} |")
         return
     settings = load_cli_settings()
     table = Table("variable", "value", title="resolved settings")

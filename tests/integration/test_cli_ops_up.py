@@ -93,8 +93,13 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
 
             api = f"http://127.0.0.1:{api_port}"
             assert httpx.get(f"{api}/healthz", timeout=10).status_code == 200
-            ready = httpx.get(f"{api}/readyz", timeout=30)
-            assert ready.status_code == 200, ready.text
+            # Readiness may take a few probes while the API imports the MLflow client.
+            wait_until(
+                lambda: httpx.get(f"{api}/readyz", timeout=30).status_code == 200,
+                120,
+                "/readyz to answer 200",
+                log_path,
+            )
             ui = httpx.get(f"http://127.0.0.1:{mlflow_port}/", timeout=30)
             assert ui.status_code == 200
             assert "mlflow" in ui.text.lower()

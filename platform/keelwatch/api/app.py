@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        health.start_warm_up(services)
         yield
         services.close()
 
@@ -128,6 +129,8 @@ def _describe_problem(problem: Any) -> dict[str, str]:
     location = ".".join(str(part) for part in problem.get("loc", ()))
     message = str(problem.get("msg", "invalid value"))
     if problem.get("type") == "json_invalid":
+        # Pydantic puts the character offset in the location; "body" says where to look.
+        location = "body"
         message = f"malformed JSON body ({problem.get('ctx', {}).get('error', 'parse error')})"
     return {"location": location or "request", "message": message}
 

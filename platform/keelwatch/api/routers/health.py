@@ -10,6 +10,7 @@ starve the request thread pool.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from keelwatch.api.deps import ServicesDep
 from keelwatch.context import Services
 from keelwatch.metrics import KeelwatchMetrics
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 #: Seconds each readiness check may take before it counts as failed.
@@ -84,6 +86,20 @@ def metrics(request: Request) -> Response:
     registry: KeelwatchMetrics = request.app.state.metrics
     payload, content_type = registry.render()
     return Response(content=payload, media_type=content_type)
+
+
+def start_warm_up(services: Services) -> None:
+    """Import the MLflow client in the background at startup: importing it takes seconds, and
+    the first ``/readyz`` would otherwise spend its whole budget on the import."""
+    if not services.settings.mlflow.registry_uri.startswith(("http://", "https://")):
+        _check_pool.submit(_import_mlflow_client)
+
+
+def _import_mlflow_client() -> None:
+    try:
+        import mlflow.tracking  # noqa: F401
+    except Exception:  # the readiness check will report the real error
+        logger.warning("MLflow client import failed during warm-up", exc_info=True)
 
 
 async def _run_check(check: Callable[[], str]) -> CheckResult:
