@@ -198,16 +198,18 @@ def list_(
         if as_json:
             typer.echo(json.dumps([JobView.from_job(j).model_dump(mode="json") for j in jobs]))
             return
-        table = Table("id", "kind", "status", "chunks", "rows", "submitted", "by")
+        table = Table()
+        table.add_column("id", no_wrap=True, min_width=36)
+        for header in ("status", "chunks", "rows", "submitted", "kind"):
+            table.add_column(header, no_wrap=True)
         for job in jobs:
             table.add_row(
                 job.id,
-                job.kind,
                 job.status.value,
                 f"{job.chunks_done}/{job.chunks_total}",
                 f"{job.rows_done:,}/{job.rows_total:,}",
-                f"{job.created_at:%Y-%m-%d %H:%M:%S}",
-                job.submitted_by,
+                f"{job.created_at:%m-%d %H:%M}",
+                job.kind,
             )
         console.print(table)
 

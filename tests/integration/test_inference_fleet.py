@@ -52,6 +52,7 @@ def register_sklearn_model(
     Deliberately not through Keelwatch's registry: these tests must not depend on how it writes.
     """
     import mlflow
+    import sklearn
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
     from sklearn.linear_model import LogisticRegression
@@ -78,6 +79,8 @@ def register_sklearn_model(
                 model,
                 name="model",
                 signature=infer_signature(frame, model.predict(frame)),
+                # Inferring requirements runs the model in a subprocess: seconds per test.
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
             )
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name)

@@ -73,6 +73,7 @@ def register_slow_model(mlflow_uri: str, tmp_path: Path, delay: float) -> str:
                 name="model",
                 python_model=str(code),
                 signature=infer_signature(example, example["x"] * 2),
+                pip_requirements=["mlflow", "pandas"],
             )
         client.create_registered_model("slow")
         version = client.create_model_version(

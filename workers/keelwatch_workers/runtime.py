@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,8 +122,13 @@ def load_pyfunc(model_uri: str, device: DeviceChoice) -> LoadedModel:
 class ModelCache:
     """The ``capacity`` most recently used models, keyed by (model URI, device)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        loader: Callable[[str, DeviceChoice], LoadedModel] = load_pyfunc,
+    ) -> None:
         self.capacity = capacity
+        self._loader = loader
         self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0
@@ -135,7 +141,7 @@ class ModelCache:
             if cached is not None:
                 self._models.move_to_end(key)
                 return cached
-        loaded = load_pyfunc(model_uri, device)
+        loaded = self._loader(model_uri, device)
         with self._lock:
             self.loads += 1
             self._models[key] = loaded
