@@ -296,6 +296,8 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes] = field(repr=False)
+    #: Where this run's output starts in the (appended) log file.
+    log_offset: int = 0
 
     @property
     def alive(self) -> bool:
@@ -305,7 +307,9 @@ class Child:
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the child's output, for error messages."""
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_offset)
+                return log.read().decode(errors="replace")[-chars:]
         except OSError:
             return ""
 
@@ -351,6 +355,7 @@ class Supervisor:
         for spec in self.specs:
             log_path = self.log_dir / f"{spec.name}.log"
             log_file = log_path.open("ab")
+            offset = log_file.tell()
             process = subprocess.Popen(
                 spec.argv,
                 env={**spec.env_defaults, **self.env},
@@ -360,7 +365,7 @@ class Supervisor:
                 cwd=self.cwd,
                 start_new_session=True,
             )
-            self.children.append(Child(spec, process, log_path, log_file))
+            self.children.append(Child(spec, process, log_path, log_file, offset))
         self._write_state()
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
