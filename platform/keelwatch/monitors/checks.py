@@ -115,7 +115,7 @@ def start_check(db: Database, settings: Settings, job_id: str) -> StartOutcome:
         reference = _reference(settings, params)
         config = MonitorConfig.model_validate(params.config)
         if params.mode is CheckMode.JOB_PROFILE:
-            window_profile = merged_job_profile(Path(plan.detail["output_dir"]), reference)
+            window_profile = merged_job_profile(Path(plan.detail["output_dir"]))
             result = conclude(
                 db, settings, job_id, params, reference, window_profile, started=started
             )
@@ -416,7 +416,7 @@ def distributed_note(reference: ReferenceProfile, window: ReferenceProfile) -> d
     }
 
 
-def merged_job_profile(output_dir: Path, reference: ReferenceProfile) -> ReferenceProfile:
+def merged_job_profile(output_dir: Path) -> ReferenceProfile:
     """The input profile of a batch job: its merged file, or its chunk parts merged now."""
     from keelwatch.monitoring.drift.profiles import load_profile, merge_profiles, save_profile
 
