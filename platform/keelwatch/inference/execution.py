@@ -88,8 +88,33 @@ class ChunkOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+class InputProfiler(Protocol):
+    """Profiles the scored input in the same pass (``keelwatch.monitors.job_profiles``)."""
+
+    def profile_chunk(
+        self,
+        *,
+        model_name: str,
+        model_version: str,
+        table: pa.Table,
+        output_dir: Path,
+        chunk_index: int,
+    ) -> Path | None:
+        """Write the chunk's input profile next to its output part (never raises)."""
+        ...
+
+    def finish(self, output_dir: Path) -> None:
+        """Merge the chunk profiles once the job is done (never raises)."""
+        ...
+
+
 def run_inference_chunk(
-    db: Database, job_id: str, chunk_index: int, *, load_model: ModelLoader
+    db: Database,
+    job_id: str,
+    chunk_index: int,
+    *,
+    load_model: ModelLoader,
+    input_profiler: InputProfiler | None = None,
 ) -> ChunkOutcome:
     """Score chunk ``chunk_index`` of job ``job_id``; finish the job if it was the last one.
 
@@ -118,6 +143,14 @@ def run_inference_chunk(
     output_dir = Path(params.output_dir)
     output_path = output_dir / part_file_name(chunk_index)
     _write_part_atomically(output_path, chunk.row_start, predictions)
+    if input_profiler is not None:
+        input_profiler.profile_chunk(
+            model_name=params.model_name,
+            model_version=params.model_version,
+            table=table,
+            output_dir=output_dir,
+            chunk_index=chunk_index,
+        )
 
     logged = _log_sample(
         db,
@@ -138,6 +171,8 @@ def run_inference_chunk(
         model=model,
         params=params,
     )
+    if finished and input_profiler is not None:
+        input_profiler.finish(output_dir)
     return ChunkOutcome(
         job_id,
         chunk_index,
