@@ -17,6 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from keelwatch.errors import KeelwatchError
 from keelwatch.inference.execution import fail_inference_chunk, run_inference_chunk
 from keelwatch.jobs import INFERENCE_CHUNK, InferenceChunkPayload
+from keelwatch.monitors.job_profiles import JobInputProfiler
 from keelwatch_workers.metrics import CHUNK_SECONDS, ROWS_SCORED, TASK_ERRORS
 from keelwatch_workers.runtime import get_runtime
 
@@ -51,6 +52,7 @@ def run_chunk(self: Task, job_id: str, chunk_index: int) -> dict[str, Any]:
             payload.job_id,
             payload.chunk_index,
             load_model=lambda model_uri: runtime.models.get(model_uri, device),
+            input_profiler=JobInputProfiler(runtime.settings, runtime.db),
         )
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
         TASK_ERRORS.labels(INFERENCE_CHUNK, "permanent").inc()
