@@ -49,6 +49,7 @@ def insert_predictions(session: Session, records: Sequence[PredictionRecord]) ->
         return 0
     dialect = session.get_bind().dialect.name
     values = [_as_mapping(r) for r in records]
+    stmt: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         stmt = postgresql.insert(PredictionRow).on_conflict_do_nothing(
             index_elements=["request_id"]
