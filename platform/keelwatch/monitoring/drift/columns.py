@@ -77,6 +77,9 @@ def numeric_values(series: pd.Series) -> NDArray[np.float64]:
     if _storage_kind(series) == "bool" or series.dtype.kind == "O":
         values = pd.to_numeric(series.astype("object").where(series.notna()), errors="coerce")
         return np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    if series.dtype == np.float64:
+        # No copy: callers that sort get a contiguous array from the sort itself.
+        return np.asarray(series.to_numpy(), dtype=np.float64)
     return np.asarray(series.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 

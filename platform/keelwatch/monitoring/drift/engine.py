@@ -127,7 +127,7 @@ class _Window:
         return self.rows - self.missing - self.infinite
 
 
-def _window_from_series(series: pd.Series, ref: ColumnProfile) -> _Window:
+def _window_from_series(series: pd.Series, ref: ColumnProfile, needs_sorted: bool) -> _Window:
     rows = int(series.shape[0])
     if ref.kind == "categorical":
         labels, missing = category_labels(series)
@@ -135,6 +135,21 @@ def _window_from_series(series: pd.Series, ref: ColumnProfile) -> _Window:
         cats = {str(u): int(c) for u, c in zip(uniq, counts, strict=True)}
         return _Window(rows, missing, categories=cats)
     values = numeric_values(series)
+    if ref.kind == "numeric" and needs_sorted:
+        # Sort first (numpy puts NaN last, -inf first, +inf just before NaN): the finite values
+        # are then a slice, found by three binary searches instead of mask passes and copies.
+        assert ref.numeric is not None
+        ordered = np.sort(values)
+        first_nan = int(np.searchsorted(ordered, np.nan, side="left"))
+        lo = int(np.searchsorted(ordered, -np.inf, side="right"))
+        hi = int(np.searchsorted(ordered[:first_nan], np.inf, side="left"))
+        finite_sorted = ordered[lo:hi]
+        hist = st.histogram_counts_sorted(finite_sorted, ref.numeric.bin_edges)
+        missing, infinite = rows - first_nan, lo + first_nan - hi
+        return _Window(rows, missing, infinite, SortedSample(finite_sorted), hist)
+    # A column of a 2-D block is a strided view: one contiguous copy makes each later pass
+    # read 8 bytes per value instead of a cache line.
+    values = np.ascontiguousarray(values)
     finite_mask = np.isfinite(values)
     if finite_mask.all():
         finite, missing, infinite = values, 0, 0
@@ -147,9 +162,9 @@ def _window_from_series(series: pd.Series, ref: ColumnProfile) -> _Window:
         cats = {_binary_label(float(u)): int(c) for u, c in zip(uniq, counts, strict=True)}
         return _Window(rows, missing, infinite, categories=cats)
     assert ref.numeric is not None
-    ordered = np.sort(finite)
-    hist = st.histogram_counts_sorted(ordered, ref.numeric.bin_edges)
-    return _Window(rows, missing, infinite, SortedSample(ordered), hist)
+    # Binned statistics only: skip the sort, the dominant cost of a numeric column.
+    hist = st.histogram_counts(finite, ref.numeric.bin_edges)
+    return _Window(rows, missing, infinite, None, hist)
 
 
 def _window_from_profile(col: ColumnProfile, ref: ColumnProfile) -> _Window:
@@ -189,14 +204,16 @@ def _run_statistic(
     unseen: tuple[str, ...] = ()
     note = None
     if ref.numeric is not None:
-        assert win.sorted_values is not None and win.histogram is not None
-        if ref.numeric.is_sample or win.is_sample:
-            note = "KS on random samples of the data (a profile was capped)"
+        assert win.histogram is not None
+        if name in ("ks", "wasserstein") and (ref.numeric.is_sample or win.is_sample):
+            note = "computed on random samples of the data (a profile was capped)"
         if name == "ks":
+            assert win.sorted_values is not None
             ks = ks_two_sample(ref.numeric.support, win.sorted_values.expanded(), config.ks_method)
             res = st.StatResult("ks", ks.statistic, ks.pvalue, ks.statistic)
             return res, ks.method, unseen, note
         if name == "wasserstein":
+            assert win.sorted_values is not None
             res = st.wasserstein(ref.numeric.support, win.sorted_values.expanded(), ref.numeric.std)
             return res, None, unseen, note
         r_counts, c_counts = ref.numeric.bin_counts, win.histogram
@@ -246,8 +263,7 @@ def _check_column(
 ) -> ColumnDrift:
     if isinstance(win, ColumnDrift):
         return win
-    name = config.column_stattests.get(ref.name) or config.stattest
-    name = name or AUTO_STATTEST[ref.kind]
+    name = _stattest_for(ref, config)
     base: dict[str, Any] = {
         "column": ref.name,
         "kind": ref.kind,
@@ -285,6 +301,11 @@ def _check_column(
     )
 
 
+def _stattest_for(ref: ColumnProfile, config: DriftConfig) -> str:
+    name = config.column_stattests.get(ref.name) or config.stattest
+    return name or AUTO_STATTEST[ref.kind]
+
+
 def _prepare(
     ref: ColumnProfile, window: pd.DataFrame | ReferenceProfile, config: DriftConfig
 ) -> _Window | ColumnDrift:
@@ -306,7 +327,7 @@ def _prepare(
             "type_mismatch",
             detail=f"reference column is {ref.kind}, window column has dtype {series.dtype}",
         )
-    return _window_from_series(series, ref)
+    return _window_from_series(series, ref, _stattest_for(ref, config) in ("ks", "wasserstein"))
 
 
 def compute_drift(

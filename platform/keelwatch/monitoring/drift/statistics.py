@@ -202,6 +202,10 @@ def histogram_counts(
     values: NDArray[np.float64], interior_edges: NDArray[np.float64]
 ) -> NDArray[np.int64]:
     """Same bins as :func:`histogram_counts_sorted`, for unsorted finite values."""
+    if interior_edges.shape[0] <= 32:
+        # A few vectorised comparisons beat a binary search per value by ~3x.
+        below = np.array([np.count_nonzero(values < e) for e in interior_edges], dtype=np.int64)
+        return np.diff(np.concatenate(([0], below, [values.shape[0]]))).astype(np.int64)
     idx = np.searchsorted(interior_edges, values, side="right")
     return np.bincount(idx, minlength=interior_edges.shape[0] + 1).astype(np.int64)
 
