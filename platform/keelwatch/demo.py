@@ -44,6 +44,11 @@ class DemoResult:
     logged_rows: int = 0
     champion_after_promote: str = ""
     champion_after_rollback: str = ""
+    drift_job_id: str = ""
+    drift_status: str = ""
+    drifted_columns: list[str] = field(default_factory=list)
+    drift_report_uri: str = ""
+    drift_mlflow_run_id: str = ""
     device: str = ""
 
 
@@ -227,9 +232,95 @@ def run_demo(
         f"   champion v{result.champion_after_promote} → rolled back to "
         f"v{result.champion_after_rollback}"
     )
+    _drift_step(services, result, train, console, score_rows=score_rows, timeout_s=timeout_s)
     _print_summary(services, result, console)
     services.close()
     return result
+
+
+def _drift_step(
+    services: Services,
+    result: DemoResult,
+    train: pd.DataFrame,
+    console: Console,
+    *,
+    score_rows: int,
+    timeout_s: float,
+) -> None:
+    """Attach v1's reference profile, score a shifted window (the job profiles its input in
+    the same pass), run a drift monitor on that job through the worker, print the verdict."""
+    from keelwatch.inference import submit_batch_inference
+    from keelwatch.jobs import BatchInferenceRequest
+    from keelwatch.monitors.profiles import attach_reference_profile
+    from keelwatch.monitors.service import create_monitor, result_of_job, submit_check
+
+    settings = services.settings
+    v1 = result.versions[0]
+    console.print(f"[bold]5.[/] drift: reference profile of v{v1}, a shifted window, a monitor")
+    profile = attach_reference_profile(
+        services, MODEL_NAME, v1, train, DEMO_ACTOR, target="default", reason="demo: training data"
+    )
+    console.print(f"   reference profile: {profile.rows:,} rows → {profile.artifact_uri}")
+    shifted = make_training_data(max(score_rows // 2, 1), seed=3)[FEATURES]
+    shifted["f0"] = shifted["f0"] + 0.5  # the population moved
+    shifted["f3"] = shifted["f3"] * 1.5  # and got more spread out
+    shifted_path = settings.data_dir / "demo-shifted.parquet"
+    shifted.to_parquet(shifted_path, index=False)
+    worker = start_worker(settings, settings.data_dir / "demo-drift-worker.log")
+    try:
+        job = submit_batch_inference(
+            services,
+            BatchInferenceRequest(
+                model=f"{MODEL_NAME}@champion",
+                input_uri=str(shifted_path),
+                chunk_rows=max(len(shifted) // 2, 1),
+            ),
+            actor=DEMO_ACTOR,
+        )
+        finished = wait_for_job(services, job.id, console, timeout_s)
+        if finished.status != "succeeded":
+            raise RuntimeError(f"batch job {job.id} {finished.status}: {finished.error}")
+        create_monitor(
+            services,
+            {
+                "name": f"{MODEL_NAME}-shifted-batch",
+                "model": f"{MODEL_NAME}@champion",
+                "window": {"kind": "job", "job_id": job.id},
+                "description": "demo: the shifted batch, from the profile its job built",
+            },
+            DEMO_ACTOR,
+        )
+        check = submit_check(services, f"{MODEL_NAME}-shifted-batch", DEMO_ACTOR)
+        result.drift_job_id = check.id
+        deadline = time.monotonic() + timeout_s
+        with console.status("drift check on the fleet"):
+            while True:
+                drift = result_of_job(services, check.id)
+                if drift is not None and (drift.mlflow_run_id or drift.error):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"drift check {check.id} not finished in {timeout_s:.0f} s")
+                time.sleep(0.3)
+    finally:
+        stop_worker(worker)
+    result.drift_status = drift.status.value
+    result.drifted_columns = [c for c, entry in drift.columns.items() if entry.get("drifted")]
+    result.drift_report_uri = drift.report_artifact_uri or ""
+    result.drift_mlflow_run_id = drift.mlflow_run_id or ""
+    table = Table(title=f"drift of batch {job.id[:8]} vs v{v1}'s training data: {drift.status}")
+    for column in ("column", "statistic", "value", "p-value", "q-value", "drifted"):
+        table.add_column(column)
+    for entry in drift.columns.values():
+        table.add_row(
+            str(entry["column"]),
+            str(entry.get("statistic")),
+            "" if entry.get("value") is None else f"{entry['value']:.4f}",
+            "" if entry.get("pvalue") is None else f"{entry['pvalue']:.2e}",
+            "" if entry.get("qvalue") is None else f"{entry['qvalue']:.2e}",
+            "[bold red]DRIFT[/]" if entry.get("drifted") else "",
+        )
+    console.print(table)
+    console.print(f"   Evidently report: {result.drift_report_uri or '(not rendered)'}")
 
 
 def _print_summary(services: Services, result: DemoResult, console: Console) -> None:
@@ -277,6 +368,9 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
                     f"--model {MODEL_NAME}",
                     f"Alias history:    {env_prefix}.venv/bin/keelwatch models history {MODEL_NAME}",
                     f"Scored output:    {result.output_uri}",
+                    f"Drift results:    {env_prefix}.venv/bin/keelwatch monitors results "
+                    f"{MODEL_NAME}-shifted-batch",
+                    f"Drift report:     {result.drift_report_uri}",
                 ]
             ),
             title="where to look",
