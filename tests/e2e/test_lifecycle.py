@@ -45,7 +45,7 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
     direct = np.asarray(model.predict(expected_input)).ravel()
-    prediction_columns = [c for c in scored.columns if c not in FEATURES]
+    prediction_columns = [c for c in scored.columns if c not in (*FEATURES, "row_index")]
     assert prediction_columns, f"no prediction column in {list(scored.columns)}"
     np.testing.assert_array_equal(np.asarray(scored[prediction_columns[0]]).ravel(), direct)
 
@@ -68,7 +68,19 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     client = MlflowClient(
         tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
     )
-    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == v1
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == v1
+
+    # Drift step: the shifted features drift, the untouched ones do not; the check ran on the
+    # profile the batch job built while scoring, and its MLflow run holds the Evidently report.
+    assert result.drift_status == "drift"
+    assert "f0" in result.drifted_columns and "f3" in result.drifted_columns
+    assert not {"f5", "f6", "f7"} & set(result.drifted_columns)
+    assert result.drift_report_uri.endswith("evidently-report.html")
+    run = client.get_run(result.drift_mlflow_run_id)
+    assert run.data.tags["keelwatch.mode"] == "job_profile"
+    assert run.data.metrics["f0.drifted"] == 1.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
+    assert "drift/evidently-report.html" in artifacts
 
 
 def test_lifecycle_on_redis_and_postgresql(
