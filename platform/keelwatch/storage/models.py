@@ -229,6 +229,4 @@ class DriftResultRow(Base):
     report_artifact_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (
-        Index("ix_drift_results_monitor_finished", "monitor_id", "finished_at"),
-    )
+    __table_args__ = (Index("ix_drift_results_monitor_finished", "monitor_id", "finished_at"),)
