@@ -39,6 +39,7 @@ def create_monitor(
     services: Services, spec: MonitorSpec | dict[str, Any], actor: str
 ) -> DriftMonitor:
     """Validate and store a monitor; ConflictError if the name is taken."""
+    actor = _actor(actor)
     spec = spec if isinstance(spec, MonitorSpec) else validated(MonitorSpec, spec, "monitor")
     resolved = services.registry.resolve(spec.model)
     _check_window_source(services, spec.window)
@@ -54,7 +55,7 @@ def create_monitor(
             config=spec.config.model_dump(mode="json"),
             enabled=spec.enabled,
             description=spec.description,
-            actor=_actor(actor),
+            actor=actor,
         )
         record_audit(
             session,
@@ -71,6 +72,7 @@ def update_monitor(
     services: Services, name: str, changes: dict[str, Any], actor: str
 ) -> DriftMonitor:
     """Change fields of a monitor (same validation as creating it)."""
+    actor = _actor(actor)
     with services.db.session() as session:
         current = monitor_store.get_monitor(session, name)
     merged = {**spec_of(current), **changes, "name": current.name}
@@ -82,7 +84,7 @@ def update_monitor(
         monitor = monitor_store.update_monitor(
             session,
             name,
-            actor=_actor(actor),
+            actor=actor,
             changes={
                 "model_name": resolved.name,
                 "model_ref": spec.model,
@@ -106,11 +108,12 @@ def update_monitor(
 
 def delete_monitor(services: Services, name: str, actor: str, reason: str = "") -> DriftMonitor:
     """Delete a monitor and its result history."""
+    actor = _actor(actor)
     with services.db.session() as session:
         monitor = monitor_store.delete_monitor(session, name)
         record_audit(
             session,
-            actor=_actor(actor),
+            actor=actor,
             action="delete_monitor",
             target=monitor_target(name),
             reason=reason,
