@@ -68,7 +68,9 @@ def bulk_write_predictions(
 ) -> int:
     """Fast path for large batches in their own transaction(s); idempotent like the above.
 
-    PostgreSQL: COPY into a temporary table, then ``INSERT ... ON CONFLICT DO NOTHING``.
+    PostgreSQL: COPY straight into the table after skipping ids already logged; if a concurrent
+    writer races on the same ids, COPY into a temporary table and ``INSERT ... ON CONFLICT DO
+    NOTHING``.
     SQLite: batched ``INSERT OR IGNORE``.
     """
     inserted = 0
@@ -83,32 +85,63 @@ def bulk_write_predictions(
     return inserted
 
 
+_encode_json = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
+def _copy_rows(cursor: Any, table: str, batch: Sequence[PredictionRecord]) -> None:
+    columns = ", ".join(_COLUMNS)
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for r in batch:
+            copy.write_row(
+                (
+                    r.request_id,
+                    r.model_name,
+                    r.model_version,
+                    _encode_json(r.inputs),
+                    _encode_json(r.outputs),
+                    r.latency_ms,
+                    r.created_at,
+                    r.job_id,
+                )
+            )
+
+
 def _write_batch(engine: Engine, batch: Sequence[PredictionRecord]) -> int:
     if engine.dialect.name != "postgresql":
         with Session(engine) as session, session.begin():
             return insert_predictions(session, batch)
+    import psycopg
+
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
+        # Fast path: drop the ids already logged (a retried chunk), then COPY straight into the
+        # table. Only if a concurrent writer logs one of the same ids in between (a duplicate
+        # delivery running in parallel) does the unique index refuse the COPY; then the slower
+        # staged INSERT ... ON CONFLICT DO NOTHING below does it row by row.
+        # IN (SELECT unnest(...)) plans as a hashed semi-join; "= ANY(array)" can degrade to
+        # comparing every row with every id when the table's statistics are stale.
+        cursor.execute(
+            "SELECT request_id FROM prediction_log WHERE request_id IN (SELECT unnest(%s::text[]))",
+            ([r.request_id for r in batch],),
+        )
+        logged = {row[0] for row in cursor.fetchall()}
+        fresh = [r for r in batch if r.request_id not in logged]
+        if not fresh:
+            raw.commit()
+            return 0
+        try:
+            _copy_rows(cursor, "prediction_log", fresh)
+            raw.commit()
+            return len(fresh)
+        except psycopg.errors.UniqueViolation:
+            raw.rollback()
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _prediction_stage "
             "(LIKE prediction_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
+        _copy_rows(cursor, "_prediction_stage", fresh)
         columns = ", ".join(_COLUMNS)
-        with cursor.copy(f"COPY _prediction_stage ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-            for r in batch:
-                copy.write_row(
-                    (
-                        r.request_id,
-                        r.model_name,
-                        r.model_version,
-                        json.dumps(r.inputs, default=str),
-                        json.dumps(r.outputs, default=str),
-                        r.latency_ms,
-                        r.created_at,
-                        r.job_id,
-                    )
-                )
         cursor.execute(
             f"INSERT INTO prediction_log ({columns}) SELECT {columns} FROM _prediction_stage "
             "ON CONFLICT (request_id) DO NOTHING"
