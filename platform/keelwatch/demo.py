@@ -363,10 +363,12 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
                     f"→ http://127.0.0.1:{settings.api.mlflow_ui_port}",
                     f"API + worker:     {env_prefix}.venv/bin/keelwatch up  "
                     f"→ http://{settings.api.host}:{settings.api.port}/docs",
-                    f"Job status:       {env_prefix}.venv/bin/keelwatch jobs status {result.job_id}",
+                    f"Job status:       {env_prefix}.venv/bin/keelwatch jobs status "
+                    f"{result.job_id}",
                     f"Prediction log:   {env_prefix}.venv/bin/keelwatch predictions tail "
                     f"--model {MODEL_NAME}",
-                    f"Alias history:    {env_prefix}.venv/bin/keelwatch models history {MODEL_NAME}",
+                    f"Alias history:    {env_prefix}.venv/bin/keelwatch models history "
+                    f"{MODEL_NAME}",
                     f"Scored output:    {result.output_uri}",
                     f"Drift results:    {env_prefix}.venv/bin/keelwatch monitors results "
                     f"{MODEL_NAME}-shifted-batch",
