@@ -36,14 +36,12 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     scored = pd.read_parquet(result.output_uri.removeprefix("file://"))
     assert len(scored) == result.rows_scored == SCORE_ROWS
     expected_input = make_training_data(SCORE_ROWS, seed=2)[FEATURES]
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow.registry_uri)
-    try:
-        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{v1}")
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    client = MlflowClient(
+        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
+    )
+    # Load from the version's artifact location: touching MLflow's process-wide URIs here
+    # would leak into every later test.
+    model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(MODEL_NAME, v1))
     direct = np.asarray(model.predict(expected_input)).ravel()
     prediction_columns = [c for c in scored.columns if c not in (*FEATURES, "row_index")]
     assert prediction_columns, f"no prediction column in {list(scored.columns)}"
@@ -65,9 +63,6 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
         assert any(action in a for a in actions), f"{action!r} missing from audit: {actions}"
     assert all(entry.actor == "demo" for entry in audit)
 
-    client = MlflowClient(
-        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
-    )
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == v1
 
     # Drift step: the shifted features drift, the untouched ones do not; the check ran on the
