@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from keelwatch.cli_support import cli_actor, cli_errors, fail, services_from_cli
+from keelwatch.cli_support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
     from keelwatch.context import Services
@@ -38,16 +36,6 @@ JobIdArgument = Annotated[str, typer.Argument(help="Job id.")]
 TimeoutOption = Annotated[
     float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")
 ]
-
-
-@contextmanager
-def _services() -> Iterator[Services]:
-    with cli_errors():
-        services = services_from_cli()
-        try:
-            yield services
-        finally:
-            services.close()
 
 
 def _load_job(services: Services, job_id: str) -> Job:
@@ -114,7 +102,7 @@ def submit(
         )
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-    with _services() as services:
+    with cli_services() as services:
         job = submit_batch_inference(services, request, cli_actor(actor, services.settings))
         params = job.params
         if not as_json:
@@ -140,7 +128,7 @@ def status(
     chunks: Annotated[bool, typer.Option("--chunks", help="Also list every chunk.")] = False,
 ) -> None:
     """Show a job: status, progress (chunks and rows), result or error."""
-    with _services() as services:
+    with cli_services() as services:
         job = _load_job(services, job_id)
         if as_json:
             typer.echo(_job_json(services, job, with_chunks=chunks))
@@ -192,7 +180,7 @@ def list_(
     from keelwatch.inference.views import JobView
     from keelwatch.storage.jobs import list_jobs
 
-    with _services() as services:
+    with cli_services() as services:
         with services.db.session() as session:
             jobs = list_jobs(session, kind=kind, limit=limit)
         if as_json:
@@ -217,7 +205,7 @@ def list_(
 @jobs_app.command("wait")
 def wait_(job_id: JobIdArgument, timeout: TimeoutOption = None) -> None:
     """Follow a job with a progress bar; exit 0 if it succeeds, 1 if it fails or times out."""
-    with _services() as services:
+    with cli_services() as services:
         job = _follow(services, job_id, timeout=timeout, quiet=False)
         _print_outcome(job)
         if not _succeeded(job):

@@ -8,8 +8,7 @@ MLflow is only imported when a command talks to the registry, so ``--help`` stay
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,10 +17,9 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli_support import cli_actor, cli_errors, fail, services_from_cli
+from keelwatch.cli_support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
-    from keelwatch.context import Services
     from keelwatch.registry import ModelVersionInfo
 
 # No markup: model names, aliases and reasons are user text and may contain "[...]".
@@ -42,17 +40,6 @@ ReasonRequired = Annotated[str, typer.Option("--reason", "-r", help="Why (audit 
 ReasonOptional = Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")]
 NameArgument = Annotated[str, typer.Argument(help="Registered model name.")]
 VersionArgument = Annotated[str, typer.Argument(help="Version number.")]
-
-
-@contextmanager
-def _services() -> Iterator[Services]:
-    """Services for one command, with Keelwatch errors turned into a clean exit."""
-    with cli_errors():
-        services = services_from_cli()
-        try:
-            yield services
-        finally:
-            services.close()
 
 
 def _print_json(items: BaseModel | Sequence[BaseModel]) -> None:
@@ -94,7 +81,7 @@ def list_models(as_json: JsonOption = False) -> None:
     """List registered models with their aliases."""
     from keelwatch.registry.schemas import RegisteredModelOut
 
-    with _services() as services:
+    with cli_services() as services:
         models = services.registry.list_models()
     if as_json:
         _print_json([RegisteredModelOut.of(model) for model in models])
@@ -115,7 +102,7 @@ def list_versions(name: NameArgument, as_json: JsonOption = False) -> None:
     """List the versions of a model, oldest first."""
     from keelwatch.registry.schemas import ModelVersionOut
 
-    with _services() as services:
+    with cli_services() as services:
         versions = services.registry.list_versions(name)
     if as_json:
         _print_json([ModelVersionOut.of(info) for info in versions])
@@ -128,7 +115,7 @@ def show_version(name: NameArgument, version: VersionArgument, as_json: JsonOpti
     """Show one version: approval, aliases, source and tags."""
     from keelwatch.registry.schemas import ModelVersionOut
 
-    with _services() as services:
+    with cli_services() as services:
         info = services.registry.get_version(name, version)
     if as_json:
         _print_json(ModelVersionOut.of(info))
@@ -162,7 +149,7 @@ def register(
 
     if (run_id is None) == (model_uri is None):
         fail("give exactly one of --run-id and --model-uri")
-    with _services() as services:
+    with cli_services() as services:
         info = services.registry.register_version(
             name,
             run_id=run_id,
@@ -183,7 +170,7 @@ def approve(
     name: NameArgument, version: VersionArgument, reason: ReasonRequired, actor: ActorOption = None
 ) -> None:
     """Approve a version (required before it can become champion)."""
-    with _services() as services:
+    with cli_services() as services:
         info = services.registry.approve(
             name, version, actor=cli_actor(actor, services.settings), reason=reason
         )
@@ -195,7 +182,7 @@ def reject(
     name: NameArgument, version: VersionArgument, reason: ReasonRequired, actor: ActorOption = None
 ) -> None:
     """Reject a version: it can no longer get any alias."""
-    with _services() as services:
+    with cli_services() as services:
         info = services.registry.reject(
             name, version, actor=cli_actor(actor, services.settings), reason=reason
         )
@@ -213,7 +200,7 @@ def promote(
     actor: ActorOption = None,
 ) -> None:
     """Point an alias (default: champion) at a version; the champion must be approved."""
-    with _services() as services:
+    with cli_services() as services:
         info = services.registry.promote(
             name, version, alias=alias, actor=cli_actor(actor, services.settings), reason=reason
         )
@@ -223,7 +210,7 @@ def promote(
 @models_app.command("rollback")
 def rollback(name: NameArgument, reason: ReasonRequired, actor: ActorOption = None) -> None:
     """Move the champion back to the last known-good version."""
-    with _services() as services:
+    with cli_services() as services:
         info = services.registry.rollback(
             name, actor=cli_actor(actor, services.settings), reason=reason
         )
@@ -239,7 +226,7 @@ def set_alias(
     actor: ActorOption = None,
 ) -> None:
     """Point an alias at a version (same rules as promote)."""
-    with _services() as services:
+    with cli_services() as services:
         info = services.registry.set_alias(
             name, alias, version, actor=cli_actor(actor, services.settings), reason=reason
         )
@@ -254,7 +241,7 @@ def clear_alias(
     actor: ActorOption = None,
 ) -> None:
     """Remove an alias from a model."""
-    with _services() as services:
+    with cli_services() as services:
         previous = services.registry.clear_alias(
             name, alias, actor=cli_actor(actor, services.settings), reason=reason
         )
@@ -283,7 +270,7 @@ def history(
     from keelwatch.registry.schemas import AliasAtOut, AliasChangeOut
 
     moment = _parse_time(at) if at is not None else None
-    with _services() as services:
+    with cli_services() as services:
         alias_name = alias or services.settings.registry.champion_alias
         if moment is not None:
             version = services.registry.version_at(name, alias_name, moment)
@@ -320,7 +307,7 @@ def resolve(
     """Resolve a model reference to a pinned version URI and its input columns."""
     from keelwatch.registry.schemas import ResolvedModelOut
 
-    with _services() as services:
+    with cli_services() as services:
         resolved = services.registry.resolve(ref)
         columns = services.registry.input_columns(resolved)
     if as_json:

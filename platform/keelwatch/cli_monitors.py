@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,10 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli_support import cli_actor, cli_errors, fail, services_from_cli
+from keelwatch.cli_support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
-    from keelwatch.context import Services
     from keelwatch.monitors.entities import DriftMonitor, DriftResult
 
 console = Console(markup=False)
@@ -38,16 +35,6 @@ ActorOption = Annotated[
     typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
 ]
 NameArgument = Annotated[str, typer.Argument(help="Monitor name.")]
-
-
-@contextmanager
-def _services() -> Iterator[Services]:
-    with cli_errors():
-        services = services_from_cli()
-        try:
-            yield services
-        finally:
-            services.close()
 
 
 def _jsonable(value: Any) -> Any:
@@ -105,7 +92,7 @@ def create(
     from keelwatch.monitors.service import create_monitor
     from keelwatch.monitors.specs import parse_duration, parse_window
 
-    with _services() as services:
+    with cli_services() as services:
         try:
             config: dict[str, Any] = json.loads(config_json) if config_json else {}
         except json.JSONDecodeError as exc:
@@ -144,7 +131,7 @@ def list_(
     """List monitors."""
     from keelwatch.monitors.service import list_monitors
 
-    with _services() as services:
+    with cli_services() as services:
         monitors = list_monitors(services, model)
     if as_json:
         typer.echo(json.dumps([_monitor_dict(m) for m in monitors], indent=2))
@@ -165,7 +152,7 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
     """Show one monitor and its latest result."""
     from keelwatch.monitors.service import get_monitor, monitor_results
 
-    with _services() as services:
+    with cli_services() as services:
         monitor = get_monitor(services, name)
         latest = monitor_results(services, name, limit=1)
     data = _monitor_dict(monitor)
@@ -202,7 +189,7 @@ def delete(
     """Delete a monitor and its result history."""
     from keelwatch.monitors.service import delete_monitor
 
-    with _services() as services:
+    with cli_services() as services:
         delete_monitor(services, name, cli_actor(actor, services.settings), reason)
     console.print(f"deleted monitor {name}")
 
@@ -219,7 +206,7 @@ def run(
     from keelwatch.monitors.service import result_of_job, submit_check
     from keelwatch.storage.jobs import get_job
 
-    with _services() as services:
+    with cli_services() as services:
         job = submit_check(services, name, cli_actor(actor, services.settings))
         if not wait:
             if as_json:
@@ -289,7 +276,7 @@ def results(
     """A monitor's result history, newest first."""
     from keelwatch.monitors.service import monitor_results
 
-    with _services() as services:
+    with cli_services() as services:
         history = monitor_results(services, name, limit)
     if as_json:
         typer.echo(json.dumps([_result_dict(r) for r in history], indent=2))
@@ -327,7 +314,7 @@ def profile_attach(
     """Compute a reference profile from DATA and attach it to MODEL VERSION (or refresh it)."""
     from keelwatch.monitors.profiles import attach_reference_profile
 
-    with _services() as services:
+    with cli_services() as services:
         info = attach_reference_profile(
             services,
             model,
@@ -355,7 +342,7 @@ def profile_show(
     """Show the reference profile attached to MODEL VERSION."""
     from keelwatch.storage.profiles import get_reference_profile
 
-    with _services() as services, services.db.session() as session:
+    with cli_services() as services, services.db.session() as session:
         info = get_reference_profile(session, model, version)
     data = _jsonable(asdict(info))
     if as_json:

@@ -37,6 +37,17 @@ def services_from_cli() -> Services:
     return Services(load_settings())
 
 
+@contextmanager
+def cli_services() -> Iterator[Services]:
+    """Services for one command, closed afterwards, with Keelwatch errors as a clean exit."""
+    with cli_errors():
+        services = services_from_cli()
+        try:
+            yield services
+        finally:
+            services.close()
+
+
 def cli_actor(explicit: str | None, settings: Settings) -> str:
     """Who acts, for the audit log: ``--actor``, else ``settings.actor``, else the OS user."""
     for candidate in (explicit, settings.actor):
