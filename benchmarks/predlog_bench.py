@@ -1,9 +1,9 @@
 """Prediction-log bulk write on PostgreSQL: rows per second for 200,000 rows.
 
 Times ``keelwatch.storage.predictions.bulk_write_predictions`` (COPY straight into the table;
-a repeat falls back to a staged ``INSERT ... ON CONFLICT DO NOTHING``) into an empty table of a throw-away database
-``kw_bench_*``, median of N runs (the table is emptied between runs). A second, idempotent write
-of the same rows is timed too: it is what a retried chunk costs.
+a repeat falls back to a staged ``INSERT ... ON CONFLICT DO NOTHING``) into an empty table of a
+throw-away database ``kw_bench_*``, median of N runs (the table is emptied between runs). A
+second, idempotent write of the same rows is timed too: it is what a retried chunk costs.
 
 Usage: ``python benchmarks/predlog_bench.py [--quick] [--rows N] [--runs N]``
 """
