@@ -45,6 +45,7 @@ class DemoResult:
     champion_after_promote: str = ""
     champion_after_rollback: str = ""
     drift_job_id: str = ""
+    monitor_name: str = ""
     drift_status: str = ""
     drifted_columns: list[str] = field(default_factory=list)
     drift_report_uri: str = ""
@@ -280,17 +281,19 @@ def _drift_step(
         finished = wait_for_job(services, job.id, console, timeout_s)
         if finished.status != "succeeded":
             raise RuntimeError(f"batch job {job.id} {finished.status}: {finished.error}")
+        # One monitor per demo run: monitor names are unique, and the demo may run again.
+        result.monitor_name = f"{MODEL_NAME}-shifted-{job.id[:8]}"
         create_monitor(
             services,
             {
-                "name": f"{MODEL_NAME}-shifted-batch",
+                "name": result.monitor_name,
                 "model": f"{MODEL_NAME}@champion",
                 "window": {"kind": "job", "job_id": job.id},
                 "description": "demo: the shifted batch, from the profile its job built",
             },
             DEMO_ACTOR,
         )
-        check = submit_check(services, f"{MODEL_NAME}-shifted-batch", DEMO_ACTOR)
+        check = submit_check(services, result.monitor_name, DEMO_ACTOR)
         result.drift_job_id = check.id
         deadline = time.monotonic() + timeout_s
         with console.status("drift check on the fleet"):
@@ -332,7 +335,7 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
         rows = recent_predictions(session, job_id=result.job_id, limit=5)
         audit = list_audit(session, limit=12)
     table = Table(title="prediction log (newest 5 of this job)")
-    for column in ("request_id", "model", "inputs", "outputs", "latency ms"):
+    for column in ("request_id", "model", "inputs", "outputs", "latency µs"):
         table.add_column(column)
     for row in rows:
         inputs = ", ".join(f"{k}={v:.2f}" for k, v in list(row.inputs.items())[:3]) + ", …"
@@ -341,7 +344,7 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
             f"{row.model_name} v{row.model_version}",
             inputs,
             str(row.outputs),
-            f"{row.latency_ms:.3f}",
+            f"{row.latency_ms * 1000:.2f}",
         )
     console.print(table)
     audit_table = Table(title="audit log (newest first)")
@@ -371,7 +374,7 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
                     f"{MODEL_NAME}",
                     f"Scored output:    {result.output_uri}",
                     f"Drift results:    {env_prefix}.venv/bin/keelwatch monitors results "
-                    f"{MODEL_NAME}-shifted-batch",
+                    f"{result.monitor_name}",
                     f"Drift report:     {result.drift_report_uri}",
                 ]
             ),
