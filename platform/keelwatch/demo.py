@@ -227,7 +227,7 @@ def run_demo(
     registry.approve(MODEL_NAME, v2, actor=DEMO_ACTOR, reason="demo: challenger looks better")
     registry.promote(MODEL_NAME, v2, actor=DEMO_ACTOR, reason="demo: promote challenger")
     result.champion_after_promote = registry.resolve(f"{MODEL_NAME}@champion").version
-    registry.rollback(MODEL_NAME, actor=DEMO_ACTOR, reason="demo: pretend v2 misbehaves")
+    registry.rollback(MODEL_NAME, actor=DEMO_ACTOR, reason=f"demo: pretend v{v2} misbehaves")
     result.champion_after_rollback = registry.resolve(f"{MODEL_NAME}@champion").version
     console.print(
         f"   champion v{result.champion_after_promote} → rolled back to "
