@@ -108,15 +108,7 @@ class AliasChangeOut(BaseModel):
     @classmethod
     def of(cls, change: AliasChange) -> AliasChangeOut:
         """From the storage entity."""
-        return cls(
-            model_name=change.model_name,
-            alias=change.alias,
-            version=change.version,
-            previous_version=change.previous_version,
-            at=change.at,
-            actor=change.actor,
-            reason=change.reason,
-        )
+        return cls.model_validate(change, from_attributes=True)
 
 
 class AliasAtOut(BaseModel):

@@ -31,15 +31,7 @@ class AuditEntryOut(BaseModel):
     @classmethod
     def from_entry(cls, entry: AuditEntry) -> AuditEntryOut:
         """Entity → response schema."""
-        return cls(
-            id=entry.id,
-            at=entry.at,
-            actor=entry.actor,
-            action=entry.action,
-            target=entry.target,
-            reason=entry.reason,
-            details=entry.details,
-        )
+        return cls.model_validate(entry, from_attributes=True)
 
 
 class AuditPage(BaseModel):

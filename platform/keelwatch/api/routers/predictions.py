@@ -33,16 +33,7 @@ class PredictionOut(BaseModel):
     @classmethod
     def from_record(cls, record: PredictionRecord) -> PredictionOut:
         """Entity → response schema."""
-        return cls(
-            request_id=record.request_id,
-            model_name=record.model_name,
-            model_version=record.model_version,
-            inputs=record.inputs,
-            outputs=record.outputs,
-            latency_ms=record.latency_ms,
-            created_at=record.created_at,
-            job_id=record.job_id,
-        )
+        return cls.model_validate(record, from_attributes=True)
 
 
 class PredictionPage(BaseModel):
