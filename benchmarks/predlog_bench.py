@@ -12,41 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT / "workers")]
 
-PG_ADMIN_URL = os.environ.get(
-    "KEELWATCH_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+# One throw-away-database helper for every benchmark (KEELWATCH_BENCH_PG_URL, loopback only).
+from inference_bench import bench_database  # noqa: E402
+
 TARGET_ROWS_PER_S = 50_000
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    """A throw-away PostgreSQL database ``kw_bench_<hex>`` on loopback, dropped afterwards."""
-    import psycopg
-
-    if (urlparse(PG_ADMIN_URL).hostname or "") not in {"127.0.0.1", "localhost", "::1"}:
-        raise SystemExit("benchmarks only talk to loopback PostgreSQL")
-    name = f"kw_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlparse(PG_ADMIN_URL)._replace(path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_records(rows: int, run: int) -> list[object]:
