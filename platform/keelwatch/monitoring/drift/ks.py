@@ -21,7 +21,8 @@ The statistic and p-value equal ``scipy.stats.ks_2samp(reference, current, metho
   ``n = 500 000``. The summands are log-concave in the summation index, so we sum only the
   window holding all terms above ``e^-50`` of the largest one (found on a coarse grid) in log
   space; that agrees with scipy to ~1e-10 relative (tested across sizes). Every other branch
-  calls ``kstwo.sf`` itself, which is fast there.
+  runs scipy's own algorithm (:mod:`~keelwatch.monitoring.drift.kolmogorov`), which is fast
+  there and needs only ``scipy.special``, so a p-value never imports ``scipy.stats``.
 
 Only the two-sided alternative is offered: drift has no preferred direction.
 """
@@ -34,6 +35,8 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from keelwatch.monitoring.drift.kolmogorov import kolmogorov_sf
 
 KsMethod = Literal["auto", "exact", "asymp"]
 
@@ -275,20 +278,11 @@ def smirnov_sf(n: int, x: float) -> float:
 
 def kstwo_sf(d: float, n: int) -> float:
     """``scipy.stats.kstwo.sf(d, n)``, with the slow ``2·smirnov`` branch computed windowed."""
-    x = float(d)
-    t = n * x
-    nxsquared = t * x
-    # Mirrors the branch order of scipy.stats._ksstats._kolmogn(n, x, cdf=False).
-    if n > 140 and 0.0 < x < 0.5 and 1.0 < t < n - 1:
-        if nxsquared >= 370.0:
-            return 0.0
-        if nxsquared >= 2.2:
-            return min(max(2.0 * smirnov_sf(n, x), 0.0), 1.0)
-    from scipy.stats import kstwo
+    return kolmogorov_sf(n, float(d), _two_smirnov)
 
-    # n = 0 (both samples of size 1) gives NaN, as in scipy, without its divide warning.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(kstwo.sf(x, n))
+
+def _two_smirnov(n: int, x: float) -> float:
+    return 2.0 * smirnov_sf(n, x)
 
 
 def ks_pvalue(
