@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class JobStatus(StrEnum):
@@ -79,6 +79,56 @@ class PredictionRecord:
     latency_ms: float
     created_at: datetime
     job_id: str | None = None
+
+
+#: A ground-truth label: a JSON scalar (never null, NaN, infinity, a list or an object).
+LabelValue = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A ground-truth label for one logged prediction, identified by its request id."""
+
+    request_id: str
+    label: LabelValue
+
+
+@dataclass(frozen=True)
+class PredictionLabel:
+    """A stored label: its value, when it was last set and by whom."""
+
+    request_id: str
+    label: LabelValue
+    labelled_at: datetime
+    submitted_by: str
+
+
+@dataclass(frozen=True)
+class LabelWriteResult:
+    """What one call recording labels did, per distinct request id.
+
+    ``unknown`` lists the request ids that are not in the prediction log; their labels were
+    not stored.
+    """
+
+    inserted: int
+    updated: int
+    unchanged: int
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def received(self) -> int:
+        """Distinct request ids in the call."""
+        return self.inserted + self.updated + self.unchanged + len(self.unknown)
+
+
+class LabelledPrediction(NamedTuple):
+    """A logged prediction joined with its label (a tuple, cheap for large windows)."""
+
+    id: int
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    label: LabelValue
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,24 @@ class PredictionRow(Base):
     )
 
 
+class PredictionLabelRow(Base):
+    """The ground-truth label of a logged prediction, which often arrives days after scoring.
+
+    A table of its own, not a column of ``prediction_log``: that table is append-only and
+    written with COPY, and updating its rows later would bloat it. No foreign key to
+    ``prediction_log.request_id`` either: it would make ``TRUNCATE prediction_log`` fail and
+    tie the log's retention to this table; ``storage.labels`` stores labels for logged request
+    ids only.
+    """
+
+    __tablename__ = "prediction_labels"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[Any] = mapped_column(JsonType)
+    labelled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    submitted_by: Mapped[str] = mapped_column(String(255))
+
+
 class JobRow(Base):
     """Accepted work and its progress."""
 
