@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,8 +21,10 @@ from keelwatch.errors import KeelwatchError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from numpy.typing import NDArray
 
     from keelwatch.monitoring.drift import DriftReport, ReferenceProfile
+    from keelwatch.monitoring.drift.report import ColumnRole
 
 EXIT_NO_DRIFT = 0
 EXIT_DRIFT = 1
@@ -55,14 +58,50 @@ def _read_frame(path: Path) -> pd.DataFrame:
         fail(f"{path}: cannot read data ({type(exc).__name__}: {exc})", EXIT_BAD_INPUT)
 
 
-def _read_reference(path: Path) -> ReferenceProfile:
+def _read_columns(path: Path) -> Mapping[str, NDArray[Any]]:
+    # pyarrow straight to numpy: pandas' import alone would cost more than the whole check.
+    from keelwatch.monitoring.column_reader import read_columns
+
+    try:
+        return read_columns(path)
+    except KeelwatchError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+
+
+def _roles(prediction: list[str] | None, target: str | None) -> dict[str, ColumnRole]:
+    roles: dict[str, ColumnRole] = dict.fromkeys(prediction or [], "prediction")
+    if target:
+        if target in roles:
+            fail(f"column {target!r} cannot be both a prediction and the target", EXIT_BAD_INPUT)
+        roles[target] = "target"
+    return roles
+
+
+def _read_reference(path: Path, roles: dict[str, ColumnRole]) -> ReferenceProfile:
     from keelwatch.monitoring.drift import build_profile, load_profile
 
     if path.suffix.lower() in PROFILE_SUFFIXES:
         if not path.is_file():
             fail(f"{path}: no such file", EXIT_BAD_INPUT)
+        if roles:
+            fail("--prediction/--target apply to a data-file reference; a profile carries its "
+                 "roles (set them with 'keelwatch drift profile')", EXIT_BAD_INPUT)  # fmt: skip
         return load_profile(path)
-    return build_profile(_read_frame(path))
+    return build_profile(_read_columns(path), roles=roles)
+
+
+def _column_overrides(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        column, sep, stattest = pair.partition("=")
+        if not sep or not column or not stattest:
+            fail(f"--column-stattest expects COLUMN=STATISTIC, got {pair!r}", EXIT_BAD_INPUT)
+        out[column] = stattest
+    return out
+
+
+def _split_names(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(name.strip() for v in values or [] for name in v.split(",") if name.strip())
 
 
 def _fmt(value: float | None, spec: str = ".4g") -> str:
@@ -80,10 +119,13 @@ def _print_table(report: DriftReport) -> None:
     table.add_column("note", overflow="fold")
     for c in report.columns:
         note = c.detail or ("" if c.status == "ok" else c.status)
+        if c.extra:
+            also = ", ".join(f"{k} {_fmt(v['value'])}" for k, v in c.extra.items())
+            note = f"{note}; {also}" if note else also
         if c.missing_drifted:
             note = f"missing {c.missing_rate_reference:.3g} -> {c.missing_rate_current:.3g}"
         table.add_row(
-            c.column,
+            c.column if c.role == "feature" else f"{c.column} ({c.role})",
             c.kind,
             c.statistic or "-",
             _fmt(c.value),
@@ -102,6 +144,12 @@ def _print_table(report: DriftReport) -> None:
         f"(BH FDR {report.fdr_alpha}); reference {report.n_reference_rows} rows, "
         f"current {report.n_current_rows} rows."
     )
+    for role, flag in (
+        ("Predictions", report.prediction_drifted),
+        ("Target", report.target_drifted),
+    ):
+        if flag is not None:
+            console.print(f"{role}: {'[bold red]DRIFT[/]' if flag else '[green]no drift[/]'}")
     for label, names in (
         ("Missing from current", report.missing_columns),
         ("Extra in current (not tested)", report.extra_columns),
@@ -119,15 +167,23 @@ def profile_command(
     max_sorted_values: Annotated[
         int, typer.Option(help="Keep at most this many distinct sorted values per column.")
     ] = 1_000_000,
+    prediction: Annotated[
+        list[str] | None,
+        typer.Option("--prediction", help="A model-output column (repeatable)."),
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The ground-truth label column.")] = None,
 ) -> None:
     """Build a reference profile from DATA and save it to --out."""
     from keelwatch.monitoring.drift import build_profile, save_profile
 
     if out.suffix.lower() not in PROFILE_SUFFIXES:
         fail(f"{out}: profiles are saved as .npz", EXIT_BAD_INPUT)
+    roles = _roles(prediction, target)
     frame = _read_frame(data)
     try:
-        profile = build_profile(frame, n_bins=bins, max_sorted_values=max_sorted_values)
+        profile = build_profile(
+            frame, n_bins=bins, max_sorted_values=max_sorted_values, roles=roles
+        )
         save_profile(profile, out)
     except KeelwatchError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
@@ -150,30 +206,53 @@ def check_command(
         str | None,
         typer.Option(help="Force one statistic for every column: ks, psi, kl, js, chi2, ..."),
     ] = None,
+    column_stattest: Annotated[
+        list[str] | None,
+        typer.Option(help="COLUMN=STATISTIC for one column (repeatable); wins over --stattest."),
+    ] = None,
+    also: Annotated[
+        list[str] | None,
+        typer.Option(help="Also report these statistics, e.g. 'psi,kl' (no effect on verdicts)."),
+    ] = None,
+    prediction: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prediction", help="Model-output column of a data-file reference (repeatable)."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Ground-truth label column of a data-file reference.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     fdr_alpha: Annotated[float, typer.Option(help="Benjamini-Hochberg FDR level.")] = 0.05,
     ks_method: Annotated[str, typer.Option(help="KS p-value method: auto, exact, asymp.")] = "auto",
     min_samples: Annotated[int, typer.Option(help="Fewer valid values: insufficient data.")] = 30,
 ) -> None:
-    """Compare CURRENT with REFERENCE. Exit 0: no drift, 1: drift, 2: bad input."""
+    """Compare CURRENT with REFERENCE.
+
+    Exit 0: no drift, 1: drift in the features, the predictions or the target, 2: bad input.
+    """
     from keelwatch.monitoring.drift import DriftConfig, compute_drift
 
     try:
         config = DriftConfig(
             stattest=stattest,
+            column_stattests=_column_overrides(column_stattest),
+            extra_stattests=_split_names(also),
             fdr_alpha=fdr_alpha,
             ks_method=ks_method,  # type: ignore[arg-type]  # validated by DriftConfig
             min_samples=min_samples,
         )
-        profile = _read_reference(reference)
-        report = compute_drift(profile, _read_frame(current), config)
+        profile = _read_reference(reference, _roles(prediction, target))
+        report = compute_drift(profile, _read_columns(current), config)
     except KeelwatchError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_table(report)
-    raise typer.Exit(EXIT_DRIFT if report.dataset_drifted else EXIT_NO_DRIFT)
+    drifted = report.dataset_drifted or report.prediction_drifted or report.target_drifted
+    raise typer.Exit(EXIT_DRIFT if drifted else EXIT_NO_DRIFT)
 
 
 if __name__ == "__main__":

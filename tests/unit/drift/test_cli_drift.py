@@ -126,3 +126,90 @@ def test_importing_the_cli_module_stays_light() -> None:
         env={"PYTHONPATH": str(Path(__file__).parents[3] / "platform")},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_also_column_overrides_and_roles(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n = 4_000
+    ref = pd.DataFrame(
+        {"x": rng.normal(size=n), "score": rng.uniform(size=n), "label": rng.integers(0, 2, n)}
+    )
+    cur = pd.DataFrame(
+        {"x": rng.normal(size=n), "score": rng.uniform(0.2, 1, n), "label": rng.integers(0, 2, n)}
+    )
+    ref_path, cur_path = tmp_path / "ref.csv", tmp_path / "cur.parquet"
+    ref.to_csv(ref_path, index=False)
+    cur.to_parquet(cur_path)
+    args = ["check", "-r", str(ref_path), "-c", str(cur_path)]
+    res = runner.invoke(
+        drift_app,
+        [*args, "--prediction", "score", "--target", "label", "--also", "psi,kl", "--json"],
+    )
+    # Only the prediction drifted: the exit code still says drift.
+    assert res.exit_code == EXIT_DRIFT, res.output
+    data = json.loads(res.output)
+    assert data["dataset_drifted"] is False and data["prediction_drifted"] is True
+    assert data["target_drifted"] is False
+    x = next(c for c in data["columns"] if c["column"] == "x")
+    assert set(x["extra"]) == {"psi", "kl"} and x["role"] == "feature"
+    res = runner.invoke(drift_app, [*args, "--column-stattest", "x=wasserstein", "--json"])
+    x = next(c for c in json.loads(res.output)["columns"] if c["column"] == "x")
+    assert x["statistic"] == "wasserstein"
+    res = runner.invoke(drift_app, [*args, "--prediction", "score", "--also", "psi"])
+    assert "score (prediction)" in res.output and "Predictions: DRIFT" in res.output
+
+    profile = tmp_path / "ref.npz"
+    res = runner.invoke(
+        drift_app, ["profile", str(ref_path), "-o", str(profile), "--prediction", "score"]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(drift_app, ["check", "-r", str(profile), "-c", str(cur_path), "--json"])
+    assert json.loads(res.output)["prediction_drifted"] is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--column-stattest", "x"], "COLUMN=STATISTIC"),
+        (["--column-stattest", "nope=ks"], "unknown column"),
+        (["--prediction", "y", "--target", "y"], "both a prediction and the target"),
+        (["--target", "nope"], "unknown column"),
+        (["--also", "magic"], "unknown statistic"),
+    ],
+)
+def test_bad_options_exit_2(files: dict[str, Path], extra: list[str], message: str) -> None:
+    res = runner.invoke(
+        drift_app, ["check", "-r", str(files["ref"]), "-c", str(files["same"]), *extra]
+    )
+    assert res.exit_code == EXIT_BAD_INPUT, res.output
+    assert message in " ".join(res.output.split())
+
+
+def test_roles_on_a_profile_reference_are_refused(files: dict[str, Path]) -> None:
+    runner.invoke(drift_app, ["profile", str(files["ref"]), "--out", str(files["profile"])])
+    res = runner.invoke(
+        drift_app,
+        ["check", "-r", str(files["profile"]), "-c", str(files["same"]), "--target", "y"],
+    )
+    assert res.exit_code == EXIT_BAD_INPUT
+    assert "a profile carries its roles" in " ".join(res.output.split())
+
+
+def test_check_with_a_profile_imports_neither_pandas_nor_scipy_stats(
+    files: dict[str, Path],
+) -> None:
+    # The CLI's speed target includes process start: every import is paid on every call.
+    runner.invoke(drift_app, ["profile", str(files["ref"]), "--out", str(files["profile"])])
+    code = (
+        "import sys\n"
+        "from keelwatch.cli_drift import drift_app\n"
+        f"args = ['check', '-r', {str(files['profile'])!r}, '-c', {str(files['same'])!r}, "
+        "'--json', '--ks-method', 'asymp']\n"
+        "try:\n"
+        "    drift_app(args)\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(sorted(m for m in ('pandas', 'scipy.stats') if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().splitlines()[-1] == "[]"

@@ -19,6 +19,19 @@ p-value and drift when they reach their floor. Columns with fewer than ``min_sam
 values on either side get ``insufficient_data`` and never alarm. Missing-rate changes are
 tested separately (two-proportion z-test plus an absolute floor) and do not feed the verdict.
 
+``DriftConfig.extra_stattests`` adds statistics reported next to the deciding one (say PSI
+and KL together): they are computed in the same pass over the window, sharing its histogram and
+sort, and never change a verdict.
+
+Column roles (set when the profile is built): ``feature`` columns decide ``dataset_drifted``;
+``prediction`` columns (model outputs) and ``target`` columns (ground-truth labels) are tested
+the same way but adjusted and reported on their own, as ``prediction_drifted`` and
+``target_drifted``. A target column absent from a window (no labels yet) is
+``insufficient_data``, not a missing column.
+
+The window is a pandas DataFrame, a mapping of column name to 1-D numpy array (no pandas
+import at all), or a profile built with ``like=`` the reference.
+
 Numeric columns are processed in a thread pool: numpy's sort and binary search release the
 GIL, so on ``k`` cores the engine runs close to ``k`` times faster than a column loop.
 """
@@ -37,6 +50,7 @@ from numpy.typing import NDArray
 
 from keelwatch.monitoring.drift import statistics as st
 from keelwatch.monitoring.drift.columns import (
+    ColumnData,
     ColumnKind,
     DriftInputError,
     category_labels,
@@ -87,9 +101,12 @@ class DriftConfig:
     epsilon: float = st.DEFAULT_EPSILON
     dataset_drift_share: float = 0.0
     threads: int | None = None
+    extra_stattests: tuple[str, ...] = ()
+    column_effect_size_floors: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in [self.stattest, *self.column_stattests.values()]:
+        names = [self.stattest, *self.column_stattests.values(), *self.extra_stattests]
+        for name in names:
             if name is not None and name not in STATTESTS:
                 raise DriftInputError(
                     f"unknown statistic {name!r}; choose one of {', '.join(STATTESTS)}"
@@ -103,8 +120,14 @@ class DriftConfig:
         if not 0 <= self.dataset_drift_share <= 1:
             raise DriftInputError("dataset_drift_share must lie between 0 and 1")
 
-    def floor(self, stattest: str) -> float:
-        """Effect-size floor for ``stattest``."""
+        for column, floor in self.column_effect_size_floors.items():
+            if not (math.isfinite(floor) and floor >= 0):
+                raise DriftInputError(f"effect-size floor for {column!r} must be finite and >= 0")
+
+    def floor(self, stattest: str, column: str | None = None) -> float:
+        """Effect-size floor for ``stattest`` (a per-column floor wins for its column)."""
+        if column is not None and column in self.column_effect_size_floors:
+            return float(self.column_effect_size_floors[column])
         return float(
             self.effect_size_floors.get(stattest, DEFAULT_EFFECT_SIZE_FLOORS.get(stattest, 0.0))
         )
@@ -127,7 +150,7 @@ class _Window:
         return self.rows - self.missing - self.infinite
 
 
-def _window_from_series(series: pd.Series, ref: ColumnProfile, needs_sorted: bool) -> _Window:
+def _window_from_series(series: ColumnData, ref: ColumnProfile, needs_sorted: bool) -> _Window:
     rows = int(series.shape[0])
     if ref.kind == "categorical":
         labels, missing = category_labels(series)
@@ -267,6 +290,7 @@ def _check_column(
     base: dict[str, Any] = {
         "column": ref.name,
         "kind": ref.kind,
+        "role": ref.role,
         "n_reference": ref.valid,
         "n_current": win.valid,
         **_missing_rate(ref, win, config),
@@ -287,16 +311,26 @@ def _check_column(
             **base,
         )
     res, ks_method, unseen, note = _run_statistic(name, ref, win, config)
+    extra: dict[str, dict[str, float | None]] = {}
+    for other in config.extra_stattests:
+        if other != name and other in APPLICABLE_STATTESTS[ref.kind]:
+            more = _run_statistic(other, ref, win, config)[0]
+            extra[more.statistic] = {
+                "value": more.value,
+                "pvalue": more.pvalue,
+                "effect_size": more.effect_size,
+            }
     return ColumnDrift(
         status="ok",
         statistic=res.statistic,
         value=res.value,
         pvalue=res.pvalue,
         effect_size=res.effect_size,
-        effect_size_floor=config.floor(res.statistic),
+        effect_size_floor=config.floor(res.statistic, ref.name),
         unseen_categories=unseen,
         ks_method=ks_method,
         detail=note,
+        extra=extra,
         **base,
     )
 
@@ -306,36 +340,58 @@ def _stattest_for(ref: ColumnProfile, config: DriftConfig) -> str:
     return name or AUTO_STATTEST[ref.kind]
 
 
+def _needs_sorted(ref: ColumnProfile, config: DriftConfig) -> bool:
+    wanted = {_stattest_for(ref, config), *config.extra_stattests}
+    return bool(wanted & {"ks", "wasserstein"})
+
+
 def _prepare(
-    ref: ColumnProfile, window: pd.DataFrame | ReferenceProfile, config: DriftConfig
+    ref: ColumnProfile,
+    window: pd.DataFrame | Mapping[str, NDArray[Any]] | ReferenceProfile,
+    config: DriftConfig,
 ) -> _Window | ColumnDrift:
     from keelwatch.monitoring.drift.columns import MixedTypeColumnError
 
     if isinstance(window, ReferenceProfile):
         return _window_from_profile(window.columns[ref.name], ref)
-    series = window[ref.name]
+    column = window[ref.name]
+    role = ref.role
     try:
-        matches = storage_matches(ref.kind, series)
+        matches = storage_matches(ref.kind, column, ref.name)
     except MixedTypeColumnError as exc:
-        return ColumnDrift(ref.name, ref.kind, "invalid_column", detail=str(exc))
+        return ColumnDrift(ref.name, ref.kind, "invalid_column", role=role, detail=str(exc))
     except DriftInputError as exc:
-        return ColumnDrift(ref.name, ref.kind, "type_mismatch", detail=str(exc))
+        return ColumnDrift(ref.name, ref.kind, "type_mismatch", role=role, detail=str(exc))
     if not matches:
         return ColumnDrift(
             ref.name,
             ref.kind,
             "type_mismatch",
-            detail=f"reference column is {ref.kind}, window column has dtype {series.dtype}",
+            role=role,
+            detail=f"reference column is {ref.kind}, window column has dtype {column.dtype}",
         )
-    return _window_from_series(series, ref, _stattest_for(ref, config) in ("ks", "wasserstein"))
+    return _window_from_series(column, ref, _needs_sorted(ref, config))
+
+
+def _window_shape(window: pd.DataFrame | Mapping[str, NDArray[Any]]) -> tuple[list[str], int]:
+    if isinstance(window, Mapping):
+        names = list(window)
+        lengths = {int(np.shape(window[n])[0]) for n in names}
+        if len(lengths) > 1:
+            raise DriftInputError(f"window columns have different lengths: {sorted(lengths)}")
+        return names, lengths.pop() if lengths else 0
+    return [str(c) for c in window.columns], int(window.shape[0])
 
 
 def compute_drift(
     reference_profile: ReferenceProfile,
-    window: pd.DataFrame | ReferenceProfile,
+    window: pd.DataFrame | Mapping[str, NDArray[Any]] | ReferenceProfile,
     config: DriftConfig | None = None,
 ) -> DriftReport:
-    """Compare a window (a data frame, or a profile built with ``like=reference_profile``).
+    """Compare a window with a reference profile.
+
+    ``window`` is a data frame, a mapping of column names to 1-D numpy arrays, or a profile
+    built with ``like=reference_profile``.
 
     Pure: no I/O, no environment. Raises
     :class:`~keelwatch.monitoring.drift.columns.DriftInputError` only for unusable
@@ -346,13 +402,16 @@ def compute_drift(
         window_names: Sequence[str] = list(window.columns)
         window_rows = window.rows
     else:
-        window_names = [str(c) for c in window.columns]
+        window_names, window_rows = _window_shape(window)
         if len(set(window_names)) != len(window_names):
             raise DriftInputError("window has duplicate column names")
-        window_rows = int(window.shape[0])
-    unknown = set(config.column_stattests) - set(reference_profile.columns)
-    if unknown:
-        raise DriftInputError(f"stattest override for unknown column(s): {sorted(unknown)}")
+    for label, overrides in (
+        ("stattest override", config.column_stattests),
+        ("effect-size floor", config.column_effect_size_floors),
+    ):
+        unknown = set(overrides) - set(reference_profile.columns)
+        if unknown:
+            raise DriftInputError(f"{label} for unknown column(s): {sorted(unknown)}")
     present = [c for c in reference_profile.columns.values() if c.name in set(window_names)]
     missing_columns = tuple(c for c in reference_profile.columns if c not in set(window_names))
     extra_columns = tuple(c for c in window_names if c not in reference_profile.columns)
@@ -369,9 +428,39 @@ def compute_drift(
     by_name = {r.column: r for r in results}
     for name in missing_columns:
         ref = reference_profile.columns[name]
-        by_name[name] = ColumnDrift(name, ref.kind, "missing_in_current", detail="not in window")
+        if ref.role == "target":
+            # Labels arrive late: a window without them is not yet testable, not broken.
+            by_name[name] = ColumnDrift(
+                name,
+                ref.kind,
+                "insufficient_data",
+                role=ref.role,
+                detail="no labels in this window yet",
+            )
+        else:
+            by_name[name] = ColumnDrift(
+                name, ref.kind, "missing_in_current", role=ref.role, detail="not in window"
+            )
     ordered = [by_name[name] for name in reference_profile.columns]
     return _verdict(ordered, config, reference_profile.rows, window_rows, extra_columns)
+
+
+def _adjust(columns: list[ColumnDrift], indices: list[int], config: DriftConfig) -> int:
+    """BH-adjust one role group in place; returns how many of its columns drifted."""
+    from dataclasses import replace
+
+    with_p = [i for i in indices if columns[i].pvalue is not None]
+    qvalues = st.benjamini_hochberg(np.array([columns[i].pvalue for i in with_p], dtype=float))
+    q_by_index = dict(zip(with_p, qvalues.tolist(), strict=True))
+    drifted = 0
+    for i in indices:
+        c = columns[i]
+        q = q_by_index.get(i)
+        effect_ok = c.effect_size is not None and c.effect_size >= (c.effect_size_floor or 0.0)
+        significant = q is None or q <= config.fdr_alpha
+        columns[i] = replace(c, qvalue=q, drifted=bool(effect_ok and significant))
+        drifted += columns[i].drifted
+    return drifted
 
 
 def _verdict(
@@ -381,22 +470,25 @@ def _verdict(
     window_rows: int,
     extra_columns: tuple[str, ...],
 ) -> DriftReport:
-    from dataclasses import replace
-
-    tested = [i for i, c in enumerate(columns) if c.status == "ok"]
-    with_p = [i for i in tested if columns[i].pvalue is not None]
-    qvalues = st.benjamini_hochberg(np.array([columns[i].pvalue for i in with_p], dtype=float))
-    q_by_index = dict(zip(with_p, qvalues.tolist(), strict=True))
-    for i in tested:
-        c = columns[i]
-        q = q_by_index.get(i)
-        effect_ok = c.effect_size is not None and c.effect_size >= (c.effect_size_floor or 0.0)
-        significant = q is None or q <= config.fdr_alpha
-        columns[i] = replace(c, qvalue=q, drifted=bool(effect_ok and significant))
-    n_tested = len(tested)
-    n_drifted = sum(1 for c in columns if c.drifted)
+    tested_by_role: dict[str, list[int]] = {"feature": [], "prediction": [], "target": []}
+    for i, c in enumerate(columns):
+        if c.status == "ok":
+            tested_by_role[c.role].append(i)
+    drifted_by_role = {
+        role: _adjust(columns, indices, config) for role, indices in tested_by_role.items()
+    }
+    has_role = {c.role for c in columns}
+    n_tested = len(tested_by_role["feature"])
+    n_drifted = drifted_by_role["feature"]
     needed = max(1, math.ceil(config.dataset_drift_share * n_tested))
-    report_status: Literal["ok", "insufficient_data"] = "ok" if n_tested else "insufficient_data"
+
+    def role_verdict(role: str) -> bool | None:
+        if role not in has_role or not tested_by_role[role]:
+            return None
+        return drifted_by_role[role] > 0
+
+    any_tested = any(tested_by_role.values())
+    report_status: Literal["ok", "insufficient_data"] = "ok" if any_tested else "insufficient_data"
     mismatches = tuple(c.column for c in columns if c.status in ("type_mismatch", "invalid_column"))
     return DriftReport(
         columns=tuple(columns),
@@ -410,4 +502,6 @@ def _verdict(
         missing_columns=tuple(c.column for c in columns if c.status == "missing_in_current"),
         extra_columns=extra_columns,
         type_mismatches=mismatches,
+        prediction_drifted=role_verdict("prediction"),
+        target_drifted=role_verdict("target"),
     )

@@ -233,9 +233,16 @@ def _exact_pvalue(n1: int, n2: int, d: float) -> tuple[bool, float, float]:
     return True, d, prob
 
 
-def _log_smirnov_terms(n: int, x: float, j: NDArray[np.float64]) -> NDArray[np.float64]:
-    from scipy.special import gammaln
+_lgamma = np.frompyfunc(math.lgamma, 1, 1)
 
+
+def gammaln(values: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    """``log Γ(x)`` elementwise via ``math.lgamma``: within a few ulp of ``scipy.special.gammaln``
+    and without importing scipy (the CLI pays every import on every call)."""
+    return np.asarray(_lgamma(values), dtype=np.float64)
+
+
+def _log_smirnov_terms(n: int, x: float, j: NDArray[np.float64]) -> NDArray[np.float64]:
     v = x + j / n
     with np.errstate(divide="ignore"):
         logs: NDArray[np.float64] = (

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from keelwatch.monitoring.drift.columns import (
     COLUMN_KINDS,
+    ColumnData,
     ColumnKind,
     DriftInputError,
     category_labels,
@@ -40,6 +41,7 @@ from keelwatch.monitoring.drift.columns import (
     numeric_values,
 )
 from keelwatch.monitoring.drift.ks import SortedSample
+from keelwatch.monitoring.drift.report import COLUMN_ROLES, ColumnRole
 from keelwatch.monitoring.drift.sketch import DEFAULT_SKETCH_K, QuantileSketch
 from keelwatch.monitoring.drift.statistics import histogram_counts_sorted
 
@@ -79,7 +81,11 @@ class NumericSummary:
 
 @dataclass(slots=True)
 class ColumnProfile:
-    """One column's summary. ``numeric`` is set for numeric columns, ``categories`` otherwise."""
+    """One column's summary. ``numeric`` is set for numeric columns, ``categories`` otherwise.
+
+    ``role`` says what the column is to the model: an input ``feature``, a ``prediction``
+    (model output) or the ``target`` (ground truth); the engine reports each role apart.
+    """
 
     name: str
     kind: ColumnKind
@@ -88,6 +94,7 @@ class ColumnProfile:
     infinite: int
     numeric: NumericSummary | None = None
     categories: dict[str, int] | None = None
+    role: ColumnRole = "feature"
 
     @property
     def valid(self) -> int:
@@ -185,8 +192,10 @@ def _numeric_summary(
 
 
 def profile_column(
-    series: pd.Series,
+    series: ColumnData,
     *,
+    name: str | None = None,
+    role: ColumnRole = "feature",
     kind: ColumnKind | None = None,
     bin_edges: NDArray[np.float64] | None = None,
     n_bins: int = DEFAULT_BINS,
@@ -194,16 +203,24 @@ def profile_column(
     sketch_k: int = DEFAULT_SKETCH_K,
     rng: np.random.Generator | None = None,
 ) -> ColumnProfile:
-    """Profile one column; ``kind`` and ``bin_edges`` default to inference from the data."""
+    """Profile one column; ``kind`` and ``bin_edges`` default to inference from the data.
+
+    ``name`` defaults to the Series' name (required for a numpy array).
+    """
+    if name is None:
+        if isinstance(series, np.ndarray):
+            raise DriftInputError("profiling a numpy array needs name=")
+        name = str(series.name)
+    if role not in COLUMN_ROLES:
+        raise DriftInputError(f"unknown column role {role!r}; use one of {COLUMN_ROLES}")
     rng = rng if rng is not None else np.random.default_rng(0)
-    kind = kind if kind is not None else infer_column_kind(series)
+    kind = kind if kind is not None else infer_column_kind(series, name)
     rows = int(series.shape[0])
-    name = str(series.name)
     if kind == "categorical":
         labels, missing = category_labels(series)
         uniq, counts = np.unique(labels.astype(str), return_counts=True)
         categories = {str(u): int(c) for u, c in zip(uniq, counts, strict=True)}
-        return ColumnProfile(name, kind, rows, missing, 0, categories=categories)
+        return ColumnProfile(name, kind, rows, missing, 0, categories=categories, role=role)
     values = numeric_values(series)
     nan_mask = np.isnan(values)
     inf_mask = np.isinf(values)
@@ -212,44 +229,53 @@ def profile_column(
     if kind == "binary":
         uniq, counts = np.unique(finite, return_counts=True)
         categories = {_binary_label(float(u)): int(c) for u, c in zip(uniq, counts, strict=True)}
-        return ColumnProfile(name, kind, rows, missing, infinite, categories=categories)
+        return ColumnProfile(name, kind, rows, missing, infinite, categories=categories, role=role)
     summary = _numeric_summary(finite, bin_edges, n_bins, max_sorted_values, sketch_k, rng)
-    return ColumnProfile(name, kind, rows, missing, infinite, numeric=summary)
+    return ColumnProfile(name, kind, rows, missing, infinite, numeric=summary, role=role)
 
 
 def build_profile(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Mapping[str, NDArray[Any]],
     *,
     like: ReferenceProfile | None = None,
     kinds: Mapping[str, ColumnKind] | None = None,
+    roles: Mapping[str, ColumnRole] | None = None,
     n_bins: int = DEFAULT_BINS,
     max_sorted_values: int = DEFAULT_MAX_SORTED_VALUES,
     sketch_k: int = DEFAULT_SKETCH_K,
     seed: int = 0,
     metadata: Mapping[str, str] | None = None,
 ) -> ReferenceProfile:
-    """Profile every column of ``frame``.
+    """Profile every column of ``frame`` (a data frame or a mapping of name to 1-D array).
 
-    ``like`` reuses another profile's column kinds and bin edges (do this for partitions you
-    will merge, and for windows you compare histogram-wise); ``kinds`` overrides inference per
-    column. Raises :class:`~keelwatch.monitoring.drift.columns.MixedTypeColumnError` for object
+    ``like`` reuses another profile's column kinds, roles and bin edges (do this for partitions
+    you will merge, and for windows you compare histogram-wise); ``kinds`` overrides inference
+    per column; ``roles`` marks ``prediction`` and ``target`` columns (the rest are features).
+    Raises :class:`~keelwatch.monitoring.drift.columns.MixedTypeColumnError` for object
     columns that mix types.
     """
     if n_bins < 2:
         raise DriftInputError("n_bins must be at least 2")
     if max_sorted_values < 1:
         raise DriftInputError("max_sorted_values must be at least 1")
+    raw_names = list(frame) if isinstance(frame, Mapping) else list(frame.columns)
+    unknown_roles = set(roles or {}) - {str(n) for n in raw_names}
+    if unknown_roles:
+        raise DriftInputError(f"role given for unknown column(s): {sorted(unknown_roles)}")
     rng = np.random.default_rng(seed)
     columns: dict[str, ColumnProfile] = {}
-    for raw_name in frame.columns:
+    for raw_name in raw_names:
         name = str(raw_name)
         if name in columns:
             raise DriftInputError(f"duplicate column name {name!r}")
         template = like.columns.get(name) if like is not None else None
         kind = (kinds or {}).get(name) or (template.kind if template else None)
+        role = (roles or {}).get(name) or (template.role if template else "feature")
         edges = template.numeric.bin_edges if template and template.numeric else None
         columns[name] = profile_column(
             frame[raw_name],
+            name=name,
+            role=role,
             kind=kind,
             bin_edges=edges,
             n_bins=n_bins,
@@ -257,7 +283,14 @@ def build_profile(
             sketch_k=sketch_k,
             rng=rng,
         )
-    return ReferenceProfile(columns, int(frame.shape[0]), dict(metadata or {}))
+    if isinstance(frame, Mapping):
+        lengths = {int(np.shape(frame[n])[0]) for n in raw_names}
+        if len(lengths) > 1:
+            raise DriftInputError(f"columns have different lengths: {sorted(lengths)}")
+        rows = lengths.pop() if lengths else 0
+    else:
+        rows = int(frame.shape[0])
+    return ReferenceProfile(columns, rows, dict(metadata or {}))
 
 
 def _merge_support(
@@ -343,6 +376,10 @@ def merge_profiles(
             raise DriftInputError(
                 f"column {name!r} is {ca.kind} in one profile, {cb.kind} in other"
             )
+        if ca.role != cb.role:
+            raise DriftInputError(
+                f"column {name!r} is a {ca.role} in one profile, a {cb.role} in the other"
+            )
         out = replace(
             ca,
             rows=ca.rows + cb.rows,
@@ -364,6 +401,7 @@ def _column_meta(col: ColumnProfile) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": col.name,
         "kind": col.kind,
+        "role": col.role,
         "rows": col.rows,
         "missing": col.missing,
         "infinite": col.infinite,
@@ -438,9 +476,13 @@ def load_profile(path: str | Path) -> ReferenceProfile:
         for i, cm in enumerate(meta["columns"]):
             if cm["kind"] not in COLUMN_KINDS:
                 raise DriftInputError(f"{path}: unknown column kind {cm['kind']!r}")
+            # Profiles written before roles existed hold features only.
+            role = cm.get("role", "feature")
+            if role not in COLUMN_ROLES:
+                raise DriftInputError(f"{path}: unknown column role {role!r}")
             col = ColumnProfile(
                 cm["name"], cm["kind"], cm["rows"], cm["missing"], cm["infinite"],
-                categories=cm["categories"],
+                categories=cm["categories"], role=role,
             )  # fmt: skip
             nm = cm.get("numeric")
             if nm is not None:

@@ -10,6 +10,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+ColumnRole = Literal["feature", "prediction", "target"]
+COLUMN_ROLES: tuple[ColumnRole, ...] = ("feature", "prediction", "target")
+
 ColumnStatus = Literal[
     "ok",  # tested
     "insufficient_data",  # too few valid values on either side: never a false alarm
@@ -37,7 +40,9 @@ class ColumnDrift:
     ``drifted`` needs both ``qvalue <= fdr_alpha`` (for tests with a p-value) and
     ``effect_size >= effect_size_floor``; distances without a p-value need only the floor.
     Missing-rate drift is reported separately (``missing_drifted``) and does not feed the
-    dataset verdict.
+    dataset verdict. ``extra`` holds the statistics asked for with
+    ``DriftConfig.extra_stattests`` (``{name: {"value", "pvalue", "effect_size"}}``); they are
+    informative only.
     """
 
     column: str
@@ -60,6 +65,8 @@ class ColumnDrift:
     unseen_categories: tuple[str, ...] = ()
     ks_method: str | None = None
     detail: str | None = None
+    role: ColumnRole = "feature"
+    extra: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; non-finite floats become ``None``."""
@@ -75,6 +82,11 @@ class DriftReport:
     columns drifted. With the default share of 0 that is "any column after Benjamini-Hochberg",
     which is Simes' test of the global null, so a drift-free window is flagged with probability
     at most ``fdr_alpha`` (for independent or positively dependent columns).
+
+    Only ``feature`` columns count towards ``dataset_drifted``, ``n_tested`` and ``n_drifted``.
+    ``prediction_drifted`` and ``target_drifted`` are the verdicts of the model-output and
+    label columns (each role adjusted on its own); ``None`` when the profile has no such
+    column or none of them could be tested (e.g. no labels yet).
     """
 
     columns: tuple[ColumnDrift, ...]
@@ -89,6 +101,8 @@ class DriftReport:
     extra_columns: tuple[str, ...] = ()
     type_mismatches: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    prediction_drifted: bool | None = None
+    target_drifted: bool | None = None
 
     @property
     def drifted_columns(self) -> tuple[str, ...]:
@@ -117,6 +131,8 @@ class DriftReport:
             "missing_columns": list(self.missing_columns),
             "extra_columns": list(self.extra_columns),
             "type_mismatches": list(self.type_mismatches),
+            "prediction_drifted": self.prediction_drifted,
+            "target_drifted": self.target_drifted,
             "notes": list(self.notes),
             "columns": [c.to_dict() for c in self.columns],
         }

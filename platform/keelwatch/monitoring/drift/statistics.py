@@ -183,9 +183,9 @@ def two_proportion_z_test(
     if se == 0.0:
         return StatResult("z", 0.0, 1.0, h)
     z = (p2 - p1) / se
-    from scipy.special import ndtr
-
-    pvalue = float(2.0 * ndtr(-abs(z)))
+    # 2 * Phi(-|z|) = erfc(|z| / sqrt 2): scipy's ndtr computes exactly this, and math.erfc
+    # spares the ~80 ms scipy.special import on every CLI call (missing rates use this test).
+    pvalue = math.erfc(abs(z) / math.sqrt(2.0))
     return StatResult("z", z, min(pvalue, 1.0), h)
 
 
