@@ -9,7 +9,7 @@ ids are not stored; they are returned to the caller as ``unknown``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -66,26 +66,33 @@ def same_label(a: LabelValue, b: LabelValue) -> bool:
     return a == b
 
 
-def validate_labels(labels: Sequence[LabelRecord]) -> dict[str, LabelValue]:
+def _list_position(index: int) -> str:
+    return f"labels[{index}]"
+
+
+def validate_labels(
+    labels: Sequence[LabelRecord], *, position: Callable[[int], str] = _list_position
+) -> dict[str, LabelValue]:
     """Distinct request id → label, in first-seen order; InvalidInputError on bad input.
 
     An id sent twice with the same label counts once; twice with different labels is an error
-    (which one was meant is unknowable).
+    (which one was meant is unknowable). ``position`` names an index in error messages
+    (``labels[3]`` by default; the CLI says ``row 4``).
     """
     distinct: dict[str, LabelValue] = {}
     for index, record in enumerate(labels):
         request_id = record.request_id
         if not isinstance(request_id, str) or not request_id:
-            raise InvalidInputError(f"labels[{index}]: request_id must be a non-empty string")
+            raise InvalidInputError(f"{position(index)}: request_id must be a non-empty string")
         if len(request_id) > MAX_REQUEST_ID_LENGTH:
             raise InvalidInputError(
-                f"labels[{index}]: request_id is longer than {MAX_REQUEST_ID_LENGTH} characters"
+                f"{position(index)}: request_id is longer than {MAX_REQUEST_ID_LENGTH} characters"
             )
-        value = check_label_value(record.label, where=f"labels[{index}] ({request_id!r})")
+        value = check_label_value(record.label, where=f"{position(index)} ({request_id!r})")
         if request_id in distinct:
             if not same_label(distinct[request_id], value):
                 raise InvalidInputError(
-                    f"labels[{index}]: request_id {request_id!r} appears twice with different "
+                    f"{position(index)}: request_id {request_id!r} appears twice with different "
                     f"labels ({distinct[request_id]!r} and {value!r})"
                 )
             continue
