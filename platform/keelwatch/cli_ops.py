@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from keelwatch.cli_predictions import predictions_label
 from keelwatch.cli_support import cli_actor, cli_errors, fail, stderr_console
 from keelwatch.launcher import (
     MLFLOW_SERVER_ENV_DEFAULTS,
@@ -465,6 +466,9 @@ def predictions_tail(
             (record.job_id or "")[:8],
         )
     console.print(table)
+
+
+predictions_app.command("label")(predictions_label)
 
 
 def _short(value: dict[str, Any], width: int = 60) -> str:
