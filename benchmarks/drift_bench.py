@@ -193,10 +193,9 @@ def bench(
     expected = scipy_loop(ref, cur)
     results["scipy"] = median_time(lambda: scipy_loop(ref, cur), scipy_r)
     results["np_sort"] = median_time(lambda: np_sort_floor(cur), r)
-    results["psi"] = median_time(
-        lambda: compute_drift(profile, cur, DriftConfig(stattest="psi")), r
-    )
-    results["kl"] = median_time(lambda: compute_drift(profile, cur, DriftConfig(stattest="kl")), r)
+    # PSI decides, KL is reported alongside from the same histogram pass.
+    psi_kl = DriftConfig(stattest="psi", extra_stattests=("kl",))
+    results["psi_kl"] = median_time(lambda: compute_drift(profile, cur, psi_kl), r)
     agreement = check_agreement(compute_drift(profile, cur, config), expected, list(ref.columns))
     run_evidently = not args.no_evidently and (rows <= 100_000 or not args.quick)
     if run_evidently:
@@ -223,7 +222,11 @@ def bench(
             results["np_sort"],
             f"KW = {kw / results['np_sort']:.2f}x floor",
         ),
-        ("Keelwatch PSI + KL (two compute_drift calls)", results["psi"] + results["kl"], ""),
+        (
+            "Keelwatch PSI + KL (one pass)",
+            results["psi_kl"],
+            "target <= 0.1 s" if rows >= 1_000_000 else "",
+        ),
     ]
     if "evidently" in results:
         lines.append(

@@ -234,12 +234,28 @@ def _exact_pvalue(n1: int, n2: int, d: float) -> tuple[bool, float, float]:
 
 
 _lgamma = np.frompyfunc(math.lgamma, 1, 1)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_STIRLING_FROM = 20.0
 
 
 def gammaln(values: NDArray[np.float64] | float) -> NDArray[np.float64]:
-    """``log Γ(x)`` elementwise via ``math.lgamma``: within a few ulp of ``scipy.special.gammaln``
-    and without importing scipy (the CLI pays every import on every call)."""
-    return np.asarray(_lgamma(values), dtype=np.float64)
+    """``log Γ(x)`` for ``x > 0``, vectorised; within ~1e-13 relative of ``scipy.special.gammaln``.
+
+    Stirling's series (the form cephes uses above 13) from ``x = 20``, where four terms leave
+    a truncation error under 2e-15; ``math.lgamma`` below. Not importing scipy here saves the
+    CLI ~80 ms per call.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(x)
+    small = x < _STIRLING_FROM
+    if small.any():
+        out[small] = np.asarray(_lgamma(x[small]), dtype=np.float64)
+    big = x[~small]
+    inv = 1.0 / big
+    inv2 = inv * inv
+    series = inv * (1 / 12 + inv2 * (-1 / 360 + inv2 * (1 / 1260 + inv2 * (-1 / 1680))))
+    out[~small] = (big - 0.5) * np.log(big) - big + _HALF_LOG_2PI + series
+    return out
 
 
 def _log_smirnov_terms(n: int, x: float, j: NDArray[np.float64]) -> NDArray[np.float64]:
