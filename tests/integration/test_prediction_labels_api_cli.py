@@ -267,7 +267,7 @@ def test_cli_labels_a_large_parquet_file_in_batches(
     [
         ("request_id,value\na-1,1\n", "missing column(s) label"),
         ("request_id,label\n", "no labels"),
-        ("request_id,label\na-1,1\na-2,\n", "labels.csv row 2 ('a-2'): nan is not allowed"),
+        ("request_id,label\na-1,1\na-2,\n", "labels.csv row 2 ('a-2'): the label is missing (NaN)"),
         ("request_id,label\na-1,1\n,1\n", "labels.csv row 2: request_id must be a non-empty"),
         ("request_id,label\na-1,1\na-2,0\na-1,0\n", "'a-1' appears twice with different labels"),
     ],

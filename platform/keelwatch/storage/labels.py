@@ -49,8 +49,10 @@ def check_label_value(value: object, *, where: str = "label") -> LabelValue:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{where}: {value} is not allowed; a label must be finite")
+        if math.isnan(value):
+            raise InvalidInputError(f"{where}: the label is missing (NaN); a label must be finite")
+        if math.isinf(value):
+            raise InvalidInputError(f"{where}: the label is {value}; a label must be finite")
         return float(value)
     kind = "null" if value is None else type(value).__name__
     raise InvalidInputError(f"{where}: a label must be a number, string or bool, not {kind}")
