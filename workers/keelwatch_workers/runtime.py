@@ -105,18 +105,39 @@ def _accepts_model_config(model_uri: str) -> bool:
 
 
 def load_pyfunc(model_uri: str, device: DeviceChoice) -> LoadedModel:
-    """Load ``model_uri`` with ``mlflow.pyfunc`` on ``device`` when the flavor can use it."""
-    import mlflow.pyfunc
+    """Load ``model_uri`` with ``mlflow.pyfunc`` on ``device`` when the flavor can use it.
 
-    if device.device == "cuda":
-        if _accepts_model_config(model_uri):
-            model = mlflow.pyfunc.load_model(model_uri, model_config={"device": "cuda"})
-            return LoadedModel(model, "cuda", device.reason)
+    A flavor that takes a device is always told which one: left to itself, MLflow's pytorch
+    flavor picks CUDA whenever it sees a GPU, so a cpu-queue task on a GPU node would run there
+    while the job says ``cpu``.
+    """
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    if not _accepts_model_config(model_uri):
         model = mlflow.pyfunc.load_model(model_uri)
+        if device.device == "cuda":
+            return LoadedModel(
+                model, "cpu", f"{device.reason}, but this model's flavor cannot take a device"
+            )
+        return LoadedModel(model, "cpu", device.reason)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri, model_config={"device": device.device})
+    except MlflowException as exc:
+        # A torch.export'ed (pt2, MLflow's default) model keeps its weights on the device it
+        # was saved from, and MLflow refuses to move them. When the model loads on the CPU,
+        # run it there and say why, rather than failing the job after every retry.
+        if device.device != "cuda":
+            raise
+        try:
+            model = mlflow.pyfunc.load_model(model_uri, model_config={"device": "cpu"})
+        except MlflowException:
+            raise exc from None
+        why = str(exc).split(". ")[0].strip()
         return LoadedModel(
-            model, "cpu", f"{device.reason}, but this model's flavor cannot take a device"
+            model, "cpu", f"{device.reason}, but this model cannot be loaded on CUDA ({why})"
         )
-    return LoadedModel(mlflow.pyfunc.load_model(model_uri), device.device, device.reason)
+    return LoadedModel(model, device.device, device.reason)
 
 
 class ModelCache:
