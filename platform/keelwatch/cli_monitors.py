@@ -305,13 +305,25 @@ def profile_attach(
     version: Annotated[str, typer.Argument(help="Version number.")],
     data: Annotated[str, typer.Argument(help="Training data: Parquet or CSV file.")],
     target: Annotated[
-        str | None, typer.Option("--target", help="Target column to leave out.")
+        str | None,
+        typer.Option("--target", help="Ground-truth column (target drift once labels arrive)."),
     ] = None,
+    predictions: Annotated[
+        bool,
+        typer.Option(
+            "--predictions/--no-predictions",
+            help="Score DATA with the version's model for prediction drift.",
+        ),
+    ] = True,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")] = "",
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compute a reference profile from DATA and attach it to MODEL VERSION (or refresh it)."""
+    """Compute a reference profile from DATA and attach it to MODEL VERSION (or refresh it).
+
+    The profile holds the model's inputs, its predictions on DATA and the --target column, so
+    monitors report feature, prediction and target drift apart.
+    """
     from keelwatch.monitors.profiles import attach_reference_profile
 
     with cli_services() as services:
@@ -323,6 +335,7 @@ def profile_attach(
             cli_actor(actor, services.settings),
             reason=reason,
             target=target,
+            predictions=predictions,
         )
     if as_json:
         typer.echo(json.dumps(_jsonable(asdict(info)), indent=2))

@@ -173,7 +173,15 @@ def _check_distributed(
         )
         if a.numeric is not None and b.numeric is not None:
             np.testing.assert_array_equal(a.numeric.bin_counts, b.numeric.bin_counts)
+    # A dataset window holds inputs only: the reference's prediction and label columns are
+    # reported as untestable, never as missing.
+    assert result.columns["prediction"]["status"] == "insufficient_data"
+    assert result.columns["prediction"]["role"] == "prediction"
+    assert result.columns["default"]["status"] == "insufficient_data"
+    assert result.report["missing_columns"] == []
     for column in exact.columns:
+        if column.role != "feature":
+            continue
         stored = result.columns[column.column]
         assert stored["statistic"] == column.statistic
         assert stored["n_current"] == column.n_current

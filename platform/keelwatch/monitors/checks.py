@@ -120,7 +120,7 @@ def start_check(db: Database, settings: Settings, job_id: str) -> StartOutcome:
                 db, settings, job_id, params, reference, window_profile, started=started
             )
         else:
-            frame = read_window(db, plan, _columns(reference, config))
+            frame = read_window(db, plan, _columns(reference, config), _roles(reference))
             result = conclude(db, settings, job_id, params, reference, frame, started=started)
     except KeelwatchError as exc:
         result = record_error(db, job_id, params, str(exc), started=started)
@@ -146,7 +146,9 @@ def profile_partition(db: Database, settings: Settings, job_id: str, index: int)
     plan = WindowPlan.from_json(params.plan)
     reference = _reference(settings, params)
     config = MonitorConfig.model_validate(params.config)
-    frame = read_partition(db, plan, plan.partitions[index], _columns(reference, config))
+    frame = read_partition(
+        db, plan, plan.partitions[index], _columns(reference, config), _roles(reference)
+    )
     profile = build_profile(
         frame,
         like=_subset(reference, list(frame.columns)),
@@ -274,6 +276,10 @@ def conclude(
             effect_size_floors={
                 **DriftConfig().effect_size_floors,
                 **config.effect_size_floors,
+            },
+            extra_stattests=tuple(config.extra_stattests),
+            column_effect_size_floors={
+                k: v for k, v in config.column_effect_size_floors.items() if k in reference.columns
             },
         )
         report = compute_drift(reference, window, drift_config)
@@ -457,9 +463,10 @@ def peak_rss_bytes() -> int:
 
 
 def _status(report: DriftReport) -> DriftStatus:
-    if report.status == "insufficient_data" or report.n_tested == 0:
+    if report.status == "insufficient_data":
         return DriftStatus.INSUFFICIENT_DATA
-    return DriftStatus.DRIFT if report.dataset_drifted else DriftStatus.OK
+    drifted = report.dataset_drifted or report.prediction_drifted or report.target_drifted
+    return DriftStatus.DRIFT if drifted else DriftStatus.OK
 
 
 def _add_sketch_ks(
@@ -494,6 +501,10 @@ def _reference(settings: Settings, params: CheckParams) -> ReferenceProfile:
         updated_at=datetime.fromisoformat(params.profile["updated_at"]),
     )
     return load_reference_profile(settings, info)
+
+
+def _roles(reference: ReferenceProfile) -> dict[str, str]:
+    return {name: column.role for name, column in reference.columns.items()}
 
 
 def _columns(reference: ReferenceProfile, config: MonitorConfig) -> list[str]:

@@ -178,6 +178,10 @@ def _metrics_of(result: dict[str, Any]) -> dict[str, float | None]:
             None if result.get("dataset_drift") is None else float(bool(result["dataset_drift"]))
         ),
     }
+    for role in ("prediction", "target"):
+        verdict = result.get(f"{role}_drifted")
+        if verdict is not None:  # None: no such column, or untestable (e.g. no labels yet)
+            out[f"{role}_drift"] = float(bool(verdict))
     for column in result.get("columns", {}).values():
         if column.get("status") != "ok":
             continue

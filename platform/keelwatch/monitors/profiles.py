@@ -6,6 +6,9 @@ version's run (``keelwatch/reference-profile.npz``, so the MLflow UI shows it ne
 model) and recorded in ``reference_profiles`` with who attached it, from what and when.
 Attaching again refreshes it (same row, new artifact, audited as a refresh).
 
+The profile also carries the version's own predictions on that data (prediction drift) and
+the target column (target drift once labels arrive), each marked with its role.
+
 MLflow is always reached through an explicit ``MlflowClient`` on the settings' URIs, never the
 process-global tracking URI.
 """
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
     from keelwatch.context import Services
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
+    from keelwatch.monitoring.drift.report import ColumnRole
     from keelwatch.settings import Settings
 
 PROFILE_ARTIFACT_DIR = "keelwatch"
@@ -62,12 +66,16 @@ def attach_reference_profile(
     *,
     reason: str = "",
     target: str | None = None,
+    predictions: bool = True,
 ) -> ReferenceProfileInfo:
     """Profile ``data`` (a frame, or a Parquet/CSV file) and attach it to ``name`` v``version``.
 
-    Only the model's input columns are profiled when its signature names them (``target`` and
-    any other extra column are left out; a missing input column is an error). Raises
-    NotFoundError for an unknown model or version and InvalidInputError for unusable data.
+    The profile holds the model's input columns as features (all columns when the version has
+    no signature; a missing input column is an error), ``target`` as the ground-truth column
+    (target drift, once labels are recorded), and, with ``predictions``, the version's own
+    outputs on ``data`` (prediction drift), named as the prediction log names them. Raises
+    NotFoundError for an unknown model or version and InvalidInputError for unusable data or a
+    model that cannot score it.
     """
     import pandas as pd
 
@@ -79,9 +87,11 @@ def attach_reference_profile(
     info = services.registry.get_version(name, version)
     source = str(data) if not isinstance(data, pd.DataFrame) else f"data frame ({len(data)} rows)"
     frame = data if isinstance(data, pd.DataFrame) else read_frame(data)
+    labels = None
     if target is not None:
         if target not in frame.columns:
             raise InvalidInputError(f"target column {target!r} is not in the data")
+        labels = frame[target]
         frame = frame.drop(columns=[target])
     expected = services.registry.input_columns(
         ResolvedModel(info.name, info.version, info.model_uri)
@@ -95,8 +105,20 @@ def attach_reference_profile(
         frame = frame[list(expected)]
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise InvalidInputError("cannot profile empty data (no rows or no columns)")
+    roles: dict[str, ColumnRole] = {}
+    columns: dict[str, Any] = {str(c): frame[c] for c in frame.columns}
+    if predictions:
+        for output, values in _reference_predictions(services, info.name, info.version, frame):
+            if output in columns or output == target:
+                raise InvalidInputError(
+                    f"model output {output!r} has the name of an input or target column"
+                )
+            columns[output], roles[output] = values, "prediction"
+    if labels is not None and target is not None:
+        columns[target], roles[target] = labels, "target"
     profile = build_profile(
-        frame,
+        pd.DataFrame(columns),
+        roles=roles,
         metadata={"model": info.name, "version": info.version, "source": source},
     )
     client = _client(services.settings)
@@ -133,6 +155,37 @@ def attach_reference_profile(
             },
         )
     return stored
+
+
+def _reference_predictions(
+    services: Services, name: str, version: str, frame: pd.DataFrame
+) -> list[tuple[str, Any]]:
+    """The version's outputs on ``frame``, as the batch fleet names them in the prediction log."""
+    from urllib.parse import urlparse
+
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    from keelwatch.inference.execution import prediction_columns
+
+    location = services.registry.client.get_model_version_download_uri(name, version)
+    try:
+        with tempfile.TemporaryDirectory(prefix="keelwatch-model-") as folder:
+            if urlparse(location).scheme not in ("", "file"):
+                # Download with the settings' tracking URI: load_model would resolve remote
+                # artifact URIs through MLflow's process-global one.
+                location = mlflow.artifacts.download_artifacts(
+                    artifact_uri=location,
+                    dst_path=folder,
+                    tracking_uri=services.settings.mlflow.tracking_uri,
+                )
+            raw = mlflow.pyfunc.load_model(location).predict(frame)
+    except Exception as exc:  # a flavor that cannot load here, or rejects the data
+        raise InvalidInputError(
+            f"cannot score the reference data with {name} v{version} "
+            f"({type(exc).__name__}: {exc}); attach without predictions to skip prediction drift"
+        ) from exc
+    return list(prediction_columns(raw, frame.shape[0]).items())
 
 
 def load_reference_profile(settings: Settings, info: ReferenceProfileInfo) -> ReferenceProfile:

@@ -116,6 +116,13 @@ class MonitorConfig(BaseModel):
         default_factory=dict,
         description="Per-statistic effect-size floor a column must reach to count as drifted.",
     )
+    extra_stattests: list[str] = Field(
+        default_factory=list,
+        description="Statistics reported next to the deciding one (e.g. psi, kl); no verdict.",
+    )
+    column_effect_size_floors: dict[str, float] = Field(
+        default_factory=dict, description="Per-column effect-size floors (win over statistics')."
+    )
     min_samples: int = Field(30, ge=1, description="Per column: fewer valid values is untested.")
     columns: list[str] | None = Field(None, description="Only test these columns.")
     fdr_alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Benjamini-Hochberg level.")
@@ -132,7 +139,7 @@ class MonitorConfig(BaseModel):
     @model_validator(mode="after")
     def _known_stattests(self) -> MonitorConfig:
         named = ([self.stattest] if self.stattest else []) + list(self.column_stattests.values())
-        named += list(self.effect_size_floors)
+        named += list(self.effect_size_floors) + list(self.extra_stattests)
         unknown = sorted({name for name in named if name not in STATTESTS})
         if unknown:
             known = ", ".join(sorted(STATTESTS))

@@ -11,6 +11,7 @@ Planning fixes the rows once so a retried or redelivered task reads exactly the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -142,28 +143,24 @@ def _plan_log_window(
 
 
 def read_partition(
-    db: Database, plan: WindowPlan, partition: tuple[int, int], columns: list[str]
+    db: Database,
+    plan: WindowPlan,
+    partition: tuple[int, int],
+    columns: list[str],
+    roles: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """The rows of one partition, restricted to ``columns`` that exist there."""
-    import pandas as pd
+    """The rows of one partition, restricted to ``columns`` that exist there.
+
+    ``roles`` (column → feature/prediction/target) says where prediction-log columns come from:
+    features from the logged inputs, predictions from the logged outputs, the target from the
+    labels recorded for each request (missing where a row has no label yet, so every partition
+    has the same columns and their profiles merge).
+    """
 
     start, stop = partition
+    roles = roles or {}
     if plan.source == "prediction_log":
-        with db.session() as session:
-            inputs = list(
-                session.scalars(
-                    select(PredictionRow.inputs)
-                    .where(
-                        PredictionRow.id >= start,
-                        PredictionRow.id <= stop,
-                        PredictionRow.model_name == plan.detail["model_name"],
-                        PredictionRow.model_version == plan.detail["model_version"],
-                    )
-                    .order_by(PredictionRow.id)
-                )
-            )
-        frame = pd.DataFrame.from_records(inputs) if inputs else pd.DataFrame()
-        return frame[[c for c in columns if c in frame.columns]]
+        return _read_log_rows(db, plan, start, stop, columns, roles)
     if plan.source == "dataset":
         from keelwatch.inference.dataset import InputFormat, read_rows
 
@@ -171,18 +168,73 @@ def read_partition(
         table = read_rows(
             Path(plan.detail["path"]), InputFormat(plan.detail["format"]), start, stop, present
         )
-        return table.to_pandas()
+        frame: pd.DataFrame = table.to_pandas()
+        return frame
     raise ValueError(f"a {plan.source} window has no partitions to read")
 
 
-def read_window(db: Database, plan: WindowPlan, columns: list[str]) -> pd.DataFrame:
-    """The whole window as one frame (small windows, in-process checks)."""
+def _read_log_rows(
+    db: Database,
+    plan: WindowPlan,
+    start: int,
+    stop: int,
+    columns: list[str],
+    roles: Mapping[str, str],
+) -> pd.DataFrame:
+    import numpy as np
     import pandas as pd
 
-    frames = [read_partition(db, plan, p, columns) for p in plan.partitions]
+    from keelwatch.storage.labels import labels_for_request_ids
+
+    outputs_wanted = [c for c in columns if roles.get(c) == "prediction"]
+    targets = [c for c in columns if roles.get(c) == "target"]
+    with db.session() as session:
+        rows = session.execute(
+            select(PredictionRow.request_id, PredictionRow.inputs, PredictionRow.outputs)
+            .where(
+                PredictionRow.id >= start,
+                PredictionRow.id <= stop,
+                PredictionRow.model_name == plan.detail["model_name"],
+                PredictionRow.model_version == plan.detail["model_version"],
+            )
+            .order_by(PredictionRow.id)
+        ).all()
+        labels = labels_for_request_ids(session, [r[0] for r in rows]) if targets else {}
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame.from_records([inputs for _, inputs, _ in rows])
+    features = [c for c in columns if roles.get(c, "feature") == "feature" and c in frame.columns]
+    frame = frame[features]
+    for name in outputs_wanted:
+        if any(name in outputs for _, _, outputs in rows):
+            frame[name] = [outputs.get(name) for _, _, outputs in rows]
+    for name in targets:
+        values = [labels.get(request_id) for request_id, _, _ in rows]
+        # All-missing as float NaN: an object column of None would infer as categorical.
+        frame[name] = values if any(v is not None for v in values) else np.full(len(values), np.nan)
+    return frame
+
+
+def read_window(
+    db: Database, plan: WindowPlan, columns: list[str], roles: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """The whole window as one frame (small windows, in-process checks).
+
+    A target column without a single label is left out, which the drift engine reports as
+    "no labels in this window yet".
+    """
+    import pandas as pd
+
+    frames = [read_partition(db, plan, p, columns, roles) for p in plan.partitions]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    unlabelled = [
+        c
+        for c in columns
+        if (roles or {}).get(c) == "target" and c in frame and frame[c].isna().all()
+    ]
+    return frame.drop(columns=unlabelled)
 
 
 def job_profile_paths(output_dir: Path) -> tuple[Path, list[Path]]:

@@ -97,7 +97,12 @@ class ProfileAttach(BaseModel):
     """Training data to profile: a Parquet or CSV file the API can read."""
 
     data_uri: str = Field(min_length=1)
-    target: str | None = None
+    target: str | None = Field(
+        None, description="Ground-truth column, profiled for target drift once labels arrive."
+    )
+    predictions: bool = Field(
+        True, description="Score the data with the version's model for prediction drift."
+    )
     reason: str = ""
 
 
@@ -200,6 +205,7 @@ def attach_profile(
         actor,
         reason=body.reason,
         target=body.target,
+        predictions=body.predictions,
     )
     return ProfileOut.of(info)
 

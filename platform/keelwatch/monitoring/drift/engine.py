@@ -26,8 +26,9 @@ sort, and never change a verdict.
 Column roles (set when the profile is built): ``feature`` columns decide ``dataset_drifted``;
 ``prediction`` columns (model outputs) and ``target`` columns (ground-truth labels) are tested
 the same way but adjusted and reported on their own, as ``prediction_drifted`` and
-``target_drifted``. A target column absent from a window (no labels yet) is
-``insufficient_data``, not a missing column.
+``target_drifted``. A target or prediction column absent from a window (no labels yet, or a
+dataset window of inputs only) is ``insufficient_data``, not a missing column; unlabelled rows
+never count as missing-rate drift.
 
 The window is a pandas DataFrame, a mapping of column name to 1-D numpy array (no pandas
 import at all), or a profile built with ``like=`` the reference.
@@ -82,6 +83,12 @@ DEFAULT_EFFECT_SIZE_FLOORS: dict[str, float] = {
     "kl_symmetric": 0.2,
     "js": 0.1,
     "wasserstein": 0.1,
+}
+
+
+_ABSENT_ROLE_DETAIL = {
+    "target": "no labels in this window yet",
+    "prediction": "no model outputs in this window (a dataset window holds inputs only)",
 }
 
 
@@ -295,6 +302,9 @@ def _check_column(
         "n_current": win.valid,
         **_missing_rate(ref, win, config),
     }
+    if ref.role == "target":
+        # Unlabelled rows are the normal state of a recent window, not a data-quality change.
+        base["missing_drifted"] = False
     if name not in APPLICABLE_STATTESTS[ref.kind]:
         return ColumnDrift(
             status="not_applicable",
@@ -428,14 +438,14 @@ def compute_drift(
     by_name = {r.column: r for r in results}
     for name in missing_columns:
         ref = reference_profile.columns[name]
-        if ref.role == "target":
-            # Labels arrive late: a window without them is not yet testable, not broken.
+        if ref.role in _ABSENT_ROLE_DETAIL:
+            # Labels arrive late and dataset windows hold inputs only: not testable, not broken.
             by_name[name] = ColumnDrift(
                 name,
                 ref.kind,
                 "insufficient_data",
                 role=ref.role,
-                detail="no labels in this window yet",
+                detail=_ABSENT_ROLE_DETAIL[ref.role],
             )
         else:
             by_name[name] = ColumnDrift(
