@@ -50,6 +50,7 @@ class DemoResult:
     drifted_columns: list[str] = field(default_factory=list)
     drift_report_uri: str = ""
     drift_mlflow_run_id: str = ""
+    prediction_drifted: bool | None = None
     device: str = ""
 
 
@@ -314,8 +315,9 @@ def _drift_step(
     for column in ("column", "statistic", "value", "p-value", "q-value", "drifted"):
         table.add_column(column)
     for entry in drift.columns.values():
+        role = entry.get("role", "feature")
         table.add_row(
-            str(entry["column"]),
+            str(entry["column"]) if role == "feature" else f"{entry['column']} ({role})",
             str(entry.get("statistic")),
             "" if entry.get("value") is None else f"{entry['value']:.4f}",
             "" if entry.get("pvalue") is None else f"{entry['pvalue']:.2e}",
@@ -323,6 +325,13 @@ def _drift_step(
             "[bold red]DRIFT[/]" if entry.get("drifted") else "",
         )
     console.print(table)
+    result.prediction_drifted = drift.report.get("prediction_drifted")
+    verdicts = {None: "not tested", True: "[bold red]DRIFT[/]", False: "no drift"}
+    console.print(
+        f"   model outputs: {verdicts[result.prediction_drifted]}; target: "
+        f"{verdicts[drift.report.get('target_drifted')]} (labels come later: "
+        "keelwatch predictions label)"
+    )
     console.print(f"   Evidently report: {result.drift_report_uri or '(not rendered)'}")
 
 

@@ -74,6 +74,9 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     run = client.get_run(result.drift_mlflow_run_id)
     assert run.data.tags["keelwatch.mode"] == "job_profile"
     assert run.data.metrics["f0.drifted"] == 1.0
+    # The batch job profiled its model outputs too: prediction drift is tested, not skipped.
+    assert result.prediction_drifted is not None
+    assert run.data.metrics["prediction_drift"] == float(result.prediction_drifted)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
     assert "drift/evidently-report.html" in artifacts
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,8 +99,12 @@ class InputProfiler(Protocol):
         table: pa.Table,
         output_dir: Path,
         chunk_index: int,
+        predictions: Mapping[str, np.ndarray[Any, Any]] | None = None,
     ) -> Path | None:
-        """Write the chunk's input profile next to its output part (never raises)."""
+        """Write the chunk's input (and prediction) profile next to its output part.
+
+        Never raises.
+        """
         ...
 
     def finish(self, output_dir: Path) -> None:
@@ -150,6 +154,7 @@ def run_inference_chunk(
             table=table,
             output_dir=output_dir,
             chunk_index=chunk_index,
+            predictions=predictions,
         )
 
     logged = _log_sample(

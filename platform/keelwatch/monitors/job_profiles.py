@@ -2,12 +2,13 @@
 scored data.
 
 When the scored model version has a reference profile, each chunk writes the profile of its
-input rows (built ``like=`` the reference: same column kinds and bin edges, at most
-:data:`~keelwatch.monitors.checks.PARTITION_SAMPLE_VALUES` sorted values per column) next to its
-output part as ``_profile-part-<index>.npz``; when the job finishes, the parts are merged into
-``_input-profile.npz``. The leading underscore keeps both out of Parquet dataset readers. The
-names are fixed per chunk and written atomically, so a retried chunk replaces its part and the
-output stays idempotent. A ``job:<id>`` monitor window reads the merged profile (merging the
+input rows and of the model's outputs on them (the reference's prediction columns), built
+``like=`` the reference (same column kinds and bin edges, at most
+:data:`~keelwatch.monitors.checks.PARTITION_SAMPLE_VALUES` sorted values per column), next to
+its output part as ``_profile-part-<index>.npz``; when the job finishes, the parts are merged
+into ``_input-profile.npz``. The leading underscore keeps both out of Parquet dataset readers.
+The names are fixed per chunk and written atomically, so a retried chunk replaces its part and
+the output stays idempotent. A ``job:<id>`` monitor window reads the merged profile (merging the
 parts itself if the job's last step did not).
 
 Profiling never fails a batch job: an error is logged and the job has no input profile.
@@ -18,8 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keelwatch.monitors.checks import PARTITION_SAMPLE_VALUES, merged_job_profile
 from keelwatch.monitors.profiles import load_reference_profile
@@ -27,6 +29,7 @@ from keelwatch.monitors.windows import JOB_PROFILE_PART_PREFIX
 from keelwatch.storage.profiles import find_reference_profile
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
@@ -71,16 +74,29 @@ class JobInputProfiler:
         table: pa.Table,
         output_dir: Path,
         chunk_index: int,
+        predictions: Mapping[str, np.ndarray[Any, Any]] | None = None,
     ) -> Path | None:
-        """Write the chunk's input profile; None when there is no reference (or on error)."""
+        """Write the chunk's profile; None when there is no reference (or on error).
+
+        Inputs are profiled as the reference's features; ``predictions`` (the chunk's model
+        outputs) as its prediction columns, so ``job:<id>`` windows report prediction drift.
+        """
         from keelwatch.monitoring.drift.profiles import build_profile, save_profile
 
         try:
             reference = self._reference(model_name, model_version)
             if reference is None:
                 return None
-            columns = [c for c in reference.columns if c in table.column_names]
+            outputs = predictions or {}
+            columns = [
+                c
+                for c, column in reference.columns.items()
+                if column.role == "feature" and c in table.column_names
+            ]
             frame = table.select(columns).to_pandas()
+            for name, column in reference.columns.items():
+                if column.role == "prediction" and name in outputs:
+                    frame[name] = outputs[name]
             profile = build_profile(
                 frame,
                 like=reference,
