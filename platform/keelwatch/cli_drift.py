@@ -118,12 +118,11 @@ def _print_table(report: DriftReport) -> None:
     table.add_column("drifted", no_wrap=True)
     table.add_column("note", overflow="fold")
     for c in report.columns:
-        note = c.detail or ("" if c.status == "ok" else c.status)
-        if c.extra:
-            also = ", ".join(f"{k} {_fmt(v['value'])}" for k, v in c.extra.items())
-            note = f"{note}; {also}" if note else also
+        notes = [c.detail] if c.detail else []
         if c.missing_drifted:
-            note = f"missing {c.missing_rate_reference:.3g} -> {c.missing_rate_current:.3g}"
+            notes.append(f"missing {c.missing_rate_reference:.3g} -> {c.missing_rate_current:.3g}")
+        notes += [f"{k} {_fmt(v['value'])}" for k, v in c.extra.items()]
+        note = "; ".join(notes)
         table.add_row(
             c.column if c.role == "feature" else f"{c.column} ({c.role})",
             c.kind,
