@@ -145,3 +145,11 @@ def test_mapping_windows_must_have_equal_lengths() -> None:
     profile = build_profile(_data(500, 0))
     with pytest.raises(DriftInputError, match="different lengths"):
         compute_drift(profile, {"x": np.zeros(10), "z": np.zeros(11)})
+
+
+def test_mapping_of_lists_is_accepted_like_arrays() -> None:
+    data = _data(800, 0)
+    as_lists = {name: data[name].tolist() for name in data.columns}
+    profile = build_profile(as_lists)
+    assert profile.rows == 800 and profile.columns["x"].kind == "numeric"
+    assert compute_drift(profile, as_lists) == compute_drift(profile, data)

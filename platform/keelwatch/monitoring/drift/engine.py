@@ -412,6 +412,9 @@ def compute_drift(
         window_names: Sequence[str] = list(window.columns)
         window_rows = window.rows
     else:
+        if isinstance(window, Mapping):
+            # Lists and other sequences become arrays here, once, so every later step sees numpy.
+            window = {str(k): np.asarray(v) for k, v in window.items()}
         window_names, window_rows = _window_shape(window)
         if len(set(window_names)) != len(window_names):
             raise DriftInputError("window has duplicate column names")

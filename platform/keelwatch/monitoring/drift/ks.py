@@ -9,7 +9,7 @@ The statistic and p-value equal ``scipy.stats.ks_2samp(reference, current, metho
   over blocks of the sorted current sample: for a block ``[L, R)`` of current values the ECDFs
   are monotone, so ``F_ref(R-) - F_cur(L)`` and ``F_cur(R-) - F_ref(L)`` bound every difference
   inside it; blocks whose bound cannot beat the best exact value found so far are dropped and
-  the rest are split 16 ways, down to single values, where the bounds *are* exact values of the
+  the rest are split 8 ways, down to single values, where the bounds *are* exact values of the
   ECDF difference. Every number compared is ``count / n - count / m`` in float64, the same
   expression scipy evaluates, and IEEE division and subtraction are monotone, so the result is
   bit-for-bit scipy's. Work is ``O(m / 4096 · log n)`` plus the blocks near the maximum; the
@@ -44,7 +44,7 @@ KsMethod = Literal["auto", "exact", "asymp"]
 #: (scipy's ``MAX_AUTO_N``).
 MAX_AUTO_EXACT_N = 10_000
 
-_BLOCK_SPLIT = 16
+_BLOCK_SPLIT = 8
 _FIRST_BLOCK = 4096
 _INT32_MAX = float(np.iinfo(np.int32).max)
 # scipy.special.smirnov sums exactly up to this n and approximates above it.

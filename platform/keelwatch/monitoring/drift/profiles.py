@@ -258,6 +258,8 @@ def build_profile(
         raise DriftInputError("n_bins must be at least 2")
     if max_sorted_values < 1:
         raise DriftInputError("max_sorted_values must be at least 1")
+    if isinstance(frame, Mapping):
+        frame = {str(k): np.asarray(v) for k, v in frame.items()}
     raw_names = list(frame) if isinstance(frame, Mapping) else list(frame.columns)
     unknown_roles = set(roles or {}) - {str(n) for n in raw_names}
     if unknown_roles:
