@@ -9,8 +9,9 @@ otherwise finishes in well under a second. Conversions follow what ``pandas.read
 * integers with nulls become float64 with NaN; all-null columns become float64 NaN;
 * strings become object arrays of ``str`` with ``None`` for missing (CSV empty fields are
   missing, as in pandas); dictionary-encoded (pandas ``category``) columns are decoded;
-* decimals become float64; dates and timestamps become ``datetime64`` (which the engine
-  rejects with a message, as it does for pandas datetimes).
+* decimals become float64; Parquet dates and timestamps become ``datetime64`` (which the
+  engine rejects with a message, as it does for pandas datetimes), while date-like CSV text
+  stays text, as ``pandas.read_csv`` leaves it.
 """
 
 from __future__ import annotations
@@ -102,6 +103,16 @@ def _to_numpy(column: pa.ChunkedArray, name: str) -> NDArray[Any]:
     return np.concatenate(parts)
 
 
+def _timestamps_as_text(table: pa.Table) -> pa.Table:
+    # pandas.read_csv keeps date-like text as text (a categorical column); Arrow parses it.
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) or pa.types.is_date(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
+
+
 def table_columns(table: pa.Table) -> dict[str, NDArray[Any]]:
     """Each column of an Arrow table as a 1-D numpy array (zero-copy where Arrow allows)."""
     names = [str(n) for n in table.column_names]
@@ -128,8 +139,8 @@ def read_columns(path: str | Path) -> dict[str, NDArray[Any]]:
         if suffix == ".csv":
             from pyarrow import csv
 
-            table = csv.read_csv(
-                source, convert_options=csv.ConvertOptions(strings_can_be_null=True)
+            table = _timestamps_as_text(
+                csv.read_csv(source, convert_options=csv.ConvertOptions(strings_can_be_null=True))
             )
         else:
             from pyarrow import parquet

@@ -149,3 +149,15 @@ def test_reading_and_checking_never_imports_pandas(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_date_like_csv_text_stays_text_as_in_pandas(tmp_path: Path) -> None:
+    path = tmp_path / "dates.csv"
+    frame = pd.DataFrame({"day": pd.date_range("2026-01-01", periods=60).strftime("%Y-%m-%d")})
+    frame["x"] = np.arange(60.0)
+    frame.to_csv(path, index=False)
+    cols = read_columns(path)
+    assert cols["day"].dtype == object and isinstance(cols["day"][0], str)
+    profile = build_profile(cols)
+    assert profile.columns["day"].kind == "categorical"
+    assert compute_drift(profile, cols).column("day").status == "ok"
