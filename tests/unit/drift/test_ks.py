@@ -136,3 +136,19 @@ def test_rejects_unknown_method_and_empty_input() -> None:
         ks_pvalue(0.1, 10, 10, "fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="non-empty"):
         ks_statistic(np.array([1.0]), np.array([]))
+
+
+@pytest.mark.parametrize("n", [141, 5_000, 200_000, 999_999])
+def test_smirnov_sf_matches_scipy_special_including_strided_windows(n: int) -> None:
+    # n*x^2 near 2 makes the window of terms span most of [0, n]: those are summed on a stride
+    # (trapezoid rule on a smooth bell), which must not cost accuracy.
+    from scipy.special import smirnov
+
+    from keelwatch.monitoring.drift.ks import smirnov_sf
+
+    for nx2 in np.geomspace(2.2, 369.0, 15):
+        x = float(np.sqrt(nx2 / n))
+        if x >= 0.5:
+            continue
+        expected = float(smirnov(n, x))
+        assert smirnov_sf(n, x) == pytest.approx(expected, rel=1e-8, abs=1e-300), (n, nx2)

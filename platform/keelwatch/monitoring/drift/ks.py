@@ -20,7 +20,9 @@ The statistic and p-value equal ``scipy.stats.ks_2samp(reference, current, metho
   (``2.2 <= n·D² < 370``) is ``2 · smirnov(n, D)``, an ``O(n)`` exact sum that takes ~0.7 s at
   ``n = 500 000``. The summands are log-concave in the summation index, so we sum only the
   window holding all terms above ``e^-50`` of the largest one (found on a coarse grid) in log
-  space; that agrees with scipy to ~1e-10 relative (tested across sizes). Every other branch
+  space, and sum a window wider than 8192 terms on a stride (the trapezoid rule on a smooth
+  bell: at most 4096·2 points, changing the sum by ~1e-11 relative); that agrees with scipy to
+  ~1e-9 relative (tested across sizes) in well under a millisecond. Every other branch
   runs scipy's own algorithm (:mod:`~keelwatch.monitoring.drift.kolmogorov`), which is fast
   there and needs only ``scipy.special``, so a p-value never imports ``scipy.stats``.
 
@@ -285,18 +287,38 @@ def smirnov_sf(n: int, x: float) -> float:
 
         return float(smirnov(n, x))
     last = math.floor(n * (1.0 - x))
-    if last <= 4096:
-        j = np.arange(0, last + 1, dtype=np.float64)
-    else:
+    lo, hi, step = 0, last, 1
+    if last > 4096:
         grid = np.unique(np.linspace(0, last, 1025).round())
-        logs = _log_smirnov_terms(n, x, grid)
-        above = np.flatnonzero(logs >= logs.max() - 50.0)
-        lo = float(grid[max(int(above[0]) - 1, 0)])
-        hi = float(grid[min(int(above[-1]) + 1, grid.size - 1)])
-        j = np.arange(lo, hi + 1.0, dtype=np.float64)
+        coarse = _log_smirnov_terms(n, x, grid)
+        above = np.flatnonzero(coarse >= coarse.max() - 50.0)
+        lo = int(grid[max(int(above[0]) - 1, 0)])
+        hi = int(grid[min(int(above[-1]) + 1, grid.size - 1)])
+        step = _trapezoid_step(lo, hi, last)
+    j = np.arange(lo, hi + 1, step, dtype=np.float64)
     logs = _log_smirnov_terms(n, x, j)
     top = float(logs.max())
-    return float(x * math.exp(top) * np.exp(logs - top).sum())
+    return float(x * math.exp(top) * step * np.exp(logs - top).sum())
+
+
+def _trapezoid_step(lo: int, hi: int, last: int) -> int:
+    """Stride for summing the window ``[lo, hi]`` of Smirnov terms; 1 means every term.
+
+    The summand is a smooth, log-concave bell in ``j``, analytic except near ``j = -1`` and
+    ``j = n(1 - x)``, and negligible (``< e^-50`` of its peak) at both window ends. For such a
+    function a sum over every ``step``-th point times ``step`` equals the sum over every point
+    up to ``O(exp(-2π · distance to the nearest singularity / step))`` and the end terms, i.e.
+    far below double precision once ``step`` is small against both the window (at least 4096
+    points are kept) and the distance to the singularities (at least 64 steps). Wide windows
+    (half a million terms when ``n·x²`` is near 2) then cost a few thousand evaluations.
+    """
+    width = hi - lo
+    if width <= 8192:
+        return 1
+    step = 1 << int(math.log2(width / 4096))
+    if lo + 1 < 64 * step or last - hi < 64 * step:
+        return 1
+    return step
 
 
 def kstwo_sf(d: float, n: int) -> float:
