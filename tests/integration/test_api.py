@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import socket
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,19 +33,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def settings(database: Database, db_url: str, mlflow_uri: str, tmp_path: Path) -> Settings:
-    """Settings on an upgraded database (both backends), a fresh MLflow store, embedded broker."""
-    return make_settings(tmp_path, database_url=db_url, mlflow_uri=mlflow_uri)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The app for ``settings`` behind an in-process client."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:

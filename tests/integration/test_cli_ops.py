@@ -48,12 +48,6 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def settings(database: Database, db_url: str, mlflow_uri: str, tmp_path: Path) -> Settings:
-    """Settings on an upgraded database (both backends)."""
-    return make_settings(tmp_path, database_url=db_url, mlflow_uri=mlflow_uri)
-
-
-@pytest.fixture
 def sqlite_settings(sqlite_url: str, mlflow_uri: str, tmp_path: Path) -> Settings:
     """Settings on SQLite only, for cases that do not depend on the database backend."""
     return make_settings(tmp_path, database_url=sqlite_url, mlflow_uri=mlflow_uri)

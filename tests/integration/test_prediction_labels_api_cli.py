@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from keelwatch.api.app import create_app
 from keelwatch.cli import app
 from keelwatch.entities import PredictionRecord
 from keelwatch.settings import Settings
@@ -27,7 +25,7 @@ from keelwatch.storage.db import Database
 from keelwatch.storage.labels import labels_for_request_ids
 from keelwatch.storage.models import PredictionLabelRow
 from keelwatch.storage.predictions import bulk_write_predictions
-from tests.conftest import make_settings, settings_env, subprocess_env
+from tests.conftest import settings_env, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +51,6 @@ def log_predictions(database: Database, request_ids: list[str]) -> None:
 def label_rows(database: Database) -> int:
     with database.session() as session:
         return int(session.scalar(select(func.count()).select_from(PredictionLabelRow)) or 0)
-
-
-@pytest.fixture
-def settings(database: Database, db_url: str, mlflow_uri: str, tmp_path: Path) -> Settings:
-    """Settings on an upgraded database (both backends)."""
-    return make_settings(tmp_path, database_url=db_url, mlflow_uri=mlflow_uri)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture
