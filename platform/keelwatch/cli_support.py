@@ -8,6 +8,7 @@ one-line message on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import getpass
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -34,6 +35,9 @@ def services_from_cli() -> Services:
     from keelwatch.context import Services
     from keelwatch.settings import load_settings
 
+    # MLflow announces "Creating initial MLflow database tables..." at INFO on every command
+    # that opens a SQL store; a CLI user needs its warnings, not that.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     return Services(load_settings())
 
 
