@@ -18,6 +18,7 @@ the standalone CLI reads its window that way and saves pandas' import time on ev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
@@ -41,6 +42,18 @@ class DriftInputError(InvalidInputError):
 
 class MixedTypeColumnError(DriftInputError):
     """An object column mixes value types (say strings and numbers)."""
+
+
+def as_columns(data: Mapping[Any, Any]) -> tuple[dict[str, NDArray[Any]], int]:
+    """A mapping of column name to values as 1-D numpy arrays, and their common length.
+
+    Raises :class:`DriftInputError` when the columns have different lengths.
+    """
+    columns = {str(name): np.asarray(values) for name, values in data.items()}
+    lengths = {int(np.shape(values)[0]) for values in columns.values()}
+    if len(lengths) > 1:
+        raise DriftInputError(f"columns have different lengths: {sorted(lengths)}")
+    return columns, lengths.pop() if lengths else 0
 
 
 def _is_missing_object(value: object) -> bool:

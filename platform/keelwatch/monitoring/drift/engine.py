@@ -54,6 +54,7 @@ from keelwatch.monitoring.drift.columns import (
     ColumnData,
     ColumnKind,
     DriftInputError,
+    as_columns,
     category_labels,
     numeric_values,
     storage_matches,
@@ -383,16 +384,6 @@ def _prepare(
     return _window_from_series(column, ref, _needs_sorted(ref, config))
 
 
-def _window_shape(window: pd.DataFrame | Mapping[str, NDArray[Any]]) -> tuple[list[str], int]:
-    if isinstance(window, Mapping):
-        names = list(window)
-        lengths = {int(np.shape(window[n])[0]) for n in names}
-        if len(lengths) > 1:
-            raise DriftInputError(f"window columns have different lengths: {sorted(lengths)}")
-        return names, lengths.pop() if lengths else 0
-    return [str(c) for c in window.columns], int(window.shape[0])
-
-
 def compute_drift(
     reference_profile: ReferenceProfile,
     window: pd.DataFrame | Mapping[str, NDArray[Any]] | ReferenceProfile,
@@ -411,11 +402,12 @@ def compute_drift(
     if isinstance(window, ReferenceProfile):
         window_names: Sequence[str] = list(window.columns)
         window_rows = window.rows
+    elif isinstance(window, Mapping):
+        # Lists and other sequences become arrays here, once, so every later step sees numpy.
+        window, window_rows = as_columns(window)
+        window_names = list(window)
     else:
-        if isinstance(window, Mapping):
-            # Lists and other sequences become arrays here, once, so every later step sees numpy.
-            window = {str(k): np.asarray(v) for k, v in window.items()}
-        window_names, window_rows = _window_shape(window)
+        window_names, window_rows = [str(c) for c in window.columns], int(window.shape[0])
         if len(set(window_names)) != len(window_names):
             raise DriftInputError("window has duplicate column names")
     for label, overrides in (

@@ -36,6 +36,7 @@ from keelwatch.monitoring.drift.columns import (
     ColumnData,
     ColumnKind,
     DriftInputError,
+    as_columns,
     category_labels,
     infer_column_kind,
     numeric_values,
@@ -259,8 +260,10 @@ def build_profile(
     if max_sorted_values < 1:
         raise DriftInputError("max_sorted_values must be at least 1")
     if isinstance(frame, Mapping):
-        frame = {str(k): np.asarray(v) for k, v in frame.items()}
-    raw_names = list(frame) if isinstance(frame, Mapping) else list(frame.columns)
+        frame, rows = as_columns(frame)
+        raw_names: list[Any] = list(frame)
+    else:
+        rows, raw_names = int(frame.shape[0]), list(frame.columns)
     unknown_roles = set(roles or {}) - {str(n) for n in raw_names}
     if unknown_roles:
         raise DriftInputError(f"role given for unknown column(s): {sorted(unknown_roles)}")
@@ -285,13 +288,6 @@ def build_profile(
             sketch_k=sketch_k,
             rng=rng,
         )
-    if isinstance(frame, Mapping):
-        lengths = {int(np.shape(frame[n])[0]) for n in raw_names}
-        if len(lengths) > 1:
-            raise DriftInputError(f"columns have different lengths: {sorted(lengths)}")
-        rows = lengths.pop() if lengths else 0
-    else:
-        rows = int(frame.shape[0])
     return ReferenceProfile(columns, rows, dict(metadata or {}))
 
 
