@@ -15,8 +15,12 @@ import typer
 import keelwatch
 from keelwatch import cli_ops
 
+#: ``-h`` as well as ``--help``; click hands it down to every sub-command's context.
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="keelwatch",
+    context_settings=HELP_OPTIONS,
     help="Keelwatch: model registry, worker fleet, prediction log and monitoring.",
     no_args_is_help=True,
     add_completion=False,

@@ -36,6 +36,8 @@ drift_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # `keelwatch drift` runs this app as the root (entry.py), so it needs its own -h.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
