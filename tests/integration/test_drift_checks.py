@@ -256,7 +256,7 @@ def test_chords_and_insufficient_data_on_the_embedded_defaults(
     with services.db.session() as session:
         assert get_job(session, empty.id).status is JobStatus.SUCCEEDED
         actions = [e.action for e in list_audit(session, target="monitor:fleet")]
-    assert actions == ["run_monitor", "create_monitor"]
+    assert actions == ["monitor.run", "monitor.create"]
     history = service.monitor_results(services, "fleet")
     assert [r.job_id for r in history] == [distributed.id]
     services.close()

@@ -185,7 +185,7 @@ def test_batch_job_over_redis_matches_direct_predict(
             assert record.inputs == pytest.approx(frame.iloc[row].to_dict())
             assert record.outputs["prediction"] == int(model.predict(frame.iloc[[row]])[0])
         assert all(c.status is ChunkStatus.DONE and c.attempts == 1 for c in chunks)
-        assert [a.action for a in audit] == ["submit"]
+        assert [a.action for a in audit] == ["job.submit"]
         assert audit[0].actor == "alice"
     finally:
         services.close()

@@ -117,7 +117,7 @@ def bad_inputs(tmp_path: Path, version: str) -> list[tuple[dict[str, Any], type[
 def assert_nothing_written(services: Services, broker: redis.Redis) -> None:
     with services.db.session() as session:
         assert list_jobs(session) == []
-        assert list_audit(session, action="submit") == []
+        assert list_audit(session, action="job.submit") == []
     assert broker.llen("cpu") == 0
     assert broker.llen("gpu") == 0
 
@@ -148,7 +148,7 @@ def test_good_submission_writes_job_audit_and_one_message_per_chunk(
     assert broker.llen("cpu") == 3
     with services.db.session() as session:
         [entry] = list_audit(session, target=f"job:{job.id}")
-    assert (entry.actor, entry.action, entry.details["rows"]) == ("tester", "submit", 2_500)
+    assert (entry.actor, entry.action, entry.details["rows"]) == ("tester", "job.submit", 2_500)
 
 
 # --------------------------------------------------------------------------- API

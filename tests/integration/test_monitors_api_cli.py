@@ -144,10 +144,10 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
         actions = [e.action for e in list_audit(session, limit=50) if e.actor == "carol"]
     services.close()
     assert actions == [
-        "delete_monitor",
-        "refresh_reference_profile",
-        "update_monitor",
-        "create_monitor",
+        "monitor.delete",
+        "profile.refresh",
+        "monitor.update",
+        "monitor.create",
     ]
 
 

@@ -116,7 +116,7 @@ def submit_batch_inference(services: Services, request: BatchInferenceRequest, a
         record_audit(
             session,
             actor=actor,
-            action="submit",
+            action="job.submit",
             target=f"job:{job_id}",
             reason=f"batch inference of {info.rows} rows with {resolved.model_uri}",
             details={

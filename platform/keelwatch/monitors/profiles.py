@@ -144,7 +144,7 @@ def attach_reference_profile(
         record_audit(
             session,
             actor=actor,
-            action="attach_reference_profile" if created else "refresh_reference_profile",
+            action="profile.attach" if created else "profile.refresh",
             target=info.model_uri,
             reason=reason or f"reference profile from {source}",
             details={

@@ -60,7 +60,7 @@ def create_monitor(
         record_audit(
             session,
             actor=actor,
-            action="create_monitor",
+            action="monitor.create",
             target=monitor_target(spec.name),
             reason=spec.description or f"drift monitor of {spec.model}",
             details=spec.model_dump(mode="json"),
@@ -99,7 +99,7 @@ def update_monitor(
         record_audit(
             session,
             actor=actor,
-            action="update_monitor",
+            action="monitor.update",
             target=monitor_target(name),
             details={"changes": sorted(changes)},
         )
@@ -114,7 +114,7 @@ def delete_monitor(services: Services, name: str, actor: str, reason: str = "") 
         record_audit(
             session,
             actor=actor,
-            action="delete_monitor",
+            action="monitor.delete",
             target=monitor_target(name),
             reason=reason,
             details=spec_of(monitor),
@@ -218,7 +218,7 @@ def submit_check(services: Services, name: str, actor: str, *, reason: str = "")
         record_audit(
             session,
             actor=actor,
-            action="run_monitor",
+            action="monitor.run",
             target=monitor_target(monitor.name),
             reason=reason or f"drift check of {resolved.model_uri}",
             details={
