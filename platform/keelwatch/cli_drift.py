@@ -1,7 +1,9 @@
 """``keelwatch drift``: build reference profiles and check windows for drift, no server needed.
 
 Exit codes of ``check``: 0 no drift, 1 drift detected, 2 bad input (unreadable file, unknown
-statistic, ...). Data files are CSV or Parquet, read through Arrow straight into numpy (no
+statistic, ...), 3 insufficient data (no column could be tested: a window without the
+reference's columns, a header-only file), so a CI gate never passes a file it could not test.
+Data files are CSV or Parquet, read through Arrow straight into numpy (no
 pandas: its import alone would cost more than a whole check); profiles are the ``.npz`` files
 ``profile`` writes. Heavy libraries are imported inside the commands so that
 ``keelwatch --help`` and every other sub-command start fast.
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 EXIT_NO_DRIFT = 0
 EXIT_DRIFT = 1
 EXIT_BAD_INPUT = 2
+EXIT_INSUFFICIENT_DATA = 3
 PROFILE_SUFFIXES = (".npz",)
 
 drift_app = typer.Typer(
@@ -95,10 +98,12 @@ def _print_table(report: DriftReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from keelwatch.monitoring.drift.report import column_verdict
+
     table = Table(title="Drift by column", title_justify="left")
     for header in ("column", "kind", "statistic", "value", "p-value", "q-value", "effect"):
         table.add_column(header, justify="right" if header[0] in "vpqe" else "left", no_wrap=True)
-    table.add_column("drifted", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     table.add_column("note", overflow="fold")
     for c in report.columns:
         notes = [c.detail] if c.detail else []
@@ -114,24 +119,38 @@ def _print_table(report: DriftReport) -> None:
             _fmt(c.pvalue, ".3g"),
             _fmt(c.qvalue, ".3g"),
             _fmt(c.effect_size, ".3g"),
-            "[bold red]yes[/]" if c.drifted else "no",
-            note if c.status == "ok" else f"{c.status}: {c.detail or ''}".rstrip(": "),
+            "[bold red]drift[/]" if c.drifted else column_verdict(c.status, c.drifted),
+            # The verdict cell already names an untested column's status.
+            note if c.status == "ok" else (c.detail or ""),
         )
     # Piped output (CI logs, docs) gets a fixed width instead of Rich's 80-column default.
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
-    verdict = "[bold red]DRIFT[/]" if report.dataset_drifted else "[green]no drift[/]"
-    console.print(
-        f"Dataset: {verdict} - {report.n_drifted} of {report.n_tested} tested columns drifted "
-        f"(BH FDR {report.fdr_alpha}); reference {report.n_reference_rows} rows, "
-        f"current {report.n_current_rows} rows."
-    )
-    for role, flag in (
-        ("Predictions", report.prediction_drifted),
-        ("Target", report.target_drifted),
+    sizes = f"reference {report.n_reference_rows} rows, current {report.n_current_rows} rows"
+    if report.status == "insufficient_data":
+        console.print(
+            f"[bold yellow]Insufficient data[/]: no column could be tested ({sizes}); "
+            "this is not a 'no drift' verdict."
+        )
+    elif report.n_tested == 0:
+        console.print(
+            f"Features: [yellow]insufficient data[/] - no feature column tested ({sizes})."
+        )
+    else:
+        verdict = "[bold red]DRIFT[/]" if report.dataset_drifted else "[green]no drift[/]"
+        console.print(
+            f"Features: {verdict} - {report.n_drifted} of {report.n_tested} tested columns "
+            f"drifted (BH FDR {report.fdr_alpha}); {sizes}."
+        )
+    roles_present = {c.role for c in report.columns}
+    for role, label, flag in (
+        ("prediction", "Predictions", report.prediction_drifted),
+        ("target", "Target", report.target_drifted),
     ):
-        if flag is not None:
-            console.print(f"{role}: {'[bold red]DRIFT[/]' if flag else '[green]no drift[/]'}")
+        if role not in roles_present or report.status == "insufficient_data":
+            continue
+        words = {None: "[yellow]insufficient data[/]", True: "[bold red]DRIFT[/]"}
+        console.print(f"{label}: {words.get(flag, '[green]no drift[/]')}")
     for label, names in (
         ("Missing from current", report.missing_columns),
         ("Extra in current (not tested)", report.extra_columns),
@@ -212,7 +231,8 @@ def check_command(
 ) -> None:
     """Compare CURRENT with REFERENCE.
 
-    Exit 0: no drift, 1: drift in the features, the predictions or the target, 2: bad input.
+    Exit 0: no drift, 1: drift in the features, the predictions or the target, 2: bad input,
+    3: insufficient data (no column could be tested; never read it as "no drift").
     """
     from keelwatch.monitoring.drift import DriftConfig, compute_drift
 
@@ -233,8 +253,16 @@ def check_command(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_table(report)
-    drifted = report.dataset_drifted or report.prediction_drifted or report.target_drifted
-    raise typer.Exit(EXIT_DRIFT if drifted else EXIT_NO_DRIFT)
+    raise typer.Exit(exit_code(report))
+
+
+def exit_code(report: DriftReport) -> int:
+    """The ``check`` exit code of ``report``: drift wins, then insufficient data, then 0."""
+    if report.dataset_drifted or report.prediction_drifted or report.target_drifted:
+        return EXIT_DRIFT
+    if report.status == "insufficient_data":
+        return EXIT_INSUFFICIENT_DATA
+    return EXIT_NO_DRIFT
 
 
 if __name__ == "__main__":

@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from keelwatch.cli_drift import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_NO_DRIFT, drift_app
+from keelwatch.cli_drift import (
+    EXIT_BAD_INPUT,
+    EXIT_DRIFT,
+    EXIT_INSUFFICIENT_DATA,
+    EXIT_NO_DRIFT,
+    drift_app,
+)
 
 runner = CliRunner()
 
@@ -75,6 +81,47 @@ def test_check_json_with_data_file_reference_and_forced_stattest(files: dict[str
         ],
     )
     assert {c["statistic"] for c in json.loads(res.output)["columns"]} == {"psi"}
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        "other,columns\n1,2\n3,4\n",  # none of the reference's columns
+        "age,plan,y\n",  # header only
+        "age,plan,y\n41,a,0.5\n39,b,0.2\n",  # fewer values than any test needs
+    ],
+    ids=["no-shared-columns", "header-only", "too-few-rows"],
+)
+def test_insufficient_data_has_its_own_exit_code_and_words(
+    files: dict[str, Path], tmp_path: Path, window: str
+) -> None:
+    current = tmp_path / "window.csv"
+    current.write_text(window)
+    args = ["check", "-r", str(files["ref"]), "-c", str(current)]
+    res = runner.invoke(drift_app, args)
+    assert res.exit_code == EXIT_INSUFFICIENT_DATA == 3, res.output
+    text = " ".join(res.output.split())
+    assert "Insufficient data: no column could be tested" in text
+    assert "no drift" not in text.lower().replace("not a 'no drift' verdict", "")
+    res = runner.invoke(drift_app, [*args, "--json"])
+    assert res.exit_code == EXIT_INSUFFICIENT_DATA
+    assert json.loads(res.output)["status"] == "insufficient_data"
+
+
+def test_an_untested_column_reads_insufficient_data_in_the_table(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    # age is present but empty: untested; plan is tested: the check is a real "no drift".
+    current = tmp_path / "window.csv"
+    rows = "\n".join(f",{'ab'[i % 2]},0.5" for i in range(200))
+    current.write_text(f"age,plan,y\n{rows}\n")
+    res = runner.invoke(
+        drift_app, ["check", "-r", str(files["ref"]), "-c", str(current), "--column-stattest",
+                    "y=psi"],
+    )  # fmt: skip
+    assert res.exit_code in (EXIT_DRIFT, EXIT_NO_DRIFT), res.output
+    age_row = next(line for line in res.output.splitlines() if "│ age" in line)
+    assert "insufficient data" in age_row
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,35 @@ ColumnStatus = Literal[
 ]
 
 
+#: What each column status says to a person, in every view (CLI tables, HTML report, docs).
+STATUS_WORDS: dict[str, str] = {
+    "ok": "tested",
+    "insufficient_data": "insufficient data",
+    "missing_in_current": "missing in current",
+    "type_mismatch": "type mismatch",
+    "invalid_column": "invalid column",
+    "not_applicable": "not applicable",
+}
+#: The verdict word of a role, a column or a whole check.
+DRIFT_WORD = "DRIFT"
+NO_DRIFT_WORD = "NO DRIFT"
+INSUFFICIENT_WORD = "INSUFFICIENT DATA"
+
+
+def column_verdict(status: str, drifted: bool | None) -> str:
+    """``drift``, ``no drift`` or the untested column's status in words (``insufficient data``)."""
+    if status != "ok":
+        return STATUS_WORDS.get(status, status.replace("_", " "))
+    return "drift" if drifted else "no drift"
+
+
+def role_verdict(drifted: bool | None) -> str:
+    """``DRIFT``, ``NO DRIFT`` or ``INSUFFICIENT DATA`` (``None``: nothing could be tested)."""
+    if drifted is None:
+        return INSUFFICIENT_WORD
+    return DRIFT_WORD if drifted else NO_DRIFT_WORD
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
