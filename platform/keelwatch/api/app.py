@@ -5,6 +5,10 @@ status code (404 unknown thing, 409 conflict, 422 bad input), request validation
 422 with the offending fields, unknown routes as 404. A 500 means a bug, never bad input.
 
 Run it with ``keelwatch api`` or ``uvicorn keelwatch.api.app:create_app --factory``.
+
+``/docs`` (Swagger UI) and ``/redoc`` load their JavaScript and CSS from the API itself
+(``/docs-assets/``, files shipped by the ``fastapi-offline`` wheel), not from a CDN, so they
+work on an air-gapped cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +35,9 @@ from keelwatch.metrics import UNMATCHED_ROUTE, KeelwatchMetrics, api_metrics
 from keelwatch.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+
+#: Where the Swagger UI / ReDoc assets are served from (the package's own copies).
+DOCS_ASSETS_URL = "/docs-assets"
 
 #: Routers other modules own; mounted when present so the API runs while they are being built.
 OPTIONAL_ROUTERS = (
@@ -51,11 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         services.close()
 
-    app = FastAPI(
+    # FastAPIOffline builds a plain FastAPI whose /docs and /redoc pages point at local assets.
+    app = FastAPIOffline(
         title="Keelwatch",
         version=keelwatch.__version__,
         summary="Model registry, worker fleet, prediction log and monitoring.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
     )
     app.state.services = services
     app.state.metrics = metrics
