@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The demo keeps its data in ./.keelwatch (commands run below this folder find it there).
 demo: $(STAMP)
-	$(BIN)/python -m keelwatch.demo
+	KEELWATCH_DATA_DIR="$${KEELWATCH_DATA_DIR:-$(CURDIR)/.keelwatch}" $(BIN)/python -m keelwatch.demo
 
 # pytest exit code 5 means "no tests ran": that must fail, not pass silently.
 test: $(STAMP)

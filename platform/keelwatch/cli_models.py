@@ -149,7 +149,7 @@ def register(
 
     if (run_id is None) == (model_uri is None):
         fail("give exactly one of --run-id and --model-uri")
-    with cli_services() as services:
+    with cli_services(create=True) as services:
         info = services.registry.register_version(
             name,
             run_id=run_id,

@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from keelwatch.cli_predictions import predictions_label
-from keelwatch.cli_support import cli_actor, cli_errors, fail, stderr_console
+from keelwatch.cli_support import cli_actor, cli_errors, fail, open_data_dir, stderr_console
 from keelwatch.launcher import (
     MLFLOW_SERVER_ENV_DEFAULTS,
     ROLE_QUEUES,
@@ -98,7 +98,7 @@ def upgrade_schema(
     from keelwatch.storage.db import Database, current_revision, upgrade_database
 
     url = settings.database.url
-    settings.ensure_data_dir()
+    open_data_dir(settings, create=True)  # says which data dir it creates, if it does
     try:
         before = current_revision(url)
         upgrade_database(url, revision)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import typer
@@ -30,22 +31,58 @@ R = TypeVar("R")
 stderr_console = Console(stderr=True)
 
 
-def services_from_cli() -> Services:
-    """Build :class:`~keelwatch.context.Services` from the environment (``KEELWATCH_*``)."""
+def services_from_cli(*, create: bool = False) -> Services:
+    """Build :class:`~keelwatch.context.Services` from the environment (``KEELWATCH_*``).
+
+    The data dir must exist unless ``create`` (see :func:`open_data_dir`).
+    """
     from keelwatch.context import Services
     from keelwatch.settings import load_settings
 
     # MLflow announces "Creating initial MLflow database tables..." at INFO on every command
     # that opens a SQL store; a CLI user needs its warnings, not that.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    return Services(load_settings())
+    settings = load_settings()
+    open_data_dir(settings, create=create)
+    return Services(settings)
+
+
+def open_data_dir(settings: Settings, *, create: bool) -> None:
+    """Make sure ``settings.data_dir`` exists before a command uses it.
+
+    A missing data dir is created (and the one line on stderr says which and why) when
+    ``create`` is set, or when the data does not live there anyway (an explicit database URL).
+    Otherwise the command fails without creating anything: an empty folder in the working
+    directory would only hide the real data dir from the next command.
+    """
+    from keelwatch.settings import discover_data_dir
+
+    if settings.data_dir.is_dir():
+        return
+    choice = discover_data_dir(Path.cwd())
+    if create or not settings.database_is_embedded:
+        settings.ensure_data_dir()
+        why = choice.source.value if choice.path == settings.data_dir else "settings"
+        stderr_console.print(
+            Text(f"created Keelwatch data dir {settings.data_dir} ({why})"), soft_wrap=True
+        )
+        return
+    looked = choice.describe_search() if choice.path == settings.data_dir else settings.data_dir
+    fail(
+        f"no Keelwatch data dir found (looked in {looked}); run `keelwatch up` or `make demo`, "
+        "or set KEELWATCH_DATA_DIR"
+    )
 
 
 @contextmanager
-def cli_services() -> Iterator[Services]:
-    """Services for one command, closed afterwards, with Keelwatch errors as a clean exit."""
+def cli_services(*, create: bool = False) -> Iterator[Services]:
+    """Services for one command, closed afterwards, with Keelwatch errors as a clean exit.
+
+    ``create``: the command may start a new installation (``models register``); every other
+    command refuses to run without an existing data dir.
+    """
     with cli_errors():
-        services = services_from_cli()
+        services = services_from_cli(create=create)
         try:
             yield services
         finally:
@@ -66,7 +103,8 @@ def cli_actor(explicit: str | None, settings: Settings) -> str:
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` in red on stderr and exit with ``code``."""
     # Text, not markup: messages quote user input, which may contain "[...]".
-    stderr_console.print(Text.assemble(("error: ", "bold red"), (message, "red")))
+    # soft_wrap: one line however narrow the terminal, so paths and URIs are never broken.
+    stderr_console.print(Text.assemble(("error: ", "bold red"), (message, "red")), soft_wrap=True)
     raise typer.Exit(code)
 
 

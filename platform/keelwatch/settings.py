@@ -7,16 +7,31 @@ environment itself.
 
 Embedded defaults need no server: a SQLite database, a SQLite-backed MLflow store, kombu's
 filesystem transport as broker and a SQL result backend, all under ``data_dir``.
+
+Where ``data_dir`` is, when ``KEELWATCH_DATA_DIR`` does not say: :func:`discover_data_dir` looks
+for a ``.keelwatch/`` folder in the working directory and its parents (as git looks for
+``.git``), then falls back to one folder per user (platformdirs). :func:`load_settings` calls
+it; building :class:`Settings` directly never looks at the file system.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DATA_DIR = Path(".keelwatch")
+DATA_DIR_NAME = ".keelwatch"
+DEFAULT_DATA_DIR = Path(DATA_DIR_NAME)
+DATA_DIR_ENV = "KEELWATCH_DATA_DIR"
+#: Written into every data dir Keelwatch creates, so discovery knows it from any other folder.
+DATA_DIR_MARKER = "KEELWATCH_DATA_DIR.txt"
+#: A data dir from before the marker existed is still recognised by its database.
+_DATA_DIR_SIGNS = (DATA_DIR_MARKER, "keelwatch.db")
 
 
 class DatabaseSettings(BaseModel):
@@ -128,15 +143,106 @@ class Settings(BaseSettings):
         """Folder that the embedded filesystem broker exchanges messages through."""
         return self.data_dir / "broker"
 
+    @property
+    def database_is_embedded(self) -> bool:
+        """True when Keelwatch's database is the SQLite file inside ``data_dir``."""
+        return self.database.url == f"sqlite:///{self.data_dir / 'keelwatch.db'}"
+
     def ensure_data_dir(self) -> Path:
         """Create ``data_dir`` (and the embedded broker folders) if missing."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.data_dir / DATA_DIR_MARKER
+        if not marker.exists():
+            marker.write_text(
+                "This folder holds a Keelwatch installation's local data (databases, broker,\n"
+                "outputs). Keelwatch commands run below its parent folder find it.\n"
+            )
         if self.broker_is_embedded:
             (self.broker_dir / "queue").mkdir(parents=True, exist_ok=True)
             (self.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
         return self.data_dir
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build the settings tree from the environment, with explicit overrides on top."""
+class DataDirSource(StrEnum):
+    """How the data dir was chosen."""
+
+    ENVIRONMENT = "KEELWATCH_DATA_DIR"
+    FOUND = "found above the working directory"
+    USER = "per-user default"
+
+
+@dataclass(frozen=True)
+class DataDirChoice:
+    """The data dir :func:`discover_data_dir` picked, why, and where it looked."""
+
+    path: Path
+    source: DataDirSource
+    searched: tuple[Path, ...]
+    """Every candidate looked at, nearest first (the per-user default last)."""
+
+    @property
+    def exists(self) -> bool:
+        """True when the folder is already there."""
+        return self.path.is_dir()
+
+    def describe_search(self) -> str:
+        """``'/a/.keelwatch, /.keelwatch and ~/.local/share/keelwatch'`` for messages."""
+        names = [str(path) for path in self.searched]
+        if len(names) > 4:  # deep folders: the nearest, the root and the per-user default
+            names = [names[0], "...", *names[-2:]]
+        return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+
+
+def user_data_dir() -> Path:
+    """The per-user default data dir (``~/.local/share/keelwatch`` on Linux, honouring
+    ``XDG_DATA_HOME``)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("keelwatch", appauthor=False))
+
+
+def is_data_dir(path: Path) -> bool:
+    """True for a folder Keelwatch created (its marker file, or its database from before)."""
+    return path.is_dir() and any((path / sign).exists() for sign in _DATA_DIR_SIGNS)
+
+
+def discover_data_dir(
+    cwd: Path, *, environ: Mapping[str, str] | None = None, user_dir: Path | None = None
+) -> DataDirChoice:
+    """Where Keelwatch's data lives, seen from ``cwd``.
+
+    1. ``KEELWATCH_DATA_DIR`` when set (in ``environ``, default ``os.environ``);
+    2. the nearest ``.keelwatch/`` holding Keelwatch data in ``cwd`` or a parent;
+    3. the per-user folder (``user_dir``, default :func:`user_data_dir`), which may not exist
+       yet: callers that create it say so.
+
+    An empty ``.keelwatch/`` (no marker, no database) is not taken: it may be a stray folder.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(DATA_DIR_ENV, "").strip()
+    if explicit:
+        path = Path(explicit).expanduser().resolve()
+        return DataDirChoice(path, DataDirSource.ENVIRONMENT, (path,))
+    start = cwd.resolve()
+    searched: list[Path] = []
+    for folder in (start, *start.parents):
+        candidate = folder / DATA_DIR_NAME
+        searched.append(candidate)
+        if is_data_dir(candidate):
+            return DataDirChoice(candidate, DataDirSource.FOUND, tuple(searched))
+    fallback = (user_dir or user_data_dir()).expanduser().resolve()
+    searched.append(fallback)
+    return DataDirChoice(fallback, DataDirSource.USER, tuple(searched))
+
+
+def load_settings(
+    *, cwd: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: object
+) -> Settings:
+    """Build the settings tree from the environment, with explicit overrides on top.
+
+    Without an explicit ``data_dir`` (override or ``KEELWATCH_DATA_DIR``), the data dir is the
+    one :func:`discover_data_dir` finds from ``cwd`` (default: the working directory).
+    """
+    if "data_dir" not in overrides:
+        overrides["data_dir"] = discover_data_dir(cwd or Path.cwd(), environ=environ).path
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from keelwatch.launcher import iter_env_vars, settings_environment
-from keelwatch.settings import Settings
+from keelwatch.settings import DataDirSource, Settings, discover_data_dir, load_settings
 
 
 @pytest.fixture
@@ -85,3 +85,88 @@ def test_unset_optional_values_stay_unset(clean_env: pytest.MonkeyPatch, tmp_pat
     settings = Settings(data_dir=tmp_path)
     assert settings.worker.metrics_port is None
     assert "KEELWATCH_WORKER__METRICS_PORT" not in settings_environment(settings)
+
+
+# --------------------------------------------------------------------------- data dir discovery
+
+
+@pytest.fixture
+def user_home(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A fake HOME and XDG_DATA_HOME, so the per-user default lands under ``tmp_path``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    clean_env.setenv("HOME", str(home))
+    clean_env.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    return home
+
+
+def test_data_dir_is_found_above_the_working_directory(
+    user_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    Settings(data_dir=project / ".keelwatch").ensure_data_dir()
+    deep = project / "notebooks" / "eda"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+
+    choice = discover_data_dir(Path.cwd())
+    assert choice.path == (project / ".keelwatch").resolve()
+    assert choice.source is DataDirSource.FOUND
+    assert load_settings().data_dir == choice.path
+    # Nothing was created where the command ran.
+    assert not (deep / ".keelwatch").exists()
+
+
+def test_a_stray_empty_dot_keelwatch_is_not_taken(
+    user_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    Settings(data_dir=project / ".keelwatch").ensure_data_dir()
+    stray = project / "sub" / ".keelwatch"
+    stray.mkdir(parents=True)  # what older versions left behind in any working directory
+    monkeypatch.chdir(stray.parent)
+    assert discover_data_dir(Path.cwd()).path == (project / ".keelwatch").resolve()
+
+
+def test_a_data_dir_from_before_the_marker_is_recognised_by_its_database(
+    user_home: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old" / ".keelwatch"
+    old.mkdir(parents=True)
+    (old / "keelwatch.db").touch()
+    assert discover_data_dir(tmp_path / "old").path == old.resolve()
+
+
+def test_without_a_data_dir_above_the_per_user_default_is_used(
+    user_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    choice = discover_data_dir(Path.cwd())
+    expected = (user_home / ".local" / "share" / "keelwatch").resolve()
+    assert choice.path == expected
+    assert choice.source is DataDirSource.USER
+    assert not choice.exists
+    assert choice.searched[0] == elsewhere.resolve() / ".keelwatch"
+    assert choice.searched[-1] == expected
+    assert str(expected) in choice.describe_search()
+    settings = load_settings()
+    assert settings.data_dir == expected
+    assert settings.database.url == f"sqlite:///{expected / 'keelwatch.db'}"
+    assert not expected.exists()  # loading settings never creates anything
+
+
+def test_keelwatch_data_dir_wins_over_discovery(
+    user_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    Settings(data_dir=project / ".keelwatch").ensure_data_dir()
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("KEELWATCH_DATA_DIR", str(tmp_path / "explicit"))
+    choice = discover_data_dir(Path.cwd())
+    assert choice.source is DataDirSource.ENVIRONMENT
+    assert load_settings().data_dir == (tmp_path / "explicit").resolve()
+    # An explicit override beats both.
+    assert load_settings(data_dir=tmp_path / "o").data_dir == (tmp_path / "o").resolve()
