@@ -53,9 +53,77 @@ def _result_dict(result: DriftResult, *, full: bool = True) -> dict[str, Any]:
 
 
 def _window_text(window: dict[str, Any]) -> str:
+    """The ``--window`` form of a stored window (``time:24h``, not ``time:86400s``)."""
     from keelwatch.monitors.specs import WindowSpec
 
-    return WindowSpec.model_validate(window).describe()
+    spec = WindowSpec.model_validate(window)
+    if spec.kind == "time" and spec.last_seconds is not None:
+        return f"time:{_duration_text(spec.last_seconds)}"
+    return spec.describe()
+
+
+_DURATION_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60))
+
+
+def _duration_text(seconds: int) -> str:
+    """``3600`` → ``1h``: the largest unit that divides it (the form ``--every`` takes)."""
+    for unit, size in _DURATION_UNITS:
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _schedule_text(monitor: DriftMonitor) -> str:
+    parts = []
+    if monitor.schedule_interval_s:
+        parts.append(f"every {_duration_text(monitor.schedule_interval_s)}")
+    if monitor.schedule_cron:
+        parts.append(f"cron {monitor.schedule_cron} (UTC)")
+    return " and ".join(parts) or "on demand"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_value_text(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_value_text(item) for item in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _config_lines(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The monitor config as ``(name, text)`` pairs; unset and empty settings left out."""
+    return [
+        (key, _value_text(value))
+        for key, value in config.items()
+        if value is not None and value != {} and value != []
+    ]
+
+
+def _build_config(
+    base: dict[str, Any],
+    config_json: str | None,
+    stattest: str | None,
+    column_stattest: list[str] | None,
+) -> dict[str, Any]:
+    """``--config`` replaces ``base``; ``--stattest`` and ``--column-stattest`` change it."""
+    from keelwatch.errors import InvalidInputError
+
+    try:
+        config: dict[str, Any] = json.loads(config_json) if config_json else dict(base)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--config is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise InvalidInputError("--config must be a JSON object")
+    if stattest:
+        config["stattest"] = stattest
+    for item in column_stattest or []:
+        column, sep, stat = item.partition("=")
+        if not sep:
+            raise InvalidInputError(f"--column-stattest {item!r}: use COLUMN=STAT")
+        config["column_stattests"] = {**config.get("column_stattests", {}), column: stat}
+    return config
 
 
 @monitors_app.command("create")
@@ -88,22 +156,11 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a drift monitor."""
-    from keelwatch.errors import InvalidInputError
     from keelwatch.monitors.service import create_monitor
     from keelwatch.monitors.specs import parse_duration, parse_window
 
     with cli_services() as services:
-        try:
-            config: dict[str, Any] = json.loads(config_json) if config_json else {}
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"--config is not valid JSON: {exc}") from exc
-        if stattest:
-            config["stattest"] = stattest
-        for item in column_stattest or []:
-            column, sep, stat = item.partition("=")
-            if not sep:
-                raise InvalidInputError(f"--column-stattest {item!r}: use COLUMN=STAT")
-            config.setdefault("column_stattests", {})[column] = stat
+        config = _build_config({}, config_json, stattest, column_stattest)
         spec = {
             "name": name,
             "model": model,
@@ -140,10 +197,9 @@ def list_(
     for column in ("name", "model", "window", "schedule", "enabled"):
         table.add_column(column)
     for m in monitors:
-        schedule = m.schedule_cron or (
-            f"every {m.schedule_interval_s}s" if m.schedule_interval_s else "on demand"
+        table.add_row(
+            m.name, m.model_ref, _window_text(m.window), _schedule_text(m), _value_text(m.enabled)
         )
-        table.add_row(m.name, m.model_ref, _window_text(m.window), schedule, str(m.enabled).lower())
     console.print(table)
 
 
@@ -160,18 +216,20 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    for key in (
-        "name",
-        "model_ref",
-        "window",
-        "schedule_interval_s",
-        "schedule_cron",
-        "enabled",
-        "config",
-        "created_by",
-        "updated_at",
-    ):
-        console.print(f"{key:>20}: {data[key]}")
+    lines = [
+        ("name", monitor.name),
+        ("model", monitor.model_ref),
+        ("window", _window_text(monitor.window)),
+        ("schedule", _schedule_text(monitor)),
+        ("enabled", _value_text(monitor.enabled)),
+        *((f"config {key}", text) for key, text in _config_lines(monitor.config)),
+        ("description", monitor.description),
+        ("created", f"{monitor.created_at:%Y-%m-%d %H:%M:%S} by {monitor.created_by}"),
+        ("updated", f"{monitor.updated_at:%Y-%m-%d %H:%M:%S} by {monitor.updated_by}"),
+    ]
+    for key, text in lines:
+        if text:
+            console.print(f"{key:>20}: {text}")
     if latest:
         r = latest[0]
         console.print(
@@ -185,13 +243,130 @@ def delete(
     name: NameArgument,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")] = "",
     actor: ActorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete a monitor and its result history."""
     from keelwatch.monitors.service import delete_monitor
 
     with cli_services() as services:
-        delete_monitor(services, name, cli_actor(actor, services.settings), reason)
-    console.print(f"deleted monitor {name}")
+        monitor = delete_monitor(services, name, cli_actor(actor, services.settings), reason)
+    if as_json:
+        typer.echo(json.dumps(_monitor_dict(monitor), indent=2))
+    else:
+        console.print(f"deleted monitor {name}")
+
+
+@monitors_app.command("update")
+def update(
+    name: NameArgument,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="name@alias, name/VERSION or name.")
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window", "-w", help="rows:N, time:24h, time:SINCE..UNTIL, dataset:PATH or job:ID."
+        ),
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option("--every", help="Run every interval (e.g. 15m, 1h, 1d).")
+    ] = None,
+    cron: Annotated[str | None, typer.Option("--cron", help="Cron schedule (UTC).")] = None,
+    on_demand: Annotated[
+        bool, typer.Option("--on-demand", help="Drop both schedules: run only when asked.")
+    ] = False,
+    stattest: Annotated[
+        str | None, typer.Option("--stattest", help="Force one statistic for every column.")
+    ] = None,
+    column_stattest: Annotated[
+        list[str] | None,
+        typer.Option("--column-stattest", help="COLUMN=STAT override (repeatable)."),
+    ] = None,
+    config_json: Annotated[
+        str | None, typer.Option("--config", help="Replace the whole config (JSON).")
+    ] = None,
+    description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")] = "",
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change some settings of a monitor (the others keep their value), like the API's PATCH."""
+    from keelwatch.errors import InvalidInputError
+    from keelwatch.monitors.service import get_monitor, update_monitor
+    from keelwatch.monitors.specs import parse_duration, parse_window
+
+    with cli_services() as services:
+        changes: dict[str, Any] = {}
+        if model is not None:
+            changes["model"] = model
+        if window is not None:
+            changes["window"] = parse_window(window).as_json()
+        if on_demand and (every or cron):
+            raise InvalidInputError("--on-demand drops the schedule: not with --every or --cron")
+        if on_demand:
+            changes["schedule_interval_s"] = None
+            changes["schedule_cron"] = None
+        if every is not None:
+            changes["schedule_interval_s"] = parse_duration(every)
+        if cron is not None:
+            changes["schedule_cron"] = cron
+        if config_json is not None or stattest or column_stattest:
+            current = get_monitor(services, name).config
+            changes["config"] = _build_config(current, config_json, stattest, column_stattest)
+        if description is not None:
+            changes["description"] = description
+        if not changes:
+            raise InvalidInputError("nothing to change: give at least one option (see -h)")
+        monitor = update_monitor(
+            services, name, changes, cli_actor(actor, services.settings), reason=reason
+        )
+    _print_monitor_change(
+        monitor, f"updated monitor {name} ({', '.join(sorted(changes))})", as_json
+    )
+
+
+def _set_enabled(name: str, enabled: bool, reason: str, actor: str | None, as_json: bool) -> None:
+    from keelwatch.monitors.service import update_monitor
+
+    with cli_services() as services:
+        monitor = update_monitor(
+            services,
+            name,
+            {"enabled": enabled},
+            cli_actor(actor, services.settings),
+            reason=reason,
+        )
+    verb = "enabled" if enabled else "disabled"
+    _print_monitor_change(monitor, f"{verb} monitor {name} ({_schedule_text(monitor)})", as_json)
+
+
+def _print_monitor_change(monitor: DriftMonitor, message: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_monitor_dict(monitor), indent=2))
+    else:
+        console.print(message)
+
+
+@monitors_app.command("enable")
+def enable(
+    name: NameArgument,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")] = "",
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Let the scheduler run a monitor again."""
+    _set_enabled(name, True, reason, actor, as_json)
+
+
+@monitors_app.command("disable")
+def disable(
+    name: NameArgument,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")] = "",
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop scheduled checks of a monitor (``monitors run`` still works; history is kept)."""
+    _set_enabled(name, False, reason, actor, as_json)
 
 
 @monitors_app.command("run")

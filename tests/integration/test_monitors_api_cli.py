@@ -200,3 +200,70 @@ def test_cli_commands_and_errors(
     assert code == 0
     code, out = run("monitors", "delete", "hourly")
     assert code != 0 and "unknown monitor" in out
+
+
+def test_cli_update_enable_disable_and_readable_show(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = setup(settings)
+    register(services, rows=500)
+    services.close()
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        outcome = runner.invoke(cli_app, [*args])
+        return outcome.exit_code, outcome.output
+
+    code, out = run(
+        *("monitors", "create", "nightly", "--model", MODEL, "--window", "rows:500"),
+        *("--every", "1h", "--column-stattest", "debt=psi"),
+    )
+    assert code == 0, out
+
+    code, out = run("monitors", "disable", "nightly", "--reason", "noisy", "--actor", "erin")
+    assert code == 0 and "disabled monitor nightly" in out, out
+    code, out = run("monitors", "show", "nightly", "--json")
+    assert json.loads(out)["enabled"] is False
+    code, out = run("monitors", "enable", "nightly", "--json")
+    assert code == 0 and json.loads(out)["enabled"] is True
+
+    code, out = run(
+        *("monitors", "update", "nightly", "--window", "time:24h", "--cron", "0 6 * * *"),
+        *("--column-stattest", "income=ks", "--description", "daily at six", "--json"),
+    )
+    assert code == 0, out
+    updated = json.loads(out)
+    assert updated["window"] == {"kind": "time", "last_seconds": 86400}
+    assert updated["schedule_cron"] == "0 6 * * *" and updated["schedule_interval_s"] == 3600
+    # --column-stattest adds to the stored overrides instead of replacing them.
+    assert updated["config"]["column_stattests"] == {"debt": "psi", "income": "ks"}
+    code, out = run("monitors", "update", "nightly", "--on-demand")
+    assert code == 0, out
+    code, out = run("monitors", "update", "nightly")
+    assert code != 0 and "nothing to change" in out
+    code, out = run("monitors", "update", "nightly", "--window", "weeks:2")
+    assert code != 0 and "invalid window kind" in out
+    code, out = run("monitors", "update", "nightly", "--every", "1h", "--on-demand")
+    assert code != 0 and "--on-demand" in out
+    code, out = run("monitors", "enable", "ghost")
+    assert code != 0 and "unknown monitor 'ghost'" in out
+
+    # show prints values a person reads, not Python reprs of dicts and lists.
+    code, out = run("monitors", "show", "nightly")
+    assert code == 0, out
+    assert "window: time:1d" in out
+    assert "schedule: on demand" in out
+    assert "enabled: yes" in out
+    assert "config column_stattests: debt=psi, income=ks" in out
+    assert "{" not in out and "[" not in out and "None" not in out
+
+    services = Services(settings)
+    with services.db.session() as session:
+        entries = list_audit(session, action="monitor.update", target="monitor:nightly")
+    services.close()
+    assert len(entries) == 4
+    disabled = entries[-1]
+    assert (disabled.actor, disabled.reason) == ("erin", "noisy")
+    assert disabled.details == {"changes": ["enabled"], "values": {"enabled": False}}

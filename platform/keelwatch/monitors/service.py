@@ -69,9 +69,13 @@ def create_monitor(
 
 
 def update_monitor(
-    services: Services, name: str, changes: dict[str, Any], actor: str
+    services: Services, name: str, changes: dict[str, Any], actor: str, *, reason: str = ""
 ) -> DriftMonitor:
-    """Change fields of a monitor (same validation as creating it)."""
+    """Change fields of a monitor (same validation as creating it).
+
+    The API's ``PATCH /monitors/{name}`` and the CLI's ``monitors update|enable|disable`` all
+    come here; the audit entry records which fields changed and their new values.
+    """
     actor = _actor(actor)
     with services.db.session() as session:
         current = monitor_store.get_monitor(session, name)
@@ -101,7 +105,8 @@ def update_monitor(
             actor=actor,
             action="monitor.update",
             target=monitor_target(name),
-            details={"changes": sorted(changes)},
+            reason=reason,
+            details={"changes": sorted(changes), "values": changes},
         )
     return monitor
 

@@ -54,6 +54,7 @@ class MonitorPatch(BaseModel):
     config: MonitorConfig | None = None
     enabled: bool | None = None
     description: str | None = None
+    reason: str = Field("", description="Why (audit log); not stored on the monitor.")
 
 
 class ResultOut(BaseModel):
@@ -160,7 +161,8 @@ def update_monitor(
     from keelwatch.monitors import service
 
     changes = patch.model_dump(mode="json", exclude_unset=True)
-    return MonitorOut.of(service.update_monitor(services, name, changes, actor))
+    reason = changes.pop("reason", "")
+    return MonitorOut.of(service.update_monitor(services, name, changes, actor, reason=reason))
 
 
 @router.delete("/monitors/{name}", response_model=MonitorOut)
