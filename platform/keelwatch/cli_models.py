@@ -36,7 +36,9 @@ ActorOption = Annotated[
     str | None,
     typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
 ]
-ReasonRequired = Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")]
+ReasonRequired = Annotated[
+    str, typer.Option("--reason", "-r", help="Why (audit log; required for every change).")
+]
 ReasonOptional = Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")]
 NameArgument = Annotated[str, typer.Argument(help="Registered model name.")]
 VersionArgument = Annotated[str, typer.Argument(help="Version number.")]
@@ -71,7 +73,12 @@ def _versions_table(title: str, versions: Sequence[ModelVersionInfo]) -> Table:
     return table
 
 
-def _say_version(verb: str, info: ModelVersionInfo) -> None:
+def _say_version(verb: str, info: ModelVersionInfo, *, as_json: bool = False) -> None:
+    if as_json:
+        from keelwatch.registry.schemas import ModelVersionOut
+
+        _print_json(ModelVersionOut.of(info))
+        return
     aliases = f" [{', '.join(info.aliases)}]" if info.aliases else ""
     console.print(f"{verb} {info.name} v{info.version}{aliases} ({info.approval.value})")
 
@@ -167,54 +174,90 @@ def register(
 
 @models_app.command("approve")
 def approve(
-    name: NameArgument, version: VersionArgument, reason: ReasonRequired, actor: ActorOption = None
+    name: NameArgument,
+    version: VersionArgument,
+    reason: ReasonRequired,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Approve a version (required before it can become champion)."""
+    """Approve a pending version (required before it can become champion).
+
+    A rejected version cannot be approved: re-open it first (keelwatch models reopen).
+    """
     with cli_services() as services:
         info = services.registry.approve(
             name, version, actor=cli_actor(actor, services.settings), reason=reason
         )
-    _say_version("approved", info)
+    _say_version("approved", info, as_json=as_json)
 
 
 @models_app.command("reject")
 def reject(
-    name: NameArgument, version: VersionArgument, reason: ReasonRequired, actor: ActorOption = None
+    name: NameArgument,
+    version: VersionArgument,
+    reason: ReasonRequired,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Reject a version: it can no longer get any alias."""
+    """Reject a version: final; it can no longer be approved or get any alias.
+
+    Only an explicit, audited re-open (keelwatch models reopen) returns it to pending.
+    """
     with cli_services() as services:
         info = services.registry.reject(
             name, version, actor=cli_actor(actor, services.settings), reason=reason
         )
-    _say_version("rejected", info)
+    _say_version("rejected", info, as_json=as_json)
+
+
+@models_app.command("reopen")
+def reopen(
+    name: NameArgument,
+    version: VersionArgument,
+    reason: ReasonRequired,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-open a rejected version: it returns to pending and can be approved again (audited)."""
+    with cli_services() as services:
+        info = services.registry.reopen(
+            name, version, actor=cli_actor(actor, services.settings), reason=reason
+        )
+    _say_version("re-opened", info, as_json=as_json)
 
 
 @models_app.command("promote")
 def promote(
     name: NameArgument,
     version: VersionArgument,
+    reason: ReasonRequired,
     alias: Annotated[
         str | None, typer.Option("--alias", help="Alias to move (default: the champion).")
     ] = None,
-    reason: ReasonOptional = "",
     actor: ActorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Point an alias (default: champion) at a version; the champion must be approved."""
     with cli_services() as services:
         info = services.registry.promote(
             name, version, alias=alias, actor=cli_actor(actor, services.settings), reason=reason
         )
-    _say_version("promoted", info)
+    _say_version("promoted", info, as_json=as_json)
 
 
 @models_app.command("rollback")
-def rollback(name: NameArgument, reason: ReasonRequired, actor: ActorOption = None) -> None:
+def rollback(
+    name: NameArgument,
+    reason: ReasonRequired,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Move the champion back to the last known-good version."""
     with cli_services() as services:
         info = services.registry.rollback(
             name, actor=cli_actor(actor, services.settings), reason=reason
         )
-    _say_version("rolled back to", info)
+    _say_version("rolled back to", info, as_json=as_json)
 
 
 @alias_app.command("set")
@@ -222,29 +265,36 @@ def set_alias(
     name: NameArgument,
     alias: Annotated[str, typer.Argument(help="Alias name, e.g. challenger.")],
     version: VersionArgument,
-    reason: ReasonOptional = "",
+    reason: ReasonRequired,
     actor: ActorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Point an alias at a version (same rules as promote)."""
     with cli_services() as services:
         info = services.registry.set_alias(
             name, alias, version, actor=cli_actor(actor, services.settings), reason=reason
         )
-    _say_version(f"set {alias} on", info)
+    _say_version(f"set {alias} on", info, as_json=as_json)
 
 
 @alias_app.command("clear")
 def clear_alias(
     name: NameArgument,
     alias: Annotated[str, typer.Argument(help="Alias name.")],
-    reason: ReasonOptional = "",
+    reason: ReasonRequired,
     actor: ActorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Remove an alias from a model."""
+    from keelwatch.registry.schemas import ClearedAliasOut
+
     with cli_services() as services:
         previous = services.registry.clear_alias(
             name, alias, actor=cli_actor(actor, services.settings), reason=reason
         )
+    if as_json:
+        _print_json(ClearedAliasOut(name=name, alias=alias, previous_version=previous))
+        return
     console.print(f"cleared {name}@{alias} (was v{previous})")
 
 

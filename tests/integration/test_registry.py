@@ -209,7 +209,7 @@ def test_champion_needs_approval_then_promotion_moves_the_alias(
     assert by_version == {v1: ("champion",), v2: ("challenger",)}
 
     # Promoting what the alias already points at is a no-op, not a new history entry.
-    registry.promote(MODEL, v1, actor="ann")
+    registry.promote(MODEL, v1, actor="ann", reason="test")
     assert audit_actions(registry) == [
         "model.register",
         "model.register",
@@ -225,15 +225,41 @@ def test_rejected_versions_get_no_alias_even_without_required_approval(
     registry = make_registry(database, mlflow_uri, tmp_path, require_approval=False)
     frame = training_frame()
     v1 = registry.register_sklearn_model(MODEL, fitted_model(frame), frame, "default", actor="a")
-    assert registry.promote(MODEL, v1.version, actor="a").aliases == ("champion",)  # pending ok
+    assert registry.promote(MODEL, v1.version, actor="a", reason="test").aliases == (
+        "champion",
+    )  # pending ok
 
     registry.reject(MODEL, v1.version, actor="b", reason="leaks the label")
     v2 = registry.register_version(MODEL, run_id=str(v1.run_id), actor="a")
     registry.reject(MODEL, v2.version, actor="b", reason="same leak")
     before = Snapshot(registry)
     with pytest.raises(ConflictError, match="was rejected"):
-        registry.set_alias(MODEL, "challenger", v2.version, actor="a")
+        registry.set_alias(MODEL, "challenger", v2.version, actor="a", reason="test")
     assert Snapshot(registry) == before
+
+
+def test_rejection_is_final_until_an_audited_reopen(
+    registry: ModelRegistry, two_versions: tuple[str, str]
+) -> None:
+    v1, _ = two_versions
+    registry.reject(MODEL, v1, actor="carol", reason="leaks the label")
+    before = Snapshot(registry)
+    with pytest.raises(ConflictError, match="was rejected; re-open it first"):
+        registry.approve(MODEL, v1, actor="carol", reason="changed my mind")
+    assert Snapshot(registry) == before
+    assert registry.get_version(MODEL, v1).approval == ApprovalState.REJECTED
+
+    reopened = registry.reopen(MODEL, v1, actor="dave", reason="label leak fixed upstream")
+    assert (reopened.approval, reopened.approval_actor) == (ApprovalState.PENDING, "dave")
+    with pytest.raises(ConflictError, match="is pending; only a rejected version"):
+        registry.reopen(MODEL, v1, actor="dave", reason="again")
+    approved = registry.approve(MODEL, v1, actor="carol", reason="reviewed again")
+    assert approved.approval == ApprovalState.APPROVED
+
+    with registry.db.session() as session:
+        (entry,) = list_audit(session, action="model.reopen")
+    assert (entry.actor, entry.reason) == ("dave", "label leak fixed upstream")
+    assert entry.details == {"version": v1, "previous_state": "rejected"}
 
 
 # ---------------------------------------------------------------------------- rollback
@@ -274,8 +300,8 @@ def test_rollback_skips_versions_rolled_back_from(
     v1, v2 = two_versions
     for version in (v1, v2):
         registry.approve(MODEL, version, actor="carol", reason="ok")
-    registry.promote(MODEL, v1, actor="ann")
-    registry.promote(MODEL, v2, actor="ann")
+    registry.promote(MODEL, v1, actor="ann", reason="test")
+    registry.promote(MODEL, v2, actor="ann", reason="test")
     assert registry.rollback(MODEL, actor="ann", reason="v2 bad").version == v1
     registry.promote(MODEL, v2, actor="ann", reason="fixed upstream, try again")
     # v1 is still good; v2 is current; rolling back again lands on v1, never "back" to v2.
@@ -327,8 +353,8 @@ def test_plain_mlflow_client_sees_what_keelwatch_wrote(
     v1, v2 = two_versions
     registry.approve(MODEL, v1, actor="carol", reason="ok")
     registry.reject(MODEL, v2, actor="carol", reason="worse AUC")
-    registry.promote(MODEL, v1, actor="ann")
-    registry.set_alias(MODEL, "shadow", v1, actor="ann")
+    registry.promote(MODEL, v1, actor="ann", reason="test")
+    registry.set_alias(MODEL, "shadow", v1, actor="ann", reason="test")
 
     plain = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
     assert str(plain.get_model_version_by_alias(MODEL, "champion").version) == v1
@@ -363,7 +389,11 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
         (NotFoundError, "has no version 9", lambda: registry.resolve(f"{MODEL}/9")),
         (NotFoundError, "has no version 9", lambda: registry.get_version(MODEL, 9)),
         (NotFoundError, "'ghost' is not registered", lambda: registry.list_versions("ghost")),
-        (NotFoundError, "has no version 9", lambda: registry.promote(MODEL, 9, actor="a")),
+        (
+            NotFoundError,
+            "has no version 9",
+            lambda: registry.promote(MODEL, 9, actor="a", reason="test"),
+        ),
         (
             NotFoundError,
             "'ghost' is not registered",
@@ -377,12 +407,33 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
         (
             InvalidInputError,
             "actor must not be empty",
-            lambda: registry.promote(MODEL, 1, actor=""),
+            lambda: registry.promote(MODEL, 1, actor="", reason="test"),
+        ),
+        # Every governance change says why, promotion and aliases included.
+        (
+            InvalidInputError,
+            "reason must not be empty",
+            lambda: registry.promote(MODEL, 1, actor="a", reason=""),
+        ),
+        (
+            InvalidInputError,
+            "reason must not be empty",
+            lambda: registry.set_alias(MODEL, "challenger", 1, actor="a", reason=" "),
+        ),
+        (
+            InvalidInputError,
+            "reason must not be empty",
+            lambda: registry.clear_alias(MODEL, "champion", actor="a", reason=""),
+        ),
+        (
+            ConflictError,
+            "only a rejected version is re-opened",
+            lambda: registry.reopen(MODEL, 1, actor="a", reason="r"),
         ),
         (
             InvalidInputError,
             "invalid alias",
-            lambda: registry.set_alias(MODEL, "latest", 1, actor="a"),
+            lambda: registry.set_alias(MODEL, "latest", 1, actor="a", reason="test"),
         ),
         (
             ConflictError,
@@ -392,7 +443,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
         (
             NotFoundError,
             "has no alias 'champion'",
-            lambda: registry.clear_alias(MODEL, "champion", actor="a"),
+            lambda: registry.clear_alias(MODEL, "champion", actor="a", reason="test"),
         ),
         (
             InvalidInputError,
@@ -430,7 +481,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
     assert Snapshot(registry) == before
 
     # Rollback with a champion but no earlier one: a conflict, nothing written.
-    registry.promote(MODEL, v1, actor="ann")
+    registry.promote(MODEL, v1, actor="ann", reason="test")
     before = Snapshot(registry)
     with pytest.raises(ConflictError, match="no previous 'champion'"):
         registry.rollback(MODEL, actor="ann", reason="r")
@@ -460,8 +511,8 @@ def test_failed_audit_write_undoes_the_mlflow_changes(
     v1, v2 = two_versions
     for version in (v1, v2):
         registry.approve(MODEL, version, actor="carol", reason="ok")
-    registry.promote(MODEL, v1, actor="ann")
-    registry.promote(MODEL, v2, actor="ann")
+    registry.promote(MODEL, v1, actor="ann", reason="test")
+    registry.promote(MODEL, v2, actor="ann", reason="test")
     plain = MlflowClient(tracking_uri=mlflow_uri)
     tags_before = dict(plain.get_model_version(MODEL, v2).tags)
     _break_audit_log(database)

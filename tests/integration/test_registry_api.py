@@ -64,7 +64,7 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
     assert [(m["name"], m["latest_version"]) for m in models] == [(MODEL, "2")]
     assert [v["version"] for v in ok(api.get(f"/models/{MODEL}/versions"))] == ["1", "2"]
 
-    refused = api.post(f"/models/{MODEL}/versions/2/promote", json={}, headers=ANN)
+    refused = api.post(f"/models/{MODEL}/versions/2/promote", json={"reason": "r"}, headers=ANN)
     assert refused.status_code == 409
     assert "not approved" in refused.json()["error"]
 
@@ -78,7 +78,9 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
         )
         assert (approved["approval"], approved["approval_actor"]) == ("approved", "carol")
     ok(api.post(f"/models/{MODEL}/versions/1/promote", json={"reason": "first"}, headers=ANN))
-    promoted = ok(api.post(f"/models/{MODEL}/versions/2/promote", json={}, headers=ANN))
+    promoted = ok(
+        api.post(f"/models/{MODEL}/versions/2/promote", json={"reason": "v2"}, headers=ANN)
+    )
     assert promoted["aliases"] == ["champion"]
 
     resolved = ok(api.get("/models/resolve", params={"ref": MODEL}))
@@ -103,7 +105,13 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
     assert at_second["version"] == "2"
     assert ok(api.get(f"/models/{MODEL}/aliases/champion"))["version"] == "1"
 
-    ok(api.put(f"/models/{MODEL}/aliases/challenger", json={"version": "2"}, headers=ANN))
+    ok(
+        api.put(
+            f"/models/{MODEL}/aliases/challenger",
+            json={"version": "2", "reason": "shadow"},
+            headers=ANN,
+        )
+    )
     cleared = ok(api.delete(f"/models/{MODEL}/aliases/challenger", params={"reason": "done"}))
     assert cleared == {"name": MODEL, "alias": "challenger", "previous_version": "2"}
 
@@ -123,13 +131,38 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
     ("post", f"/models/{MODEL}/versions/7/approve", {"reason": "x"}, 404, "no version 7"),
     ("post", f"/models/{MODEL}/versions/1/approve", {}, 422, "reason"),
     ("post", f"/models/{MODEL}/versions/1/approve", {"reason": " "}, 422, "reason"),
-    ("post", f"/models/{MODEL}/versions/1/promote", {}, 409, "not approved"),
+    ("post", f"/models/{MODEL}/versions/1/promote", {"reason": "r"}, 409, "not approved"),
+    # Every governance change says why: promote, alias set and clear included.
+    ("post", f"/models/{MODEL}/versions/1/promote", {}, 422, "reason"),
+    ("put", f"/models/{MODEL}/aliases/challenger", {"version": "1"}, 422, "reason"),
+    ("delete", f"/models/{MODEL}/aliases/champion", None, 422, "reason"),
+    ("post", f"/models/{MODEL}/versions/1/reopen", {"reason": "r"}, 409, "only a rejected"),
+    ("post", f"/models/{MODEL}/versions/1/reopen", {}, 422, "reason"),
     ("post", f"/models/{MODEL}/rollback", {"reason": "x"}, 409, "no 'champion'"),
     ("post", f"/models/{MODEL}/versions", {}, 422, "exactly one of run_id and model_uri"),
     ("post", f"/models/{MODEL}/versions", {"run_id": "nope"}, 404, "run 'nope' not found"),
-    ("put", f"/models/{MODEL}/aliases/latest", {"version": "1"}, 422, "reserved"),
-    ("delete", f"/models/{MODEL}/aliases/champion", None, 404, "no alias 'champion'"),
+    ("put", f"/models/{MODEL}/aliases/latest", {"version": "1", "reason": "r"}, 422, "reserved"),
+    ("delete", f"/models/{MODEL}/aliases/champion?reason=r", None, 404, "no alias 'champion'"),
 ]
+
+
+def test_reject_is_final_until_reopened_over_http(api: TestClient, run_id: str) -> None:
+    reason = {"reason": "leaks the label"}
+    rejected = ok(api.post(f"/models/{MODEL}/versions/1/reject", json=reason, headers=ANN))
+    assert rejected["approval"] == "rejected"
+    refused = api.post(f"/models/{MODEL}/versions/1/approve", json={"reason": "ok"}, headers=ANN)
+    assert refused.status_code == 409
+    assert "re-open it first" in refused.json()["error"]
+
+    reopened = ok(
+        api.post(f"/models/{MODEL}/versions/1/reopen", json={"reason": "fixed"}, headers=ANN)
+    )
+    assert (reopened["approval"], reopened["approval_actor"]) == ("pending", "ann")
+    approved = ok(api.post(f"/models/{MODEL}/versions/1/approve", json={"reason": "ok"}))
+    assert approved["approval"] == "approved"
+    with api.app.state.services.db.session() as session:  # type: ignore[attr-defined]
+        (entry,) = list_audit(session, action="model.reopen")
+    assert (entry.actor, entry.reason) == ("ann", "fixed")
 
 
 def test_bad_requests_are_json_4xx_and_write_nothing(

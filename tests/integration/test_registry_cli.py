@@ -73,14 +73,17 @@ def test_models_commands_walk_the_lifecycle(settings: Settings, run_id: str) -> 
 
     assert "approved credit v1" in cli("models", "approve", MODEL, "1", "--reason", "ok")
     cli("models", "approve", MODEL, "2", "--reason", "ok", "--actor", "carol")
-    assert "promoted credit v1 [champion]" in cli("models", "promote", MODEL, "1")
+    assert "promoted credit v1 [champion]" in cli("models", "promote", MODEL, "1", "-r", "first")
     cli("models", "promote", MODEL, "2", "--reason", "better")
-    cli("models", "alias", "set", MODEL, "challenger", "3")
+    challenger = json.loads(
+        cli("models", "alias", "set", MODEL, "challenger", "3", "-r", "shadow", "--json")
+    )
+    assert (challenger["version"], challenger["aliases"]) == ("3", ["challenger"])
     assert "rolled back to credit v1 [champion]" in cli(
         "models", "rollback", MODEL, "--reason", "v2 regressed"
     )
     assert "cleared credit@challenger (was v3)" in cli(
-        "models", "alias", "clear", MODEL, "challenger"
+        "models", "alias", "clear", MODEL, "challenger", "-r", "shadow over"
     )
 
     versions = json.loads(cli("models", "versions", MODEL, "--json"))
@@ -109,7 +112,7 @@ def test_models_commands_walk_the_lifecycle(settings: Settings, run_id: str) -> 
     assert "keelwatch.rolled_back = true" in cli("models", "show", MODEL, "2")
 
     actions = audit_entries(settings)
-    assert actions[-1] == ("model.alias.clear", "ops-bot", "")
+    assert actions[-1] == ("model.alias.clear", "ops-bot", "shadow over")
     assert ("model.approve", "carol", "ok") in actions
     assert ("model.rollback", "ops-bot", "v2 regressed") in actions
 
@@ -120,9 +123,14 @@ BAD_INVOCATIONS: list[tuple[list[str], str]] = [
     (["models", "resolve", f"{MODEL}@prod"], "has no alias 'prod'"),
     (["models", "resolve", "bad/ref/x"], "invalid model version"),
     (["models", "approve", MODEL, "9", "--reason", "x"], "has no version 9"),
-    (["models", "promote", MODEL, "1"], "not approved"),
+    (["models", "promote", MODEL, "1", "-r", "x"], "not approved"),
+    # Every governance change says why.
+    (["models", "promote", MODEL, "1"], "Missing option '--reason'"),
+    (["models", "alias", "set", MODEL, "challenger", "1"], "Missing option '--reason'"),
+    (["models", "alias", "clear", MODEL, "champion"], "Missing option '--reason'"),
+    (["models", "reopen", MODEL, "1", "-r", "x"], "only a rejected version is re-opened"),
     (["models", "rollback", MODEL, "--reason", "x"], "no 'champion' to roll back"),
-    (["models", "alias", "clear", MODEL, "champion"], "has no alias 'champion'"),
+    (["models", "alias", "clear", MODEL, "champion", "-r", "x"], "has no alias 'champion'"),
     (["models", "register", MODEL], "exactly one of --run-id and --model-uri"),
     (["models", "register", MODEL, "--run-id", "nope"], "run 'nope' not found"),
     (["models", "history", MODEL, "--at", "yesterday"], "invalid --at 'yesterday'"),
@@ -142,3 +150,29 @@ def test_bad_input_exits_non_zero_with_a_message_and_writes_nothing(
     plain = MlflowClient(tracking_uri=mlflow_uri)
     assert dict(plain.get_registered_model(MODEL).aliases) == {}
     assert [str(v.version) for v in plain.search_model_versions(f"name = '{MODEL}'")] == ["1"]
+
+
+def test_reject_is_final_until_reopened(settings: Settings, run_id: str) -> None:
+    cli = Cli(settings)
+    assert "no longer be approved" in cli("models", "reject", "--help")
+    assert "reopen" in cli("models", "approve", "--help")
+    rejected = json.loads(cli("models", "reject", MODEL, "1", "-r", "leaks", "--json"))
+    assert rejected["approval"] == "rejected"
+    refused = cli("models", "approve", MODEL, "1", "-r", "ok", code=2)
+    assert "was rejected; re-open it first" in refused
+
+    assert "re-opened credit v1 (pending)" in cli("models", "reopen", MODEL, "1", "-r", "fixed")
+    approved = json.loads(cli("models", "approve", MODEL, "1", "-r", "ok", "--json"))
+    assert approved["approval"] == "approved"
+    promoted = json.loads(cli("models", "promote", MODEL, "1", "-r", "ship", "--json"))
+    assert promoted["aliases"] == ["champion"]
+    cleared = json.loads(cli("models", "alias", "clear", MODEL, "champion", "-r", "x", "--json"))
+    assert cleared == {"name": MODEL, "alias": "champion", "previous_version": "1"}
+    actions = [action for action, _, _ in audit_entries(settings)]
+    assert actions[-5:] == [
+        "model.reject",
+        "model.reopen",
+        "model.approve",
+        "model.promote",
+        "model.alias.clear",
+    ]

@@ -13,7 +13,8 @@ from keelwatch.registry.entities import (
     RegisteredModelInfo,
     ResolvedModel,
 )
-from keelwatch.registry.facade import ModelRegistry, model_target
+from keelwatch.registry.facade import ModelRegistry
+from keelwatch.registry.lifecycle import model_target
 from keelwatch.registry.refs import ModelRef, parse_model_ref
 
 __all__ = [

@@ -23,7 +23,6 @@ from keelwatch.entities import AliasChange
 from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
 from keelwatch.registry import registration
 from keelwatch.registry._mlflow import (
-    Change,
     alias_target,
     aliases_by_version,
     move_alias,
@@ -49,6 +48,12 @@ from keelwatch.registry.entities import (
     RegisteredModelInfo,
     ResolvedModel,
 )
+from keelwatch.registry.lifecycle import (
+    APPROVAL_VERBS,
+    check_approval_change,
+    model_target,
+    record_alias_move,
+)
 from keelwatch.registry.refs import (
     LATEST,
     MODELS_URI_SCHEME,
@@ -68,11 +73,6 @@ if TYPE_CHECKING:
 
 EXPERIMENT_PREFIX = "keelwatch/"
 _SEARCH_PAGE = 1000
-
-
-def model_target(name: str) -> str:
-    """Audit-log target for everything that happens to registered model ``name``."""
-    return f"{MODELS_URI_SCHEME}{name}"
 
 
 def _required(value: str, what: str) -> str:
@@ -305,8 +305,14 @@ class ModelRegistry:
         return self._set_approval(name, version, ApprovalState.APPROVED, actor, reason)
 
     def reject(self, name: str, version: str | int, *, actor: str, reason: str) -> ModelVersionInfo:
-        """Mark a version rejected: it can no longer get any alias."""
+        """Mark a version rejected: final, it can no longer be approved or get any alias until
+        it is explicitly re-opened (:meth:`reopen`)."""
         return self._set_approval(name, version, ApprovalState.REJECTED, actor, reason)
+
+    def reopen(self, name: str, version: str | int, *, actor: str, reason: str) -> ModelVersionInfo:
+        """Return a rejected version to pending (audited ``model.reopen``), so it can be
+        reviewed again. ConflictError for a version that is not rejected."""
+        return self._set_approval(name, version, ApprovalState.PENDING, actor, reason)
 
     # ------------------------------------------------------------------ aliases
 
@@ -317,9 +323,9 @@ class ModelRegistry:
         alias: str | None = None,
         *,
         actor: str,
-        reason: str = "",
+        reason: str,
     ) -> ModelVersionInfo:
-        """Point ``alias`` (default: champion) at ``version``.
+        """Point ``alias`` (default: champion) at ``version``; ``reason`` is required (audit).
 
         ConflictError for a rejected version, and for an unapproved one when the alias is the
         champion and ``policy.require_approval`` is on. Promoting the version the alias already
@@ -329,16 +335,17 @@ class ModelRegistry:
         return self._point_alias(name, alias, version, actor, reason, action="model.promote")
 
     def set_alias(
-        self, name: str, alias: str, version: str | int, *, actor: str, reason: str = ""
+        self, name: str, alias: str, version: str | int, *, actor: str, reason: str
     ) -> ModelVersionInfo:
         """Point any alias at ``version``, under the same rules as :meth:`promote`."""
         return self._point_alias(name, alias, version, actor, reason, action="model.alias.set")
 
-    def clear_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> str:
+    def clear_alias(self, name: str, alias: str, *, actor: str, reason: str) -> str:
         """Remove ``alias`` from model ``name``; returns the version it pointed to."""
         name = validate_model_name(name)
         alias = validate_alias(alias)
         actor = _required(actor, "actor")
+        reason = _required(reason, "reason")
         model = self._registered_model(name)
         previous = alias_target(model, alias)
         if previous is None:
@@ -346,7 +353,7 @@ class ModelRegistry:
         at = utcnow()
         with registry_change(self.db) as change:
             move_alias(self.client, change, name, alias, None, previous)
-            _record_alias_move(
+            record_alias_move(
                 change,
                 name=name,
                 alias=alias,
@@ -391,7 +398,7 @@ class ModelRegistry:
             }
             set_version_tags(self.client, change, name, current, rolled_back_tags)
             move_alias(self.client, change, name, champion, target.version, current)
-            _record_alias_move(
+            record_alias_move(
                 change,
                 name=name,
                 alias=champion,
@@ -489,6 +496,7 @@ class ModelRegistry:
         actor = _required(actor, "actor")
         reason = _required(reason, "reason")
         info = to_version_info(self._model_version(name, version))
+        check_approval_change(info, state)
         if info.approval == state:
             return info
         at = utcnow()
@@ -500,7 +508,7 @@ class ModelRegistry:
                 TAG_APPROVAL_AT: at.isoformat(),
             }
             set_version_tags(self.client, change, name, version, tags, previous=info.tags)
-            verb = "approve" if state == ApprovalState.APPROVED else "reject"
+            verb = APPROVAL_VERBS[state]
             record_audit(
                 change.session,
                 actor=actor,
@@ -519,6 +527,7 @@ class ModelRegistry:
         alias = validate_alias(alias)
         version = validate_version(version)
         actor = _required(actor, "actor")
+        reason = _required(reason, "reason")
         info = to_version_info(self._model_version(name, version))
         self._check_may_hold_alias(info, alias)
         previous = alias_target(self._registered_model(name), alias)
@@ -527,7 +536,7 @@ class ModelRegistry:
         at = utcnow()
         with registry_change(self.db) as change:
             move_alias(self.client, change, name, alias, version, previous)
-            _record_alias_move(
+            record_alias_move(
                 change,
                 name=name,
                 alias=alias,
@@ -574,38 +583,3 @@ class ModelRegistry:
                 continue
             return info
         return None
-
-
-def _record_alias_move(
-    change: Change,
-    *,
-    name: str,
-    alias: str,
-    version: str | None,
-    previous: str | None,
-    actor: str,
-    reason: str,
-    action: str,
-    details: dict[str, Any],
-    at: datetime,
-) -> None:
-    """Alias history row and audit entry for one alias move, with the same timestamp."""
-    alias_store.record_alias_change(
-        change.session,
-        model_name=name,
-        alias=alias,
-        version=version,
-        previous_version=previous,
-        actor=actor,
-        reason=reason,
-        at=at,
-    )
-    record_audit(
-        change.session,
-        actor=actor,
-        action=action,
-        target=model_target(name),
-        reason=reason,
-        details=details,
-        at=at,
-    )

@@ -139,7 +139,7 @@ class RegisterVersionIn(BaseModel):
 
 
 class ReasonIn(BaseModel):
-    """A mutating call that must say why (approve, reject, rollback)."""
+    """A mutating call that must say why (approve, reject, reopen, rollback)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -152,7 +152,7 @@ class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     alias: str | None = None
-    reason: str = ""
+    reason: str = Field(min_length=1, description="Why (audit log); required.")
 
 
 class SetAliasIn(BaseModel):
@@ -161,7 +161,7 @@ class SetAliasIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str
-    reason: str = ""
+    reason: str = Field(min_length=1, description="Why (audit log); required.")
 
 
 class ClearedAliasOut(BaseModel):

@@ -96,8 +96,17 @@ def approve_version(
 def reject_version(
     services: ServicesDep, actor: ActorDep, name: str, version: str, body: ReasonIn
 ) -> ModelVersionOut:
-    """Reject a version: it can no longer get any alias."""
+    """Reject a version: it can no longer be approved or get any alias until re-opened."""
     info = services.registry.reject(name, version, actor=actor, reason=body.reason)
+    return ModelVersionOut.of(info)
+
+
+@router.post("/{name}/versions/{version}/reopen", response_model=ModelVersionOut)
+def reopen_version(
+    services: ServicesDep, actor: ActorDep, name: str, version: str, body: ReasonIn
+) -> ModelVersionOut:
+    """Return a rejected version to pending (audited); 409 if it is not rejected."""
+    info = services.registry.reopen(name, version, actor=actor, reason=body.reason)
     return ModelVersionOut.of(info)
 
 
@@ -131,7 +140,11 @@ def set_alias(
 
 @router.delete("/{name}/aliases/{alias}", response_model=ClearedAliasOut)
 def clear_alias(
-    services: ServicesDep, actor: ActorDep, name: str, alias: str, reason: str = ""
+    services: ServicesDep,
+    actor: ActorDep,
+    name: str,
+    alias: str,
+    reason: Annotated[str, Query(min_length=1, description="Why (audit log); required.")],
 ) -> ClearedAliasOut:
     """Remove an alias; the response names the version it pointed to."""
     previous = services.registry.clear_alias(name, alias, actor=actor, reason=reason)
