@@ -6,16 +6,22 @@ otherwise fail with "Duplicated timeseries" the second time a collector is decla
 
 Two kinds of series live here:
 
-* in-process instruments (request latency, errors, rows scored by this worker), updated as
-  things happen;
+* in-process instruments (request latency, errors), updated as things happen;
 * scrape-time collectors that ask the source of truth when Prometheus scrapes: queue depth
-  (Redis ``LLEN`` or the filesystem broker's message files) and fleet-wide inference progress
-  (the jobs table), so the API reports the whole fleet and not only what it saw itself.
+  (Redis ``LLEN`` or the filesystem broker's message files), fleet-wide inference progress and
+  jobs per state (the jobs table), and each model's champion version (the registry, cached for
+  :data:`CHAMPION_CACHE_S`), so the API reports the whole fleet and not only what it saw itself.
+
+The workers' own series (rows scored, chunk time, task errors) live in
+``keelwatch_workers.metrics`` and are served by each worker, never by the API: a collector here
+that nothing in the API process sets would always read zero.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,11 +36,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from keelwatch.entities import JobStatus
 from keelwatch.jobs import ALL_QUEUES
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
+    from keelwatch.registry import ModelRegistry
     from keelwatch.settings import Settings
     from keelwatch.storage.db import Database
 
@@ -65,13 +73,6 @@ class KeelwatchMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.worker_inference_rows = Counter(
-            "worker_inference_rows",
-            "Rows scored by this worker process.",
-            ["model", "device"],
-            namespace=namespace,
-            registry=self.registry,
-        )
         self.errors = Counter(
             "errors",
             "Errors by component and kind (exception class, failed check, failed task).",
@@ -89,10 +90,6 @@ class KeelwatchMetrics:
     def count_error(self, component: str, kind: str) -> None:
         """Count one error of ``kind`` in ``component``."""
         self.errors.labels(component=component, kind=kind).inc()
-
-    def count_inference_rows(self, rows: int, *, model: str, device: str) -> None:
-        """Count rows scored in this process (worker side)."""
-        self.worker_inference_rows.labels(model=model, device=device).inc(rows)
 
     def add_collector(self, collector: Collector) -> None:
         """Register a scrape-time collector."""
@@ -222,8 +219,125 @@ class InferenceProgressCollector(Collector):
         yield family
 
 
-def api_metrics(settings: Settings, database: Database) -> KeelwatchMetrics:
-    """The API's collectors: request latency, errors, queue depth and fleet inference rows."""
+# --------------------------------------------------------------------------- jobs per state
+
+
+class JobStatesCollector(Collector):
+    """``keelwatch_jobs{state}``: how many jobs are in each state, one ``GROUP BY`` per scrape.
+
+    Every known state is reported (0 when there is none), so an alert on
+    ``keelwatch_jobs{state="failed"}`` has a series to compare from the first scrape.
+    """
+
+    def __init__(
+        self, database: Database, on_error: Callable[[Exception], None] | None = None
+    ) -> None:
+        self._database = database
+        self._on_error = on_error
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily("keelwatch_jobs", "Jobs per state.")]
+
+    def collect(self) -> Iterator[Metric]:
+        from keelwatch.storage.jobs import count_jobs_by_status
+
+        family = GaugeMetricFamily(
+            "keelwatch_jobs", "Jobs per state, from the jobs table.", labels=["state"]
+        )
+        try:
+            with self._database.session() as session:
+                counts = count_jobs_by_status(session)
+        except Exception as exc:  # the database is down: report nothing, count the error
+            logger.warning("job states unavailable: %s", exc)
+            if self._on_error is not None:
+                self._on_error(exc)
+            yield family
+            return
+        states = {state.value: 0 for state in JobStatus} | counts
+        for state, count in sorted(states.items()):
+            family.add_metric([state], count)
+        yield family
+
+
+# --------------------------------------------------------------------------- champions
+
+#: Seconds a registry read of the champions serves scrapes (a scrape every 15 s would otherwise
+#: list the whole registry four times a minute).
+CHAMPION_CACHE_S = 30.0
+CHAMPION_ALIAS = "champion"
+
+
+class ChampionVersionCollector(Collector):
+    """``keelwatch_champion_version{model}``: the version number the ``champion`` alias points
+    to, read from MLflow's registry at scrape time and cached for :data:`CHAMPION_CACHE_S`.
+
+    Reading the registry (rather than counting promotions this process saw) keeps the gauge
+    true after a promotion through another API replica, the CLI or MLflow's own UI, at the cost
+    of up to ``CHAMPION_CACHE_S`` of delay. Models without a champion have no series.
+    """
+
+    def __init__(
+        self,
+        probe: Callable[[], dict[str, str]],
+        on_error: Callable[[Exception], None] | None = None,
+        *,
+        cache_s: float = CHAMPION_CACHE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._probe = probe
+        self._on_error = on_error
+        self._cache_s = cache_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, str]] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily("keelwatch_champion_version", "Champion version per model.")]
+
+    def _champions(self) -> dict[str, str]:
+        with self._lock:
+            now = self._clock()
+            if self._cached is not None and now - self._cached[0] < self._cache_s:
+                return self._cached[1]
+            champions = self._probe()
+            self._cached = (now, champions)
+            return champions
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "keelwatch_champion_version",
+            "Version number the champion alias points to, per registered model.",
+            labels=["model"],
+        )
+        try:
+            champions = self._champions()
+        except Exception as exc:  # MLflow is down: no series this scrape, count the error
+            logger.warning("champion versions unavailable: %s", exc)
+            if self._on_error is not None:
+                self._on_error(exc)
+            champions = {}
+        for model, version in sorted(champions.items()):
+            if version.isdigit():
+                family.add_metric([model], float(version))
+        yield family
+
+
+def registry_champions(registry: ModelRegistry) -> dict[str, str]:
+    """model name → version of its ``champion`` alias, for every model that has one."""
+    return {
+        info.name: info.aliases[CHAMPION_ALIAS]
+        for info in registry.list_models()
+        if CHAMPION_ALIAS in info.aliases
+    }
+
+
+def api_metrics(
+    settings: Settings,
+    database: Database,
+    champions: Callable[[], dict[str, str]] | None = None,
+) -> KeelwatchMetrics:
+    """The API's collectors: request latency, errors, queue depth, fleet inference rows, jobs
+    per state, drift results and (given ``champions``) each model's champion version."""
     metrics = KeelwatchMetrics()
     metrics.add_collector(
         QueueDepthCollector(
@@ -236,6 +350,15 @@ def api_metrics(settings: Settings, database: Database) -> KeelwatchMetrics:
             database, on_error=lambda exc: metrics.count_error("metrics", "inference_rows")
         )
     )
+    metrics.add_collector(
+        JobStatesCollector(database, on_error=lambda exc: metrics.count_error("metrics", "jobs"))
+    )
+    if champions is not None:
+        metrics.add_collector(
+            ChampionVersionCollector(
+                champions, on_error=lambda exc: metrics.count_error("metrics", "champions")
+            )
+        )
     from keelwatch.monitors.metrics import DriftResultsCollector
 
     metrics.add_collector(

@@ -31,7 +31,12 @@ import keelwatch
 from keelwatch.api.routers import audit, health, predictions
 from keelwatch.context import Services
 from keelwatch.errors import KeelwatchError
-from keelwatch.metrics import UNMATCHED_ROUTE, KeelwatchMetrics, api_metrics
+from keelwatch.metrics import (
+    UNMATCHED_ROUTE,
+    KeelwatchMetrics,
+    api_metrics,
+    registry_champions,
+)
 from keelwatch.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -51,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: read ``KEELWATCH_*`` from the environment)."""
     settings = settings or load_settings()
     services = Services(settings)
-    metrics = api_metrics(settings, services.db)
+    metrics = api_metrics(
+        settings, services.db, champions=lambda: registry_champions(services.registry)
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -86,6 +86,12 @@ def rows_done_by_kind(session: Session) -> dict[str, int]:
     return {kind: int(rows) for kind, rows in session.execute(query)}
 
 
+def count_jobs_by_status(session: Session) -> dict[str, int]:
+    """How many jobs are in each state (one ``GROUP BY``; for the ``keelwatch_jobs`` gauge)."""
+    query = select(JobRow.status, func.count()).group_by(JobRow.status)
+    return {str(status): int(count) for status, count in session.execute(query)}
+
+
 def list_chunks(session: Session, job_id: str) -> list[JobChunk]:
     """All chunks of a job in index order."""
     query = (
