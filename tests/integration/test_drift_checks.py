@@ -110,7 +110,7 @@ def test_distributed_check_on_redis_and_postgresql_agrees_with_in_process(
             "name": "credit-daily",
             "model": f"{MODEL}@champion",
             "window": {"kind": "dataset", "uri": str(path)},
-            "config": {"partition_rows": 3000, "report_sample_rows": 500},
+            "config": {"partition_rows": 3000, "report_sample_rows": 500, "second_opinion": True},
         },
         actor="ann",
     )
@@ -144,7 +144,7 @@ def _check_distributed(
     result: DriftResult,
     current: pd.DataFrame,
     *,
-    expect_html: bool = True,
+    expect_second_opinion: bool = True,
 ) -> None:
     assert result.status is DriftStatus.DRIFT, result.report
     assert result.mode == "distributed"
@@ -195,22 +195,64 @@ def _check_distributed(
     assert result.columns["income"]["drifted"] and not result.columns["segment"]["drifted"]
     assert result.report["distributed"]["sampled_columns"] == {}
 
-    client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri)
+    client = MlflowClient(
+        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
+    )
     run = client.get_run(str(result.mlflow_run_id))
     assert run.data.tags["keelwatch.monitor"] == result.report["monitor"]
     assert run.data.metrics["income.ks"] == pytest.approx(result.columns["income"]["value"])
     assert run.data.metrics["income.drifted"] == 1.0
+    _check_linked_to_version(client, run, result)
+    # Keelwatch's own report is the run's first artifact, and it states the stored verdict.
+    assert "drift_report.html" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert result.report_artifact_uri == f"{run.info.artifact_uri}/drift_report.html"
+    page = Path(client.download_artifacts(run.info.run_id, "drift_report.html")).read_text()
+    assert "data-verdict='DRIFT'" in page
+    assert (
+        "<tr data-column='income' data-role='feature' data-status='ok' data-verdict='drift'>"
+        in page
+    )
+    assert (
+        "<tr data-column='segment' data-role='feature' data-status='ok' data-verdict='no drift'>"
+        in page
+    )
+    assert len(page.encode()) < 300_000
     names = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
     assert "drift/result.json" in names
-    if not expect_html:
-        assert result.report_artifact_uri is None
+    if not expect_second_opinion:
+        assert "drift/evidently_second_opinion.html" not in names
+        assert "No second-opinion report" in page
         return
-    assert "drift/evidently-report.html" in names
-    assert result.report_artifact_uri and result.report_artifact_uri.endswith(".html")
-    html = Path(client.download_artifacts(run.info.run_id, "drift/evidently-report.html"))
+    assert "drift/evidently_second_opinion.html" in names
+    assert "independent second opinion" in page
+    html = Path(client.download_artifacts(run.info.run_id, "drift/evidently_second_opinion.html"))
     assert "<html" in html.read_text(errors="replace")[:5000].lower()
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == f"keelwatch-drift/{MODEL}"
+
+
+def _check_linked_to_version(client: MlflowClient, run: Any, result: DriftResult) -> None:
+    """Params and tags the MLflow UI shows, the version's logged model as the run's input, and
+    the version's tag pointing back at the run."""
+    version = client.get_model_version(MODEL, result.model_version)
+    assert run.data.params["model_name"] == MODEL
+    assert run.data.params["model_version"] == result.model_version
+    assert run.data.params["monitor"] == result.report["monitor"]
+    assert run.data.params["window"].startswith("dataset:")
+    assert run.data.tags["keelwatch.model"] == MODEL
+    assert run.data.tags["keelwatch.version"] == result.model_version
+    # The version's logged model (the one its registration run output).
+    [output] = client.get_run(str(version.run_id)).outputs.model_outputs
+    assert [m.model_id for m in run.inputs.model_inputs] == [output.model_id]
+    logged = client.get_logged_model(output.model_id)
+    assert any(m.run_id == run.info.run_id and m.key == "income.drifted" for m in logged.metrics)
+    found = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"params.model_version = '{result.model_version}'",
+    )
+    assert run.info.run_id in {r.info.run_id for r in found}
+    assert version.tags["keelwatch.latest_drift_run"] == run.info.run_id
+    assert version.tags["keelwatch.latest_drift_status"] == "drift"
 
 
 def test_chords_and_insufficient_data_on_the_embedded_defaults(
@@ -248,7 +290,7 @@ def test_chords_and_insufficient_data_on_the_embedded_defaults(
     distributed = service.submit_check(services, "fleet", actor="ann")
     empty = service.submit_check(services, "empty", actor="ann")
     result = wait_result(services, distributed.id)
-    _check_distributed(services, settings, result, current, expect_html=False)
+    _check_distributed(services, settings, result, current, expect_second_opinion=False)
     nothing = wait_result(services, empty.id)
     assert nothing.status is DriftStatus.INSUFFICIENT_DATA
     assert nothing.dataset_drift is None and nothing.window_rows == 0

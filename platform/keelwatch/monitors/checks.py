@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
-    from keelwatch.monitoring.drift.report import DriftReport
     from keelwatch.settings import Settings
     from keelwatch.storage.db import Database
 
@@ -237,6 +236,7 @@ def conclude(
 
     from keelwatch.monitoring.drift.engine import DriftConfig, compute_drift
     from keelwatch.monitoring.drift.profiles import ReferenceProfile as ProfileType
+    from keelwatch.monitors.html_report import ColumnPicture, column_pictures, summarise_report
     from keelwatch.monitors.outputs import log_check_run, sample_from_profile
 
     config = MonitorConfig.model_validate(params.config)
@@ -283,19 +283,12 @@ def conclude(
             },
         )
         report = compute_drift(reference, window, drift_config)
-        status = _status(report)
-        report_dict = report.to_dict()
-        columns = {c["column"]: c for c in report_dict.pop("columns")}
+        # One verdict for the stored row, the MLflow run and the HTML report.
+        verdict = summarise_report(report)
+        status = DriftStatus(verdict["status"])
         if is_profile:
-            _add_sketch_ks(columns, reference, window)  # type: ignore[arg-type]
-        summary.update(report_dict)
-        summary.update(
-            status=status.value,
-            dataset_drift=None
-            if status is DriftStatus.INSUFFICIENT_DATA
-            else report.dataset_drifted,
-            columns=columns,
-        )
+            _add_sketch_ks(verdict["columns"], reference, window)  # type: ignore[arg-type]
+        summary.update(verdict)
     finished_at = utcnow()
     with db.session() as session:
         result, _ = monitor_store.insert_result(
@@ -322,8 +315,14 @@ def conclude(
         )
     if result.mlflow_run_id is not None:
         return result
+    pictures: dict[str, ColumnPicture] = {}
+    if report is not None:
+        try:
+            pictures = column_pictures(reference, window)
+        except Exception:  # a picture must never cost the statistical result
+            logger.exception("drift check %s: could not draw its report's pictures", job_id)
     rng = np.random.default_rng(0)
-    sample_rows = config.report_sample_rows
+    sample_rows = config.report_sample_rows if config.second_opinion else 0
     reference_sample = current_sample = None
     if sample_rows and report is not None:
         reference_sample = sample_from_profile(reference, sample_rows, rng)
@@ -340,6 +339,7 @@ def conclude(
             model_name=params.model_name,
             model_version=params.model_version,
             result=summary,
+            pictures=pictures,
             reference_sample=reference_sample,
             current_sample=current_sample,
         )
@@ -460,13 +460,6 @@ def partition_profile_path(settings: Settings, job_id: str, index: int) -> Path:
 def peak_rss_bytes() -> int:
     """This process's peak resident set size (``getrusage``; kilobytes on Linux)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _status(report: DriftReport) -> DriftStatus:
-    if report.status == "insufficient_data":
-        return DriftStatus.INSUFFICIENT_DATA
-    drifted = report.dataset_drifted or report.prediction_drifted or report.target_drifted
-    return DriftStatus.DRIFT if drifted else DriftStatus.OK
 
 
 def _add_sketch_ks(

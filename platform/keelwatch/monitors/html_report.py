@@ -162,6 +162,20 @@ def summarise_report(report: DriftReport) -> dict[str, Any]:
     return out
 
 
+def describe_window(window: Any) -> str:
+    """A stored window in the CLI's short form (``job:<id>``, ``rows:500``, ...)."""
+    from pydantic import ValidationError
+
+    from keelwatch.monitors.specs import WindowSpec
+
+    if not isinstance(window, Mapping):
+        return str(window or "")
+    try:
+        return WindowSpec.model_validate(window).describe()
+    except ValidationError:  # an old or hand-made result: still say what it held
+        return ",".join(f"{k}={v}" for k, v in sorted(window.items()) if v not in (None, ""))
+
+
 def role_verdicts(result: Mapping[str, Any]) -> dict[str, str]:
     """The verdict word per role present in ``result`` (the stored check result)."""
     columns = list(result.get("columns", {}).values())
@@ -271,12 +285,7 @@ def render_drift_report(
     headline = check_verdict(result)
     css_class = "v-" + headline.split(" ")[0]
     model = f"{result.get('model_name', '?')} v{result.get('model_version', '?')}"
-    window = result.get("window") or {}
-    window_text = (
-        ", ".join(f"{k}={v}" for k, v in window.items() if v not in (None, ""))
-        if isinstance(window, Mapping)
-        else str(window)
-    )
+    window_text = describe_window(result.get("window"))
     out = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>Keelwatch drift: {_e(headline)} &ndash; {_e(model)}</title>",

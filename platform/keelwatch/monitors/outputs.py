@@ -1,12 +1,22 @@
-"""Where people look at a drift check: an MLflow run and an Evidently HTML report.
+"""Where people look at a drift check: an MLflow run, linked to its model version, whose
+first artifact is Keelwatch's own HTML report.
 
-Each check gets one run in experiment ``keelwatch-drift/<model>`` (tags: monitor, job, model
-version, status) with, per tested column, ``<column>.<statistic>``, ``<column>.pvalue`` and
-``<column>.drifted`` metrics, dataset-level ``share_drifted``/``n_drifted``/``window_rows``,
-the full JSON result as ``drift/result.json`` and, when Evidently is installed, its
-``DataDriftPreset`` report rendered on a capped sample of each side as
-``drift/evidently-report.html``. Evidently only draws the pictures: Keelwatch's statistics are
-the verdict. A rendering failure is logged and the statistical result kept.
+Each check gets one run in experiment ``keelwatch-drift/<model>`` with
+
+* params ``model_name``, ``model_version``, ``monitor``, ``window`` and ``mode``, and tags
+  ``keelwatch.model``, ``keelwatch.version``, ``keelwatch.monitor``, ``keelwatch.job_id`` and
+  ``keelwatch.status``;
+* the version's logged model as the run's model input, and every metric logged against that
+  model id, so the logged model's page lists its drift checks (MLflow 3); the model version
+  gets tags ``keelwatch.latest_drift_run`` and ``keelwatch.latest_drift_status``;
+* per tested column ``<column>.<statistic>``, ``<column>.pvalue`` and ``<column>.drifted``
+  metrics, and dataset-level ``share_drifted``/``n_drifted``/``window_rows``;
+* ``drift_report.html`` (:mod:`keelwatch.monitors.html_report`: the verdict, per-column
+  statistics and reference-vs-current bars; tens of kilobytes), the full JSON result as
+  ``drift/result.json`` and, only when the monitor asks for it (``second_opinion``) and
+  Evidently is installed, Evidently's ``DataDriftPreset`` on a capped sample of each side as
+  ``drift/evidently_second_opinion.html``: an independent second opinion with its own tests
+  and thresholds, which may disagree. A rendering failure is logged and the result kept.
 
 Evidently is imported here only, lazily, on the worker path.
 """
@@ -16,15 +26,19 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from keelwatch.monitors.html_report import REPORT_NAME, describe_window, render_drift_report
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
+    from keelwatch.monitors.html_report import ColumnPicture
     from keelwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,7 +46,11 @@ logger = logging.getLogger(__name__)
 EXPERIMENT_PREFIX = "keelwatch-drift/"
 RESULT_ARTIFACT = "drift/result.json"
 HTML_ARTIFACT_DIR = "drift"
-HTML_ARTIFACT_NAME = "evidently-report.html"
+#: Evidently's report, when a monitor asks for a second opinion.
+SECOND_OPINION_NAME = "evidently_second_opinion.html"
+#: Model-version tags pointing at the version's latest drift check.
+LATEST_RUN_TAG = "keelwatch.latest_drift_run"
+LATEST_STATUS_TAG = "keelwatch.latest_drift_status"
 _METRIC_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
@@ -102,11 +120,16 @@ def log_check_run(
     model_name: str,
     model_version: str,
     result: dict[str, Any],
-    reference_sample: pd.DataFrame | None,
-    current_sample: pd.DataFrame | None,
+    pictures: Mapping[str, ColumnPicture] | None = None,
+    reference_sample: pd.DataFrame | None = None,
+    current_sample: pd.DataFrame | None = None,
 ) -> tuple[str, str | None]:
-    """Create (or find, on a retry) the check's MLflow run; returns (run id, HTML URI)."""
-    from mlflow.entities import Metric
+    """Create (or find, on a retry) the check's MLflow run; returns (run id, report URI).
+
+    The report is Keelwatch's ``drift_report.html``; Evidently's second opinion is rendered
+    only when both samples are given.
+    """
+    from mlflow.entities import LoggedModelInput, Metric
     from mlflow.tracking import MlflowClient
 
     from keelwatch.registry.registration import ensure_experiment
@@ -128,6 +151,7 @@ def log_check_run(
         run = existing[0]
         html = run.data.tags.get("keelwatch.report_uri")
         return str(run.info.run_id), html
+    model_id = _model_id(client, model_name, model_version)
     run = client.create_run(
         experiment_id,
         run_name=f"{monitor_name}-{job_id[:8]}",
@@ -135,37 +159,111 @@ def log_check_run(
             "keelwatch.monitor": monitor_name,
             "keelwatch.job_id": job_id,
             "keelwatch.model": model_name,
+            "keelwatch.version": model_version,
             "keelwatch.model_version": model_version,
             "keelwatch.status": str(result.get("status")),
             "keelwatch.mode": str(result.get("mode")),
+            # The run page's description: what was checked against what, and the verdict.
+            "mlflow.note.content": (
+                f"Drift check of {model_name} v{model_version} by monitor {monitor_name}: "
+                f"{result.get('status')}. Open {REPORT_NAME} for the verdict per column."
+            ),
         },
     )
     run_id = str(run.info.run_id)
     try:
         stamp = int(utcnow().timestamp() * 1000)
         metrics = [
-            Metric(key, float(value), stamp, 0)
+            Metric(key, float(value), stamp, 0, model_id=model_id)
             for key, value in _metrics_of(result).items()
             if value is not None
         ]
+        client.log_batch(run_id, params=_params_of(monitor_name, model_name, model_version, result))
+        if model_id is not None:
+            client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
         for start in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
             client.log_batch(run_id, metrics=metrics[start : start + 900])
         client.log_dict(run_id, result, RESULT_ARTIFACT)
-        html_uri = None
-        if reference_sample is not None and current_sample is not None:
-            with tempfile.TemporaryDirectory(prefix="keelwatch-evidently-") as folder:
+        with tempfile.TemporaryDirectory(prefix="keelwatch-drift-report-") as folder:
+            second_opinion = None
+            if reference_sample is not None and current_sample is not None:
                 rendered = render_evidently_html(
-                    reference_sample, current_sample, Path(folder) / HTML_ARTIFACT_NAME
+                    reference_sample, current_sample, Path(folder) / SECOND_OPINION_NAME
                 )
                 if rendered is not None:
                     client.log_artifact(run_id, str(rendered), artifact_path=HTML_ARTIFACT_DIR)
-                    html_uri = f"{run.info.artifact_uri}/{HTML_ARTIFACT_DIR}/{HTML_ARTIFACT_NAME}"
-                    client.set_tag(run_id, "keelwatch.report_uri", html_uri)
+                    second_opinion = f"{HTML_ARTIFACT_DIR}/{SECOND_OPINION_NAME}"
+                    client.set_tag(
+                        run_id,
+                        "keelwatch.second_opinion_uri",
+                        f"{run.info.artifact_uri}/{second_opinion}",
+                    )
+            report = Path(folder) / REPORT_NAME
+            report.write_text(
+                render_drift_report(result, pictures, second_opinion=second_opinion),
+                encoding="utf-8",
+            )
+            client.log_artifact(run_id, str(report))
+        html_uri = f"{run.info.artifact_uri}/{REPORT_NAME}"
+        client.set_tag(run_id, "keelwatch.report_uri", html_uri)
         client.set_terminated(run_id, status="FINISHED")
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise
+    _point_version_at(client, model_name, model_version, run_id, str(result.get("status")))
     return run_id, html_uri
+
+
+def _model_id(client: Any, model_name: str, model_version: str) -> str | None:
+    """The logged model behind the version (MLflow 3), or None (older versions, or unknown)."""
+    try:
+        version = client.get_model_version(model_name, model_version)
+    except Exception:  # a deleted version must not cost the check its run
+        logger.warning("drift run: model %s version %s not found", model_name, model_version)
+        return None
+    model_id = getattr(version, "model_id", None)
+    if model_id:
+        return str(model_id)
+    # MLflow's SQL registry store drops model_id unless the source is ``models:/m-...`` (see
+    # registry.registration.logged_model_source): the version's run names its logged model.
+    if not version.run_id:
+        return None
+    try:
+        outputs = client.get_run(version.run_id).outputs
+    except Exception:
+        logger.warning("drift run: the run of %s version %s is gone", model_name, model_version)
+        return None
+    models = [m.model_id for m in (outputs.model_outputs if outputs else [])]
+    return str(models[0]) if len(models) == 1 else None
+
+
+def _point_version_at(
+    client: Any, model_name: str, model_version: str, run_id: str, status: str
+) -> None:
+    """Tag the model version with its latest drift run, so its page leads to the history."""
+    try:
+        client.set_model_version_tag(model_name, model_version, LATEST_RUN_TAG, run_id)
+        client.set_model_version_tag(model_name, model_version, LATEST_STATUS_TAG, status)
+    except Exception:  # the run is logged; a missing pointer is a lesser loss than the result
+        logger.exception(
+            "could not tag %s version %s with its drift run %s", model_name, model_version, run_id
+        )
+
+
+def _params_of(
+    monitor_name: str, model_name: str, model_version: str, result: dict[str, Any]
+) -> list[Any]:
+    from mlflow.entities import Param
+
+    window_text = describe_window(result.get("window"))
+    values = {
+        "model_name": model_name,
+        "model_version": model_version,
+        "monitor": monitor_name,
+        "window": window_text[:500],
+        "mode": str(result.get("mode", "")),
+    }
+    return [Param(key, value) for key, value in values.items()]
 
 
 def _metrics_of(result: dict[str, Any]) -> dict[str, float | None]:

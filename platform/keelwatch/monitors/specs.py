@@ -130,7 +130,12 @@ class MonitorConfig(BaseModel):
         100, ge=1, description="Fewer valid window rows than this: insufficient_data."
     )
     report_sample_rows: int = Field(
-        5000, ge=0, description="Rows of each side in the Evidently HTML report (0: no report)."
+        5000, ge=0, description="Rows of each side in Evidently's second opinion (0: none)."
+    )
+    second_opinion: bool = Field(
+        False,
+        description="Also attach Evidently's report (the 'reports' extra), labelled as an "
+        "independent second opinion with its own tests and thresholds.",
     )
     partition_rows: int = Field(
         250_000, ge=1000, description="Rows per partition when a window is profiled in parallel."
