@@ -253,6 +253,7 @@ def _drift_step(
     the same pass), run a drift monitor on that job through the worker, print the verdict."""
     from keelwatch.inference import submit_batch_inference
     from keelwatch.jobs import BatchInferenceRequest
+    from keelwatch.monitoring.drift.report import column_verdict
     from keelwatch.monitors.profiles import attach_reference_profile
     from keelwatch.monitors.service import create_monitor, result_of_job, submit_check
 
@@ -291,6 +292,8 @@ def _drift_step(
                 "model": f"{MODEL_NAME}@champion",
                 "window": {"kind": "job", "job_id": job.id},
                 "description": "demo: the shifted batch, from the profile its job built",
+                # Evidently's view too, attached as an independent second opinion.
+                "config": {"second_opinion": True},
             },
             DEMO_ACTOR,
         )
@@ -312,27 +315,44 @@ def _drift_step(
     result.drift_report_uri = drift.report_artifact_uri or ""
     result.drift_mlflow_run_id = drift.mlflow_run_id or ""
     table = Table(title=f"drift of batch {job.id[:8]} vs v{v1}'s training data: {drift.status}")
-    for column in ("column", "statistic", "value", "p-value", "q-value", "drifted"):
+    for column in ("column", "statistic", "value", "p-value", "q-value", "verdict"):
         table.add_column(column)
     for entry in drift.columns.values():
         role = entry.get("role", "feature")
+        verdict = column_verdict(str(entry.get("status")), entry.get("drifted"))
         table.add_row(
             str(entry["column"]) if role == "feature" else f"{entry['column']} ({role})",
-            str(entry.get("statistic")),
+            str(entry.get("statistic") or "-"),
             "" if entry.get("value") is None else f"{entry['value']:.4f}",
             "" if entry.get("pvalue") is None else f"{entry['pvalue']:.2e}",
             "" if entry.get("qvalue") is None else f"{entry['qvalue']:.2e}",
-            "[bold red]DRIFT[/]" if entry.get("drifted") else "",
+            "[bold red]DRIFT[/]" if entry.get("drifted") else verdict,
         )
     console.print(table)
     result.prediction_drifted = drift.report.get("prediction_drifted")
-    verdicts = {None: "not tested", True: "[bold red]DRIFT[/]", False: "no drift"}
+    verdicts = {None: "insufficient data", True: "[bold red]DRIFT[/]", False: "no drift"}
     console.print(
         f"   model outputs: {verdicts[result.prediction_drifted]}; target: "
         f"{verdicts[drift.report.get('target_drifted')]} (labels come later: "
         "keelwatch predictions label)"
     )
-    console.print(f"   Evidently report: {result.drift_report_uri or '(not rendered)'}")
+    console.print(f"   Keelwatch report: {result.drift_report_uri or '(not logged)'}")
+    second = _second_opinion_uri(services, drift.mlflow_run_id) if drift.mlflow_run_id else None
+    if second:
+        console.print(
+            f"   Evidently (independent second opinion, own tests and thresholds): {second}"
+        )
+
+
+def _second_opinion_uri(services: Services, run_id: str) -> str | None:
+    """Where Evidently's second opinion of a drift run is, if one was attached."""
+    from mlflow.tracking import MlflowClient
+
+    settings = services.settings
+    client = MlflowClient(
+        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
+    )
+    return client.get_run(run_id).data.tags.get("keelwatch.second_opinion_uri")
 
 
 def _print_summary(services: Services, result: DemoResult, console: Console) -> None:

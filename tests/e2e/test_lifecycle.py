@@ -66,11 +66,12 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == v1
 
     # Drift step: the shifted features drift, the untouched ones do not; the check ran on the
-    # profile the batch job built while scoring, and its MLflow run holds the Evidently report.
+    # profile the batch job built while scoring, and its MLflow run holds Keelwatch's report
+    # (the verdict) and Evidently's, labelled as a second opinion.
     assert result.drift_status == "drift"
     assert "f0" in result.drifted_columns and "f3" in result.drifted_columns
     assert not {"f5", "f6", "f7"} & set(result.drifted_columns)
-    assert result.drift_report_uri.endswith("evidently-report.html")
+    assert result.drift_report_uri.endswith("/drift_report.html")
     run = client.get_run(result.drift_mlflow_run_id)
     assert run.data.tags["keelwatch.mode"] == "job_profile"
     assert run.data.metrics["f0.drifted"] == 1.0
@@ -78,7 +79,9 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     assert result.prediction_drifted is not None
     assert run.data.metrics["prediction_drift"] == float(result.prediction_drifted)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
-    assert "drift/evidently-report.html" in artifacts
+    assert "drift/evidently_second_opinion.html" in artifacts
+    page = Path(client.download_artifacts(run.info.run_id, "drift_report.html")).read_text()
+    assert "data-verdict='DRIFT'" in page and "independent second opinion" in page
 
 
 def test_lifecycle_on_redis_and_postgresql(
