@@ -26,23 +26,27 @@ if TYPE_CHECKING:
 console = Console(markup=False)
 
 infer_app = typer.Typer(help="Batch inference through the worker fleet.", no_args_is_help=True)
-jobs_app = typer.Typer(help="Job status, listing and waiting.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Job status, listing, waiting, cancelling and retrying.", no_args_is_help=True
+)
 
 EXIT_JOB_FAILED = 1
 POLL_INTERVAL_S = 0.5
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-JobIdArgument = Annotated[str, typer.Argument(help="Job id.")]
+JobIdArgument = Annotated[
+    str, typer.Argument(help="Job id, or a unique prefix of it (the short id progress bars print).")
+]
 TimeoutOption = Annotated[
     float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")
 ]
 
 
 def _load_job(services: Services, job_id: str) -> Job:
-    from keelwatch.storage.jobs import get_job
+    from keelwatch.storage.jobs import get_job, resolve_job_id
 
     with services.db.session() as session:
-        return get_job(session, job_id)
+        return get_job(session, resolve_job_id(session, job_id))
 
 
 def _job_json(services: Services, job: Job, *, with_chunks: bool) -> str:
@@ -203,12 +207,71 @@ def list_(
 
 
 @jobs_app.command("wait")
-def wait_(job_id: JobIdArgument, timeout: TimeoutOption = None) -> None:
+def wait_(
+    job_id: JobIdArgument, timeout: TimeoutOption = None, as_json: JsonOption = False
+) -> None:
     """Follow a job with a progress bar; exit 0 if it succeeds, 1 if it fails or times out."""
     with cli_services() as services:
-        job = _follow(services, job_id, timeout=timeout, quiet=False)
-        _print_outcome(job)
+        job = _follow(services, job_id, timeout=timeout, quiet=as_json)
+        if as_json:
+            typer.echo(_job_json(services, job, with_chunks=False))
+        else:
+            _print_outcome(job)
         if not _succeeded(job):
+            raise typer.Exit(EXIT_JOB_FAILED)
+
+
+ActorOption = Annotated[str | None, typer.Option("--actor", help="Who acts, for the audit log.")]
+ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (audit log).")]
+
+
+@jobs_app.command("cancel")
+def cancel(
+    job_id: JobIdArgument,
+    reason: ReasonOption = "",
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a pending or running job: chunks not started are skipped, running ones finish."""
+    from keelwatch.inference.control import cancel_job
+
+    with cli_services() as services:
+        job = cancel_job(services, job_id, actor=cli_actor(actor, services.settings), reason=reason)
+        if as_json:
+            typer.echo(_job_json(services, job, with_chunks=False))
+            return
+    console.print(
+        f"Cancelled job {job.id} ({job.chunks_done}/{job.chunks_total} chunks done; "
+        "running chunks finish, the rest are skipped)"
+    )
+
+
+@jobs_app.command("retry")
+def retry(
+    job_id: JobIdArgument,
+    reason: ReasonOption = "",
+    actor: ActorOption = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job to the end.")] = False,
+    timeout: TimeoutOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the chunks of a failed or cancelled job that are not done again."""
+    from keelwatch.inference.control import retry_job
+
+    with cli_services() as services:
+        job = retry_job(services, job_id, actor=cli_actor(actor, services.settings), reason=reason)
+        if not as_json:
+            console.print(
+                f"Retrying job {job.id}: {job.chunks_total - job.chunks_done} of "
+                f"{job.chunks_total} chunks enqueued again"
+            )
+        if wait:
+            job = _follow(services, job.id, timeout=timeout, quiet=as_json)
+        if as_json:
+            typer.echo(_job_json(services, job, with_chunks=False))
+        elif wait:
+            _print_outcome(job)
+        if wait and not _succeeded(job):
             raise typer.Exit(EXIT_JOB_FAILED)
 
 

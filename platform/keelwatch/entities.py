@@ -10,12 +10,14 @@ from typing import Any, NamedTuple
 
 
 class JobStatus(StrEnum):
-    """Lifecycle of a job; terminal states are ``succeeded`` and ``failed``."""
+    """Lifecycle of a job; terminal states are ``succeeded``, ``failed`` and ``cancelled``
+    (a failed or cancelled job can be retried: it goes back to ``pending``)."""
 
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class ChunkStatus(StrEnum):
@@ -25,6 +27,7 @@ class ChunkStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # never ran: its job was cancelled first
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Job:
     @property
     def finished(self) -> bool:
         """True once the job reached a terminal state."""
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @dataclass(frozen=True)

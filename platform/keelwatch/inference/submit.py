@@ -8,6 +8,7 @@ so a worker never receives a chunk it cannot find.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,13 +130,14 @@ def submit_batch_inference(services: Services, request: BatchInferenceRequest, a
                 "queue": queue,
             },
         )
-    _enqueue_chunks(services, job_id, len(bounds), queue)
+    enqueue_chunks(services, job_id, range(len(bounds)), queue)
     return job
 
 
-def _enqueue_chunks(services: Services, job_id: str, chunks: int, queue: str) -> None:
+def enqueue_chunks(services: Services, job_id: str, indexes: Iterable[int], queue: str) -> None:
+    """Send one chunk task per index (after the job's commit: a worker must find its rows)."""
     try:
-        for index in range(chunks):
+        for index in indexes:
             payload = InferenceChunkPayload(job_id=job_id, chunk_index=index)
             services.sender.send_task(INFERENCE_CHUNK, kwargs=payload.model_dump(), queue=queue)
     except Exception as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from keelwatch.entities import Job, JobChunk
 
@@ -74,3 +74,11 @@ class JobView(BaseModel):
             error=job.error,
             chunks=[ChunkView.from_chunk(c) for c in chunks] if chunks is not None else None,
         )
+
+
+class JobActionIn(BaseModel):
+    """Why a job is cancelled or retried (audit log; optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = ""

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from keelwatch.entities import ChunkStatus, Job, JobChunk, JobStatus
-from keelwatch.errors import NotFoundError
+from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
 from keelwatch.storage.models import JobChunkRow, JobRow, utcnow
 
 
@@ -66,6 +66,33 @@ def get_job(session: Session, job_id: str) -> Job:
         ).where(JobChunkRow.job_id == job_id)
     ).one()
     return _to_job(row, chunks_done=int(done), rows_done=int(rows_done))
+
+
+#: Characters of a job id (a UUID); a prefix of them can name a job.
+_JOB_ID_CHARS = frozenset("0123456789abcdef-")
+
+
+def resolve_job_id(session: Session, id_or_prefix: str) -> str:
+    """The full id of the job ``id_or_prefix`` names: its id, or a unique prefix of it (the
+    short id the progress bar prints). NotFoundError when none matches, InvalidInputError when
+    several do (saying how many)."""
+    wanted = id_or_prefix.strip().lower()
+    if not wanted or not set(wanted) <= _JOB_ID_CHARS:
+        raise NotFoundError(f"unknown job {id_or_prefix!r} (job ids are hexadecimal UUIDs)")
+    if session.get(JobRow, wanted) is not None:
+        return wanted
+    # The characters are checked above, so the prefix holds no LIKE wildcard.
+    matches = list(session.scalars(select(JobRow.id).where(JobRow.id.like(f"{wanted}%")).limit(2)))
+    if not matches:
+        raise NotFoundError(f"unknown job {id_or_prefix!r}")
+    if len(matches) > 1:
+        count = session.scalar(
+            select(func.count()).select_from(JobRow).where(JobRow.id.like(f"{wanted}%"))
+        )
+        raise InvalidInputError(
+            f"job id prefix {id_or_prefix!r} is ambiguous: {count} jobs match; give more characters"
+        )
+    return matches[0]
 
 
 def list_jobs(session: Session, *, kind: str | None = None, limit: int = 50) -> list[Job]:
@@ -199,6 +226,70 @@ def finish_job(
         .values(**values)
     )
     return bool(outcome.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_job(session: Session, job_id: str, *, error: str) -> list[int]:
+    """Pending/running → cancelled; its chunks that have not started become ``cancelled`` (the
+    running ones finish). Returns the indexes of the chunks cancelled; ConflictError if the job
+    already finished."""
+    row = session.get(JobRow, job_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"unknown job {job_id!r}")
+    if row.status not in (JobStatus.PENDING.value, JobStatus.RUNNING.value):
+        raise ConflictError(
+            f"job {job_id} is {row.status}; only a pending or running job is cancelled"
+        )
+    row.status = JobStatus.CANCELLED.value
+    row.error = error
+    row.updated_at = utcnow()
+    pending = list(
+        session.scalars(
+            select(JobChunkRow.chunk_index).where(
+                JobChunkRow.job_id == job_id, JobChunkRow.status == ChunkStatus.PENDING.value
+            )
+        )
+    )
+    session.execute(
+        update(JobChunkRow)
+        .where(JobChunkRow.job_id == job_id, JobChunkRow.status == ChunkStatus.PENDING.value)
+        .values(status=ChunkStatus.CANCELLED.value, updated_at=utcnow())
+    )
+    session.flush()
+    return pending
+
+
+def reopen_job_for_retry(session: Session, job_id: str) -> list[int]:
+    """Failed/cancelled → pending, with every chunk not done back to pending (errors cleared).
+
+    Returns the indexes of the chunks to enqueue again; ConflictError for a job that is not
+    failed or cancelled. Chunks already done keep their output (completion is idempotent).
+    """
+    row = session.get(JobRow, job_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"unknown job {job_id!r}")
+    if row.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+        raise ConflictError(
+            f"job {job_id} is {row.status}; only a failed or cancelled job is retried"
+        )
+    again = list(
+        session.scalars(
+            select(JobChunkRow.chunk_index)
+            .where(JobChunkRow.job_id == job_id, JobChunkRow.status != ChunkStatus.DONE.value)
+            .order_by(JobChunkRow.chunk_index)
+        )
+    )
+    if not again:
+        raise ConflictError(f"job {job_id} has no chunk left to run (every chunk is done)")
+    session.execute(
+        update(JobChunkRow)
+        .where(JobChunkRow.job_id == job_id, JobChunkRow.status != ChunkStatus.DONE.value)
+        .values(status=ChunkStatus.PENDING.value, error=None, updated_at=utcnow())
+    )
+    row.status = JobStatus.PENDING.value
+    row.error = None
+    row.updated_at = utcnow()
+    session.flush()
+    return again
 
 
 def _to_job(row: JobRow, *, chunks_done: int, rows_done: int) -> Job:

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.inference import submit_batch_inference
-from keelwatch.inference.views import JobView
+from keelwatch.inference.control import cancel_job, retry_job
+from keelwatch.inference.views import JobActionIn, JobView
 from keelwatch.jobs import BatchInferenceRequest
-from keelwatch.storage.jobs import get_job, list_chunks, list_jobs
+from keelwatch.storage.jobs import get_job, list_chunks, list_jobs, resolve_job_id
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -48,6 +49,29 @@ def list_all_jobs(
 
 @router.get("/{job_id}", response_model=JobView, summary="One job with its chunks")
 def read_job(job_id: str, services: ServicesDep) -> JobView:
-    """Status, progress (chunks and rows done of total), chunks, result or error."""
+    """Status, progress (chunks and rows done of total), chunks, result or error.
+
+    ``job_id`` may be a unique prefix (the short id the CLI's progress bar prints); an
+    ambiguous one is a 422 saying how many jobs match.
+    """
     with services.db.session() as session:
-        return JobView.from_job(get_job(session, job_id), list_chunks(session, job_id))
+        full_id = resolve_job_id(session, job_id)
+        return JobView.from_job(get_job(session, full_id), list_chunks(session, full_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a pending or running job")
+def cancel(
+    job_id: str, services: ServicesDep, actor: ActorDep, body: JobActionIn | None = None
+) -> JobView:
+    """Chunks not started are skipped, running ones finish; 409 if the job already finished."""
+    reason = body.reason if body is not None else ""
+    return JobView.from_job(cancel_job(services, job_id, actor=actor, reason=reason))
+
+
+@router.post("/{job_id}/retry", response_model=JobView, summary="Retry a failed or cancelled job")
+def retry(
+    job_id: str, services: ServicesDep, actor: ActorDep, body: JobActionIn | None = None
+) -> JobView:
+    """Enqueue again every chunk not done; 409 unless the job failed or was cancelled."""
+    reason = body.reason if body is not None else ""
+    return JobView.from_job(retry_job(services, job_id, actor=actor, reason=reason))
