@@ -82,6 +82,8 @@ class PredictionRecord:
     latency_ms: float
     created_at: datetime
     job_id: str | None = None
+    #: The log row's id once stored (orders the log; the API's list cursor resumes after it).
+    log_id: int | None = None
 
 
 #: A ground-truth label: a JSON scalar (never null, NaN, infinity, a list or an object).

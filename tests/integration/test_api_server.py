@@ -84,7 +84,7 @@ def test_real_server_smoke(
         assert audit["count"] == 1
         assert audit["items"][0]["actor"] == "smoke"
 
-        assert http.get("/predictions").json() == {"count": 0, "items": []}
+        assert http.get("/predictions").json() == {"count": 0, "items": [], "next_cursor": None}
 
         missing = http.get("/definitely/not/here")
         assert missing.status_code == 404

@@ -181,7 +181,7 @@ def test_api_maps_errors_to_json_and_accepts_good_jobs(
         assert broker.llen("gpu") == 1
         detail = client.get(f"/jobs/{job['id']}").json()
         assert [c["status"] for c in detail["chunks"]] == ["pending"]
-        assert [j["id"] for j in client.get("/jobs").json()] == [job["id"]]
+        assert [j["id"] for j in client.get("/jobs").json()["items"]] == [job["id"]]
 
 
 # --------------------------------------------------------------------------- CLI

@@ -65,7 +65,7 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
             response = client.post("/monitors", json=body)
             assert response.status_code == code, response.text
             assert message in response.json()["error"]
-        assert [m["name"] for m in client.get("/monitors").json()] == ["daily"]
+        assert [m["name"] for m in client.get("/monitors").json()["items"]] == ["daily"]
         assert client.get("/monitors/nope").status_code == 404
         patched = client.patch("/monitors/daily", json={"enabled": False}, headers=HEADERS)
         assert patched.status_code == 200 and patched.json()["enabled"] is False
@@ -134,7 +134,7 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
         assert gauge("keelwatch_drift_status", status="drift") == 1
         assert gauge("keelwatch_drift_status", status="ok") == 0
         assert gauge("keelwatch_drift_share_drifted") == 0.5
-        results = client.get("/monitors/daily/results").json()
+        results = client.get("/monitors/daily/results").json()["items"]
         assert [r["job_id"] for r in results] == ["job-x"]
 
         assert client.delete("/monitors/daily", headers=HEADERS).status_code == 200

@@ -60,9 +60,9 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
     assert (created["version"], created["approval"]) == ("2", "pending")
     assert created["tags"]["keelwatch.registered_by"] == "ann"
 
-    models = ok(api.get("/models"))
+    models = ok(api.get("/models"))["items"]
     assert [(m["name"], m["latest_version"]) for m in models] == [(MODEL, "2")]
-    assert [v["version"] for v in ok(api.get(f"/models/{MODEL}/versions"))] == ["1", "2"]
+    assert [v["version"] for v in ok(api.get(f"/models/{MODEL}/versions"))["items"]] == ["1", "2"]
 
     refused = api.post(f"/models/{MODEL}/versions/2/promote", json={"reason": "r"}, headers=ANN)
     assert refused.status_code == 409
@@ -95,7 +95,7 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
     assert restored["version"] == "1"
     assert ok(api.get(f"/models/{MODEL}/versions/2"))["rolled_back"] is True
 
-    history = ok(api.get(f"/models/{MODEL}/aliases/champion/history"))
+    history = ok(api.get(f"/models/{MODEL}/aliases/champion/history"))["items"]
     assert [(h["version"], h["previous_version"]) for h in history] == [
         ("1", None),
         ("2", "1"),

@@ -140,12 +140,16 @@ def list_monitors(services: Services, model_name: str | None = None) -> list[Dri
 
 
 def monitor_results(
-    services: Services, name: str, limit: int = DEFAULT_RESULTS_LIMIT
+    services: Services,
+    name: str,
+    limit: int = DEFAULT_RESULTS_LIMIT,
+    *,
+    before: tuple[datetime, int] | None = None,
 ) -> list[DriftResult]:
-    """A monitor's check history, newest first."""
+    """A monitor's check history, newest first (``before``: see ``list_results``)."""
     with services.db.session() as session:
         monitor = monitor_store.get_monitor(session, name)
-        return monitor_store.list_results(session, monitor.id, limit=limit)
+        return monitor_store.list_results(session, monitor.id, limit=limit, before=before)
 
 
 def result_of_job(services: Services, job_id: str) -> DriftResult | None:

@@ -44,9 +44,13 @@ def list_audit(
     target: str | None = None,
     action: str | None = None,
     limit: int = 100,
+    before_id: int | None = None,
 ) -> list[AuditEntry]:
-    """Newest first, optionally filtered by exact target or action."""
+    """Newest first, optionally filtered by exact target or action; ``before_id`` resumes after
+    the previous page's last entry."""
     query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(AuditRow.id < before_id)
     if target is not None:
         query = query.where(AuditRow.target == target)
     if action is not None:

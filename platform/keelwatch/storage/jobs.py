@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from keelwatch.entities import ChunkStatus, Job, JobChunk, JobStatus
@@ -95,11 +96,25 @@ def resolve_job_id(session: Session, id_or_prefix: str) -> str:
     return matches[0]
 
 
-def list_jobs(session: Session, *, kind: str | None = None, limit: int = 50) -> list[Job]:
-    """Newest first."""
-    query = select(JobRow.id).order_by(JobRow.created_at.desc()).limit(limit)
+def list_jobs(
+    session: Session,
+    *,
+    kind: str | None = None,
+    limit: int = 50,
+    before: tuple[datetime, str] | None = None,
+) -> list[Job]:
+    """Newest first (ties by id); ``before`` = (created_at, id) of the previous page's last job."""
+    query = select(JobRow.id).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
     if kind is not None:
         query = query.where(JobRow.kind == kind)
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(
+            or_(
+                JobRow.created_at < created_at,
+                and_(JobRow.created_at == created_at, JobRow.id < job_id),
+            )
+        )
     return [get_job(session, job_id) for job_id in session.scalars(query)]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -198,14 +198,29 @@ def result_for_job(session: Session, job_id: str) -> DriftResult | None:
     return to_result(row) if row is not None else None
 
 
-def list_results(session: Session, monitor_id: int, *, limit: int = 50) -> list[DriftResult]:
-    """A monitor's result history, newest first."""
+def list_results(
+    session: Session,
+    monitor_id: int,
+    *,
+    limit: int = 50,
+    before: tuple[datetime, int] | None = None,
+) -> list[DriftResult]:
+    """A monitor's result history, newest first; ``before`` = (finished_at, id) of the previous
+    page's last result."""
     query = (
         select(DriftResultRow)
         .where(DriftResultRow.monitor_id == monitor_id)
         .order_by(DriftResultRow.finished_at.desc(), DriftResultRow.id.desc())
         .limit(limit)
     )
+    if before is not None:
+        finished_at, result_id = before
+        query = query.where(
+            or_(
+                DriftResultRow.finished_at < finished_at,
+                and_(DriftResultRow.finished_at == finished_at, DriftResultRow.id < result_id),
+            )
+        )
     return [to_result(row) for row in session.scalars(query)]
 
 

@@ -167,9 +167,13 @@ def recent_predictions(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
+    before_id: int | None = None,
 ) -> list[PredictionRecord]:
-    """Newest first, filtered by model/version/job and a time range."""
+    """Newest first, filtered by model/version/job and a time range; ``before_id`` resumes
+    after the previous page's last row (its ``log_id``)."""
     query = select(PredictionRow).order_by(PredictionRow.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(PredictionRow.id < before_id)
     if model_name is not None:
         query = query.where(PredictionRow.model_name == model_name)
     if model_version is not None:
@@ -193,4 +197,5 @@ def _to_record(row: PredictionRow) -> PredictionRecord:
         latency_ms=row.latency_ms,
         created_at=row.created_at,
         job_id=row.job_id,
+        log_id=row.id,
     )

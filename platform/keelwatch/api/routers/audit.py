@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from keelwatch.api.deps import ServicesDep
+from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_of
 from keelwatch.entities import AuditEntry
+from keelwatch.errors import InvalidInputError
 from keelwatch.storage.audit import list_audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -34,14 +36,7 @@ class AuditEntryOut(BaseModel):
         return cls.model_validate(entry, from_attributes=True)
 
 
-class AuditPage(BaseModel):
-    """Newest first; ``count`` is the number of items returned (at most ``limit``)."""
-
-    count: int
-    items: list[AuditEntryOut] = Field(default_factory=list)
-
-
-@router.get("", response_model=AuditPage, summary="List audit entries, newest first")
+@router.get("", response_model=Page[AuditEntryOut], summary="List audit entries, newest first")
 def list_audit_entries(
     services: ServicesDep,
     target: Annotated[
@@ -49,9 +44,16 @@ def list_audit_entries(
     ] = None,
     action: Annotated[str | None, Query(min_length=1, description="Exact action name.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-) -> AuditPage:
+    cursor: CursorQuery = None,
+) -> Page[AuditEntryOut]:
     """Filter by exact target and/or action."""
+    after = decode_cursor("audit", cursor)
+    if after is not None and not isinstance(after, int):
+        raise InvalidInputError("invalid cursor for the audit list")
     with services.db.session() as session:
-        entries = list_audit(session, target=target, action=action, limit=limit)
-    items = [AuditEntryOut.from_entry(entry) for entry in entries]
-    return AuditPage(count=len(items), items=items)
+        entries = list_audit(
+            session, target=target, action=action, limit=limit + 1, before_id=after
+        )
+    page, next_cursor = page_of(entries, limit, kind="audit", key=lambda entry: entry.id)
+    items = [AuditEntryOut.from_entry(entry) for entry in page]
+    return Page(count=len(items), items=items, next_cursor=next_cursor)

@@ -6,11 +6,14 @@ output folder → 409) and answers 202 with the pending job; the fleet does the 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_of
+from keelwatch.errors import InvalidInputError
 from keelwatch.inference import submit_batch_inference
 from keelwatch.inference.control import cancel_job, retry_job
 from keelwatch.inference.views import JobActionIn, JobView
@@ -36,15 +39,28 @@ def submit_batch_inference_job(
     return JobView.from_job(job)
 
 
-@router.get("", response_model=list[JobView], summary="List jobs, newest first")
+@router.get("", response_model=Page[JobView], summary="List jobs, newest first")
 def list_all_jobs(
     services: ServicesDep,
     kind: Annotated[str | None, Query(min_length=1, description="Only jobs of this kind.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-) -> list[JobView]:
+    cursor: CursorQuery = None,
+) -> Page[JobView]:
     """Jobs with their progress counters."""
+    after = decode_cursor("jobs", cursor)
+    before = None
+    if after is not None:
+        try:
+            before = (datetime.fromisoformat(after[0]), str(after[1]))
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            raise InvalidInputError("invalid cursor for the jobs list") from exc
     with services.db.session() as session:
-        return [JobView.from_job(job) for job in list_jobs(session, kind=kind, limit=limit)]
+        jobs = list_jobs(session, kind=kind, limit=limit + 1, before=before)
+    items, next_cursor = page_of(
+        jobs, limit, kind="jobs", key=lambda job: [job.created_at.isoformat(), job.id]
+    )
+    views = [JobView.from_job(job) for job in items]
+    return Page(count=len(views), items=views, next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobView, summary="One job with its chunks")

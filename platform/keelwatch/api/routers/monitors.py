@@ -14,6 +14,8 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_in_memory, page_of
+from keelwatch.errors import InvalidInputError
 from keelwatch.monitors.entities import DriftMonitor, DriftResult, ReferenceProfileInfo
 from keelwatch.monitors.specs import MonitorConfig, MonitorSpec, WindowSpec
 
@@ -135,14 +137,30 @@ def create_monitor(spec: MonitorSpec, services: ServicesDep, actor: ActorDep) ->
     return MonitorOut.of(service.create_monitor(services, spec, actor))
 
 
-@router.get("/monitors", response_model=list[MonitorOut])
+#: Largest ``limit`` of the monitor list endpoints.
+MAX_LIMIT = 1000
+
+
+@router.get("/monitors", response_model=Page[MonitorOut])
 def list_monitors(
-    services: ServicesDep, model: Annotated[str | None, Query(min_length=1)] = None
-) -> list[MonitorOut]:
-    """Every monitor (optionally of one model), by name."""
+    services: ServicesDep,
+    model: Annotated[str | None, Query(min_length=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: CursorQuery = None,
+) -> Page[MonitorOut]:
+    """Monitors (optionally of one model), by name."""
     from keelwatch.monitors import service
 
-    return [MonitorOut.of(m) for m in service.list_monitors(services, model)]
+    items, next_cursor = page_in_memory(
+        service.list_monitors(services, model),
+        limit,
+        cursor,
+        kind="monitors",
+        key=lambda monitor: monitor.name,
+        parse=str,
+    )
+    out = [MonitorOut.of(m) for m in items]
+    return Page(count=len(out), items=out, next_cursor=next_cursor)
 
 
 @router.get("/monitors/{name}", response_model=MonitorOut)
@@ -182,14 +200,30 @@ def run_monitor(name: str, services: ServicesDep, actor: ActorDep) -> RunOut:
     return RunOut(job_id=job.id, monitor=name, status=job.status.value)
 
 
-@router.get("/monitors/{name}/results", response_model=list[ResultOut])
+@router.get("/monitors/{name}/results", response_model=Page[ResultOut])
 def monitor_results(
-    name: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
-) -> list[ResultOut]:
+    name: str,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: CursorQuery = None,
+) -> Page[ResultOut]:
     """The monitor's result history, newest first."""
     from keelwatch.monitors import service
 
-    return [ResultOut.of(r) for r in service.monitor_results(services, name, limit)]
+    kind = f"results:{name}"
+    after = decode_cursor(kind, cursor)
+    before = None
+    if after is not None:
+        try:
+            before = (datetime.fromisoformat(after[0]), int(after[1]))
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            raise InvalidInputError(f"invalid cursor for the {kind} list") from exc
+    rows = service.monitor_results(services, name, limit + 1, before=before)
+    items, next_cursor = page_of(
+        rows, limit, kind=kind, key=lambda result: [result.finished_at.isoformat(), result.id]
+    )
+    out = [ResultOut.of(r) for r in items]
+    return Page(count=len(out), items=out, next_cursor=next_cursor)
 
 
 @router.put("/models/{model_name}/versions/{version}/reference-profile", response_model=ProfileOut)

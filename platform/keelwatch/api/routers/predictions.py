@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_of
 from keelwatch.entities import LabelRecord, LabelWriteResult, PredictionLabel, PredictionRecord
 from keelwatch.errors import InvalidInputError
 from keelwatch.storage.labels import (
@@ -53,14 +54,7 @@ class PredictionOut(BaseModel):
         return out
 
 
-class PredictionPage(BaseModel):
-    """Newest first; ``count`` is the number of items returned (at most ``limit``)."""
-
-    count: int
-    items: list[PredictionOut] = Field(default_factory=list)
-
-
-@router.get("", response_model=PredictionPage, summary="List logged predictions, newest first")
+@router.get("", response_model=Page[PredictionOut], summary="List logged predictions, newest first")
 def list_predictions(
     services: ServicesDep,
     model: Annotated[str | None, Query(min_length=1, description="Registered model name.")] = None,
@@ -73,10 +67,14 @@ def list_predictions(
         datetime | None, Query(description="Exclusive upper bound (ISO 8601).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-) -> PredictionPage:
+    cursor: CursorQuery = None,
+) -> Page[PredictionOut]:
     """Filter by model, version, job and a time window."""
     if since is not None and until is not None and since >= until:
         raise InvalidInputError(f"'since' ({since.isoformat()}) must be before 'until'")
+    after = decode_cursor("predictions", cursor)
+    if after is not None and not isinstance(after, int):
+        raise InvalidInputError("invalid cursor for the predictions list")
     with services.db.session() as session:
         records = recent_predictions(
             session,
@@ -85,11 +83,15 @@ def list_predictions(
             job_id=job,
             since=since,
             until=until,
-            limit=limit,
+            limit=limit + 1,
+            before_id=after,
+        )
+        records, next_cursor = page_of(
+            records, limit, kind="predictions", key=lambda record: record.log_id
         )
         labels = get_labels(session, [record.request_id for record in records])
     items = [PredictionOut.from_record(r, labels.get(r.request_id)) for r in records]
-    return PredictionPage(count=len(items), items=items)
+    return Page(count=len(items), items=items, next_cursor=next_cursor)
 
 
 class LabelIn(BaseModel):

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.api.pagination import CursorQuery, Page, page_in_memory
 from keelwatch.registry.schemas import (
     AliasAtOut,
     AliasChangeOut,
@@ -29,10 +30,27 @@ from keelwatch.registry.schemas import (
 router = APIRouter(prefix="/models", tags=["registry"])
 
 
-@router.get("", response_model=list[RegisteredModelOut])
-def list_models(services: ServicesDep) -> list[RegisteredModelOut]:
-    """Every registered model with its aliases and latest version."""
-    return [RegisteredModelOut.of(info) for info in services.registry.list_models()]
+#: Largest ``limit`` of the registry's list endpoints.
+MAX_LIMIT = 1000
+
+
+@router.get("", response_model=Page[RegisteredModelOut])
+def list_models(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: CursorQuery = None,
+) -> Page[RegisteredModelOut]:
+    """Registered models by name, with their aliases and latest version."""
+    items, next_cursor = page_in_memory(
+        services.registry.list_models(),
+        limit,
+        cursor,
+        kind="models",
+        key=lambda info: info.name,
+        parse=str,
+    )
+    out = [RegisteredModelOut.of(info) for info in items]
+    return Page(count=len(out), items=out, next_cursor=next_cursor)
 
 
 # Declared before /{name} so that "resolve" is not taken for a model name.
@@ -52,10 +70,24 @@ def get_model(services: ServicesDep, name: str) -> RegisteredModelOut:
     return RegisteredModelOut.of(services.registry.get_model(name))
 
 
-@router.get("/{name}/versions", response_model=list[ModelVersionOut])
-def list_versions(services: ServicesDep, name: str) -> list[ModelVersionOut]:
-    """Every version of a model, oldest first."""
-    return [ModelVersionOut.of(info) for info in services.registry.list_versions(name)]
+@router.get("/{name}/versions", response_model=Page[ModelVersionOut])
+def list_versions(
+    services: ServicesDep,
+    name: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: CursorQuery = None,
+) -> Page[ModelVersionOut]:
+    """Versions of a model, oldest first."""
+    items, next_cursor = page_in_memory(
+        services.registry.list_versions(name),
+        limit,
+        cursor,
+        kind=f"versions:{name}",
+        key=lambda info: int(info.version),
+        parse=int,
+    )
+    out = [ModelVersionOut.of(info) for info in items]
+    return Page(count=len(out), items=out, next_cursor=next_cursor)
 
 
 @router.post(
@@ -167,7 +199,24 @@ def alias_version(
     return AliasAtOut(name=name, alias=alias, at=when, version=version_then)
 
 
-@router.get("/{name}/aliases/{alias}/history", response_model=list[AliasChangeOut])
-def alias_history(services: ServicesDep, name: str, alias: str) -> list[AliasChangeOut]:
-    """Every change of ``alias`` made through Keelwatch, oldest first."""
-    return [AliasChangeOut.of(change) for change in services.registry.alias_history(name, alias)]
+@router.get("/{name}/aliases/{alias}/history", response_model=Page[AliasChangeOut])
+def alias_history(
+    services: ServicesDep,
+    name: str,
+    alias: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: CursorQuery = None,
+) -> Page[AliasChangeOut]:
+    """Changes of ``alias`` made through Keelwatch, oldest first."""
+    # Append-only and oldest first: a change's position is a stable key.
+    numbered = list(enumerate(services.registry.alias_history(name, alias)))
+    items, next_cursor = page_in_memory(
+        numbered,
+        limit,
+        cursor,
+        kind=f"alias-history:{name}@{alias}",
+        key=lambda pair: pair[0],
+        parse=int,
+    )
+    out = [AliasChangeOut.of(change) for _, change in items]
+    return Page(count=len(out), items=out, next_cursor=next_cursor)
