@@ -9,7 +9,8 @@ Three shapes, chosen when the check is submitted (see :mod:`keelwatch.monitors.s
   most :data:`PARTITION_SAMPLE_VALUES` sorted values per column, saves it next to the job, and
   the chord's body merges them and tests the merged profile;
 * **job profile**: the window is a batch-inference job, whose chunks profiled their input while
-  scoring: the parts are merged and tested, no data is re-read.
+  scoring and whose last step merged them into one capped profile
+  (:mod:`keelwatch.monitors.job_profiles`): that profile is tested, no data is re-read.
 
 What merged profiles give (also in the result's ``distributed`` entry and docs/monitoring.md):
 row, missing and infinite counts, histograms, category counts, moments, min and max are exact,
@@ -43,7 +44,7 @@ from keelwatch.entities import JobStatus
 from keelwatch.errors import KeelwatchError, NotFoundError
 from keelwatch.monitors.entities import CheckMode, DriftResult, DriftStatus, ReferenceProfileInfo
 from keelwatch.monitors.specs import MonitorConfig
-from keelwatch.monitors.windows import WindowPlan, job_profile_paths, read_partition, read_window
+from keelwatch.monitors.windows import WindowPlan, read_partition, read_window
 from keelwatch.storage import monitors as monitor_store
 from keelwatch.storage.jobs import (
     complete_chunk,
@@ -114,6 +115,8 @@ def start_check(db: Database, settings: Settings, job_id: str) -> StartOutcome:
         reference = _reference(settings, params)
         config = MonitorConfig.model_validate(params.config)
         if params.mode is CheckMode.JOB_PROFILE:
+            from keelwatch.monitors.job_profiles import merged_job_profile
+
             window_profile = merged_job_profile(Path(plan.detail["output_dir"]))
             result = conclude(
                 db, settings, job_id, params, reference, window_profile, started=started
@@ -420,36 +423,6 @@ def distributed_note(reference: ReferenceProfile, window: ReferenceProfile) -> d
             "ks_sketch gives a deterministic bound."
         ),
     }
-
-
-def merged_job_profile(output_dir: Path) -> ReferenceProfile:
-    """The input profile of a batch job: its merged file, or its chunk parts merged now."""
-    from keelwatch.monitoring.drift.profiles import load_profile, merge_profiles, save_profile
-
-    merged_path, parts = job_profile_paths(output_dir)
-    if merged_path.exists():
-        return load_profile(merged_path)
-    if not parts:
-        raise NotFoundError(
-            f"batch job output {output_dir} has no input profile: the model version had no "
-            "reference profile when the job ran"
-        )
-    merged: ReferenceProfile | None = None
-    for path in parts:
-        profile = load_profile(path)
-        merged = (
-            profile
-            if merged is None
-            else merge_profiles(merged, profile, max_sorted_values=PARTITION_SAMPLE_VALUES)
-        )
-    assert merged is not None
-    temporary = merged_path.with_name(f".{merged_path.name}.{uuid.uuid4().hex}.tmp.npz")
-    try:
-        save_profile(merged, temporary)
-        temporary.replace(merged_path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return merged
 
 
 def partition_profile_path(settings: Settings, job_id: str, index: int) -> Path:
