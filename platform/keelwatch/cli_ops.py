@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,6 +25,8 @@ from keelwatch.launcher import (
     ROLE_QUEUES,
     ChildFailedError,
     ChildSpec,
+    StackLock,
+    StackRunningError,
     Supervisor,
     api_command,
     beat_command,
@@ -182,6 +185,37 @@ def up(
 ) -> None:
     """Run the local stack: db upgrade, then API, worker, beat and the MLflow UI."""
     settings = load_cli_settings()
+    run_dir = settings.data_dir / "run"
+    # First, before reading or writing anything of a stack that may already run here.
+    lock = StackLock(run_dir / "up.lock")
+    try:
+        lock.acquire()
+    except StackRunningError as exc:
+        fail(str(exc))
+    try:
+        _run_stack(
+            settings,
+            run_dir,
+            no_mlflow=no_mlflow,
+            no_beat=no_beat,
+            no_worker=no_worker,
+            concurrency=concurrency,
+            ready_timeout=ready_timeout,
+        )
+    finally:
+        lock.release()
+
+
+def _run_stack(
+    settings: Settings,
+    run_dir: Path,
+    *,
+    no_mlflow: bool,
+    no_beat: bool,
+    no_worker: bool,
+    concurrency: int,
+    ready_timeout: float,
+) -> None:
     with cli_errors():
         upgrade_schema(settings, actor=cli_actor(None, settings))
     if not no_mlflow or not no_worker:
@@ -212,7 +246,6 @@ def up(
             )
         )
 
-    run_dir = settings.data_dir / "run"
     supervisor = Supervisor(
         specs,
         env=child_environment(settings),
@@ -233,7 +266,7 @@ def up(
         exit_code = 1
     finally:
         console.print("stopping services ...")
-        supervisor.stop()
+        supervisor.stop(report=lambda line: console.print(f"  {line}", highlight=False))
         console.print("all services stopped")
     raise typer.Exit(exit_code)
 

@@ -104,17 +104,17 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     raise TimeoutError(f"worker not ready after 120 s; see {log_path}")
 
 
-def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown of the worker's process group."""
-    import signal
+def stop_worker(process: subprocess.Popen[bytes], console: Console | None = None) -> str:
+    """Warm shutdown of the worker (SIGTERM to its main process only, SIGKILL to its process
+    group after a short bound); returns how it ended (``exited`` or ``killed``)."""
+    from keelwatch.launcher import stop_process
 
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    if console is not None:
+        console.print("   stopping the worker (warm shutdown) ...")
+    outcome = stop_process(process)
+    if console is not None and outcome.how == "killed":
+        console.print(f"   worker {outcome.describe()}")
+    return outcome.how
 
 
 def wait_for_job(services: Services, job_id: str, console: Console, timeout_s: float) -> Job:
@@ -211,7 +211,7 @@ def run_demo(
         result.job_id = job.id
         finished = wait_for_job(services, job.id, console, timeout_s)
     finally:
-        stop_worker(worker)
+        stop_worker(worker, console)
     if finished.status != "succeeded":
         raise RuntimeError(f"batch job {job.id} {finished.status}: {finished.error}")
     result.output_uri = str(finished.result.get("output_uri", ""))
@@ -309,7 +309,7 @@ def _drift_step(
                     raise TimeoutError(f"drift check {check.id} not finished in {timeout_s:.0f} s")
                 time.sleep(0.3)
     finally:
-        stop_worker(worker)
+        stop_worker(worker, console)
     result.drift_status = drift.status.value
     result.drifted_columns = [c for c, entry in drift.columns.items() if entry.get("drifted")]
     result.drift_report_uri = drift.report_artifact_uri or ""

@@ -6,9 +6,10 @@ them) and by :class:`Supervisor`, which runs several of them as children of ``ke
 
 Children get the parent's *resolved* settings as ``KEELWATCH_*`` variables
 (:func:`settings_environment`), so a relative data dir or a default derived in the parent
-means the same thing in every child. Each child leads its own process group: stopping one
-stops everything it forked (Celery's pool, MLflow's server workers), and a terminal's Ctrl-C
-reaches only the supervisor, which then stops the children in order.
+means the same thing in every child. Each child leads its own process group, so a terminal's
+Ctrl-C reaches only the supervisor, which then stops the children: SIGTERM to each main process
+(which stops what it forked: Celery's pool, MLflow's server workers), and SIGKILL to any group
+still alive after a short bound (:func:`stop_process`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel
 
@@ -47,6 +48,10 @@ ROLE_QUEUES: dict[str, tuple[str, ...]] = {
 
 #: The Celery app that beat runs with (the one that knows the whole schedule).
 BEAT_APP = "keelwatch_workers.roles.all"
+
+#: Default bound on a warm stop. Celery's warm shutdown finishes running tasks first; with
+#: ``acks_late`` anything cut short by the SIGKILL after this bound is redelivered.
+STOP_GRACE_S = 10.0
 
 
 # --------------------------------------------------------------------------- settings → env
@@ -274,6 +279,58 @@ def wait_for_http(url: str, *, timeout_s: float, alive: Any = None) -> bool:
 # --------------------------------------------------------------------------- supervisor
 
 
+class StackRunningError(RuntimeError):
+    """Another supervisor holds the data dir's lock."""
+
+
+class StackLock:
+    """An exclusive ``flock`` on ``<data_dir>/run/up.lock``, held for the supervisor's life.
+
+    The kernel drops the lock when the holder dies, so a crashed ``keelwatch up`` never blocks
+    the next one; the file only carries the holder's pid for the error message. Python opens
+    files close-on-exec, so the children never inherit (and never keep) the lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`StackRunningError` naming the holder."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StackRunningError(
+                f"another `keelwatch up` (pid {holder}) is running on data dir "
+                f"{self.path.parent.parent}; stop it first (Ctrl-C there, or kill -TERM {holder})"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        """Drop the lock (closing the file releases it)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> StackLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
 @dataclass
 class ChildSpec:
     """One service ``keelwatch up`` runs."""
@@ -419,26 +476,33 @@ class Supervisor:
         signal.signal(signal.SIGINT, _handler)
         signal.signal(signal.SIGTERM, _handler)
 
-    def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM every child's process group, wait up to ``grace_s``, then SIGKILL the rest.
+    def stop(
+        self, grace_s: float = STOP_GRACE_S, *, report: Callable[[str], None] | None = None
+    ) -> dict[str, StopOutcome]:
+        """Warm-stop every child: SIGTERM to each main process, SIGKILL to each group still
+        alive after ``grace_s``. Returns how each child ended; ``report`` hears each step.
 
-        Waiting on the whole group (not only the leader) catches grandchildren such as
-        Celery's pool processes, so nothing is left orphaned.
+        Only the main process is signalled (see :func:`stop_process`); waiting on the whole
+        group (not only the leader) still catches grandchildren such as Celery's pool
+        processes, so nothing is left orphaned.
         """
+        say = report or (lambda _message: None)
         # Reverse start order: the API stops taking work before the workers go.
         for child in reversed(self.children):
-            _signal_group(child.process.pid, signal.SIGTERM)
+            if child.alive:
+                child.process.send_signal(signal.SIGTERM)
+        names = ", ".join(child.spec.name for child in reversed(self.children))
+        say(f"stopping {names} (SIGTERM, warm shutdown; SIGKILL after {grace_s:g}s)")
         deadline = time.monotonic() + grace_s
-        for child in self.children:
-            _wait_group(child, deadline)
-        for child in self.children:
-            if _group_alive(child.process.pid):
-                _signal_group(child.process.pid, signal.SIGKILL)
-        for child in self.children:
-            _wait_group(child, time.monotonic() + 5.0)
+        outcomes: dict[str, StopOutcome] = {}
+        for child in reversed(self.children):
+            outcome = _finish_stop(child.process, deadline)
+            outcomes[child.spec.name] = outcome
+            say(f"{child.spec.name}: {outcome.describe()}")
             child.log_file.close()
         if self.state_file is not None:
             self.state_file.unlink(missing_ok=True)
+        return outcomes
 
     # ----------------------------------------------------------------- state
 
@@ -461,6 +525,53 @@ class Supervisor:
         self.state_file.write_text(json.dumps(state, indent=2))
 
 
+@dataclass(frozen=True)
+class StopOutcome:
+    """How a stopped process ended: ``exited`` on its own after SIGTERM, ``killed`` after the
+    grace period, or ``already exited`` before the stop began."""
+
+    how: Literal["exited", "killed", "already exited"]
+    returncode: int | None
+
+    def describe(self) -> str:
+        """A few words for a person (``exited with code 0``)."""
+        if self.how == "killed":
+            return "did not stop in time: killed (SIGKILL)"
+        if self.returncode is not None and self.returncode < 0:
+            # uvicorn re-raises the SIGTERM it handled, after its graceful shutdown.
+            return f"{self.how} on {signal.Signals(-self.returncode).name}"
+        return f"{self.how} with code {self.returncode}"
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> StopOutcome:
+    """Warm-stop a process that leads its own process group; SIGKILL the group after
+    ``grace_s`` if anything of it is still alive.
+
+    SIGTERM goes to the main process only. Celery's worker answers it with a warm shutdown and
+    tells its pool processes to exit; a SIGTERM sent to the whole group instead reaches the
+    pool processes at the same moment, and one of them can die holding the lock of the
+    pool's result queue while another waits for that lock forever in its exit path, so the
+    main process waits for a child that never ends (the 60 s stall ``make demo`` had).
+    """
+    if process.poll() is not None and not _group_alive(process.pid):
+        return StopOutcome("already exited", process.returncode)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    return _finish_stop(process, time.monotonic() + grace_s)
+
+
+def _finish_stop(process: subprocess.Popen[bytes], deadline: float) -> StopOutcome:
+    # Wait for the leader and every process of its group; then SIGKILL whatever is left.
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not _group_alive(process.pid):
+            return StopOutcome("exited", process.returncode)
+        time.sleep(0.1)
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5.0)
+    return StopOutcome("killed", process.returncode)
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
@@ -474,13 +585,3 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _wait_group(child: Child, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None and not _group_alive(child.process.pid):
-            return
-        time.sleep(0.1)
-    if child.process.poll() is None:
-        # Leave reaping to the SIGKILL pass; poll() here only collects an exited leader.
-        return

@@ -123,6 +123,12 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
 
     output = log_path.read_text()
     assert "all services stopped" in output
+    # Each service ended by its own warm shutdown, none by the SIGKILL after the bound.
+    for name in ("worker", "beat", "mlflow"):
+        assert f"{name}: exited with code 0" in output, output
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it handled.
+    assert "api: exited on SIGTERM" in output, output
+    assert "killed" not in output
     leftovers = [pgid for pgid in pgids if group_alive(pgid)]
     assert leftovers == [], f"process groups still alive after stop: {leftovers}"
     assert not state_file.exists()
@@ -157,3 +163,77 @@ def test_up_fails_cleanly_when_the_api_port_is_taken(tmp_path: Path) -> None:
     assert "api exited with code" in result.stderr
     assert "address already in use" in result.stderr.lower()
     assert "all services stopped" in result.stdout
+
+
+def test_second_up_on_the_same_data_dir_refuses_before_touching_anything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "kw"
+    api_port = closed_port()
+    env = up_environment(data_dir, api_port, closed_port())
+    argv = [sys.executable, "-m", "keelwatch.cli", "up", "--no-worker", "--no-beat", "--no-mlflow"]
+    log_path = tmp_path / "first.out"
+    state_file = data_dir / "run" / "up.json"
+    with log_path.open("wb") as log:
+        first = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until(
+                lambda: (
+                    b"Ctrl-C stops everything" in log_path.read_bytes() or first.poll() is not None
+                ),
+                180,
+                "the first keelwatch up",
+                log_path,
+            )
+            assert first.poll() is None, log_path.read_text()
+            state_before = state_file.read_text()
+            audit_db = data_dir / "keelwatch.db"
+            db_mtime = audit_db.stat().st_mtime_ns
+
+            # Another port for the second: it must refuse because of the lock, not the port.
+            second = subprocess.run(
+                argv,
+                env={**env, "KEELWATCH_API__PORT": str(closed_port())},
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert second.returncode != 0
+            assert second.stderr.strip().count("\n") == 0, second.stderr
+            assert f"another `keelwatch up` (pid {first.pid}) is running" in second.stderr
+            assert str(data_dir) in second.stderr
+            assert "Ctrl-C stops everything" not in second.stdout
+            assert "stopping services" not in second.stdout
+            # Nothing of the running stack was touched: its state file, its database.
+            assert state_file.read_text() == state_before
+            assert audit_db.stat().st_mtime_ns == db_mtime
+            assert first.poll() is None
+            health = httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=10)
+            assert health.status_code == 200
+
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=60) == 0, log_path.read_text()
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait()
+
+    # The lock died with the first supervisor: the next `up` may start.
+    third = subprocess.run(
+        argv,
+        # An unreachable database: it fails at the schema upgrade, after taking the lock.
+        env={**env, "KEELWATCH_DATABASE__URL": "postgresql://postgres@127.0.0.1:1/kw"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert third.returncode != 0
+    assert "cannot reach the database" in third.stderr
+    assert "another `keelwatch up`" not in third.stderr
