@@ -411,11 +411,13 @@ def run(
 
 def print_result(result: DriftResult) -> None:
     """The per-column table of one check."""
+    from keelwatch.monitoring.drift.report import column_verdict
+
     table = Table(
         title=f"drift check {result.job_id}: {result.status.value} "
         f"({result.mode}, {result.window_rows:,} rows, v{result.model_version})"
     )
-    for column in ("column", "kind", "statistic", "value", "p-value", "q-value", "drifted"):
+    for column in ("column", "kind", "statistic", "value", "p-value", "q-value", "verdict"):
         table.add_column(column)
 
     def fmt(value: Any) -> str:
@@ -425,11 +427,13 @@ def print_result(result: DriftResult) -> None:
         table.add_row(
             str(entry.get("column")),
             str(entry.get("kind")),
-            str(entry.get("statistic") or entry.get("status")),
+            str(entry.get("statistic") or "-"),
             fmt(entry.get("value")),
             fmt(entry.get("pvalue")),
             fmt(entry.get("qvalue")),
-            "DRIFT" if entry.get("drifted") else "",
+            "DRIFT"
+            if entry.get("drifted")
+            else column_verdict(str(entry.get("status")), entry.get("drifted")),
         )
     console.print(table)
     if result.error:
@@ -437,7 +441,7 @@ def print_result(result: DriftResult) -> None:
     if result.report.get("detail"):
         console.print(str(result.report["detail"]))
     if result.report_artifact_uri:
-        console.print(f"Evidently report: {result.report_artifact_uri}")
+        console.print(f"Drift report: {result.report_artifact_uri}")
     if result.mlflow_run_id:
         console.print(f"MLflow run: {result.mlflow_run_id}")
 
