@@ -227,13 +227,14 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
         ("created", f"{monitor.created_at:%Y-%m-%d %H:%M:%S} by {monitor.created_by}"),
         ("updated", f"{monitor.updated_at:%Y-%m-%d %H:%M:%S} by {monitor.updated_by}"),
     ]
+    width = max(len(key) for key, _ in [*lines, ("latest result", "")])
     for key, text in lines:
         if text:
-            console.print(f"{key:>20}: {text}")
+            console.print(f"{key:>{width}}: {text}")
     if latest:
         r = latest[0]
         console.print(
-            f"{'latest result':>20}: {r.status.value} (v{r.model_version}, "
+            f"{'latest result':>{width}}: {r.status.value} (v{r.model_version}, "
             f"{r.window_rows} rows, {r.finished_at:%Y-%m-%d %H:%M:%S})"
         )
 

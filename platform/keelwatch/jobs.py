@@ -39,7 +39,10 @@ class BatchInferenceRequest(BaseModel):
     model: str = Field(description="'name@alias', 'name/version' or 'models:/name/version'.")
     input_uri: str = Field(description="Parquet or CSV file (path or file:// URI).")
     output_uri: str | None = Field(None, description="Output Parquet dataset folder.")
-    device: Device = Field("auto", description="gpu queue, cpu queue, or gpu when CUDA is there.")
+    device: Device = Field(
+        "auto",
+        description="gpu: the gpu queue; cpu and auto: the cpu queue (auto never picks the gpu).",
+    )
     chunk_rows: int | None = Field(None, gt=0, description="Rows per chunk (default: settings).")
     log_sample_rate: float | None = Field(None, ge=0.0, le=1.0)
 
