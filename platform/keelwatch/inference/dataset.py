@@ -118,21 +118,41 @@ def _inspect_csv(path: Path) -> DatasetInfo:
     )
 
 
+def column_types(path: Path, fmt: InputFormat) -> dict[str, pa.DataType]:
+    """Column → arrow type: the Parquet schema, or what pyarrow infers from a CSV's first block
+    (a sample: a bad value further down is caught by the worker, by row)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        if fmt is InputFormat.PARQUET:
+            schema = pq.read_schema(path)
+        else:
+            with pacsv.open_csv(path) as reader:
+                schema = reader.schema
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(
+            f"cannot read the column types of {path}: {type(exc).__name__}"
+        ) from exc
+    return {field.name: field.type for field in schema}
+
+
 def read_rows(
     path: Path,
     fmt: InputFormat,
     start: int,
     stop: int,
     columns: list[str] | None,
+    types: dict[str, pa.DataType] | None = None,
 ) -> pa.Table:
     """Rows ``[start, stop)`` of the input, restricted to ``columns`` (all when None).
 
     Parquet reads only the row groups that overlap the range; CSV skips the leading rows while
-    parsing and stops as soon as the range is complete.
+    parsing (as ``types``, where given) and stops as soon as the range is complete.
     """
     if fmt is InputFormat.PARQUET:
         return _read_parquet_rows(path, start, stop, columns)
-    return _read_csv_rows(path, start, stop, columns)
+    return _read_csv_rows(path, start, stop, columns, types)
 
 
 def _read_parquet_rows(path: Path, start: int, stop: int, columns: list[str] | None) -> pa.Table:
@@ -157,12 +177,18 @@ def _read_parquet_rows(path: Path, start: int, stop: int, columns: list[str] | N
     return table.slice(start - first_group_start, stop - start)
 
 
-def _read_csv_rows(path: Path, start: int, stop: int, columns: list[str] | None) -> pa.Table:
+def _read_csv_rows(
+    path: Path,
+    start: int,
+    stop: int,
+    columns: list[str] | None,
+    types: dict[str, pa.DataType] | None,
+) -> pa.Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     read_options = pacsv.ReadOptions(skip_rows_after_names=start, use_threads=False)
-    convert_options = pacsv.ConvertOptions(include_columns=columns) if columns else None
+    convert_options = pacsv.ConvertOptions(include_columns=columns or [], column_types=types or {})
     wanted = stop - start
     batches = []
     taken = 0

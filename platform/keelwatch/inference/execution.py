@@ -26,10 +26,16 @@ from sqlalchemy import update
 
 from keelwatch.entities import ChunkStatus, JobStatus, PredictionRecord
 from keelwatch.errors import InvalidInputError, KeelwatchError
-from keelwatch.inference.dataset import read_rows
+from keelwatch.inference.dataset import InputFormat, read_rows
 from keelwatch.inference.planning import part_file_name
 from keelwatch.inference.sampling import prediction_request_id, sampled_rows
 from keelwatch.inference.submit import BatchInferenceParams
+from keelwatch.inference.validation import (
+    arrow_type_for,
+    first_unparsable_row,
+    missing_value_problem,
+    safe_exception_text,
+)
 from keelwatch.storage.jobs import (
     complete_chunk,
     fail_chunk,
@@ -141,7 +147,7 @@ def run_inference_chunk(
 
     table = _read_chunk(params, chunk.row_start, chunk.row_stop)
     predict_started = time.perf_counter()
-    predictions = _predict(model.predictor, table, params)
+    predictions = _predict(model.predictor, table, params, row_start=chunk.row_start)
     predict_seconds = time.perf_counter() - predict_started
 
     output_dir = Path(params.output_dir)
@@ -200,16 +206,17 @@ def fail_inference_chunk(db: Database, job_id: str, chunk_index: int, error: str
 
 
 def _read_chunk(params: BatchInferenceParams, start: int, stop: int) -> pa.Table:
+    path = Path(params.input_path)
+    types = _csv_types(params)
     try:
-        table = read_rows(Path(params.input_path), params.input_format, start, stop, params.columns)
+        table = read_rows(path, params.input_format, start, stop, params.columns, types)
     except KeelwatchError:
         raise
     except FileNotFoundError as exc:
-        raise InvalidInputError(f"input {params.input_path} disappeared: {exc}") from exc
+        raise InvalidInputError(f"input {params.input_path} disappeared") from exc
     except (ValueError, KeyError, TypeError) as exc:  # ArrowInvalid/ArrowTypeError included
-        raise InvalidInputError(
-            f"cannot read rows {start}..{stop} of {params.input_path}: {exc}"
-        ) from exc
+        # Arrow's message quotes the value it could not convert: find it by column and row.
+        raise InvalidInputError(_unreadable_rows(params, start, stop, exc)) from exc
     if table.num_rows != stop - start:
         raise InvalidInputError(
             f"{params.input_path} has fewer rows than at submission "
@@ -218,18 +225,56 @@ def _read_chunk(params: BatchInferenceParams, start: int, stop: int) -> pa.Table
     return table
 
 
+def _csv_types(params: BatchInferenceParams) -> dict[str, pa.DataType] | None:
+    if params.input_format is not InputFormat.CSV or not params.column_types:
+        return None
+    types = {name: arrow_type_for(kind) for name, kind in params.column_types.items()}
+    return {name: kind for name, kind in types.items() if kind is not None}
+
+
+def _unreadable_rows(params: BatchInferenceParams, start: int, stop: int, exc: Exception) -> str:
+    """Which column and row could not be read, never the value itself."""
+    where = f"rows {start}..{stop} of {params.input_path}"
+    if params.input_format is InputFormat.CSV and params.column_types:
+        import pyarrow as pa
+
+        as_text = {name: pa.string() for name in params.column_types}
+        try:
+            text = read_rows(
+                Path(params.input_path), params.input_format, start, stop, params.columns, as_text
+            )
+        except (ValueError, KeyError, TypeError, OSError):
+            text = None
+        for name, kind in (params.column_types or {}).items():
+            if text is None or name not in text.column_names:
+                continue
+            row = first_unparsable_row(text.column(name), kind)
+            if row is not None:
+                return f"column {name!r}: value at row {start + row} is not a valid {kind}"
+    return f"cannot read {where}: {safe_exception_text(exc)}"
+
+
 def _predict(
-    predictor: Predictor, table: pa.Table, params: BatchInferenceParams
+    predictor: Predictor, table: pa.Table, params: BatchInferenceParams, *, row_start: int
 ) -> dict[str, np.ndarray[Any, Any]]:
+    # A missing value where the signature has an integer or boolean is known before predicting.
+    problem = missing_value_problem(table, params.column_types, row_start=row_start, strict=False)
+    if problem is not None:
+        raise InvalidInputError(problem)
     frame = table.to_pandas()
     try:
         raw = predictor.predict(frame)
     except Exception as exc:
         # Same model, same rows, same error on every retry: that is a data problem, not luck.
+        # Its text quotes rows (pandas, scikit-learn and MLflow all do): describe it instead.
         if _is_data_error(exc):
+            problem = missing_value_problem(
+                table, params.column_types, row_start=row_start, strict=True
+            )
             raise InvalidInputError(
-                f"model {params.model_name} v{params.model_version} rejected "
-                f"{table.num_rows} rows of {params.input_path}: {type(exc).__name__}: {exc}"
+                f"model {params.model_name} v{params.model_version} rejected rows "
+                f"{row_start}..{row_start + table.num_rows} of {params.input_path}: "
+                f"{problem or safe_exception_text(exc)}"
             ) from exc
         raise
     return prediction_columns(raw, table.num_rows)

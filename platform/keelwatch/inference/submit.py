@@ -16,8 +16,9 @@ from pydantic import BaseModel
 
 from keelwatch.entities import Job, JobStatus
 from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError
-from keelwatch.inference.dataset import InputFormat, inspect_input, local_path
+from keelwatch.inference.dataset import InputFormat, column_types, inspect_input, local_path
 from keelwatch.inference.planning import PART_FILE_PREFIX, check_columns, plan_chunks
+from keelwatch.inference.validation import check_column_types
 from keelwatch.jobs import (
     INFERENCE_CHUNK,
     JOB_BATCH_INFERENCE,
@@ -48,6 +49,9 @@ class BatchInferenceParams(BaseModel):
     input_path: str
     input_format: InputFormat
     columns: list[str] | None
+    column_types: dict[str, str] | None = None
+    """Signature type per input column (``double``, ``long`` ...): the worker parses CSV columns
+    as these and reports a value that does not fit by column and row."""
     output_dir: str
     device: Device
     queue: str
@@ -69,12 +73,14 @@ def submit_batch_inference(services: Services, request: BatchInferenceRequest, a
     """
     settings = services.settings
     resolved = services.registry.resolve(request.model)
-    expected_columns = services.registry.input_columns(resolved)
+    expected = services.registry.input_spec(resolved)
+    expected_columns = list(expected) if expected is not None else None
 
     info = inspect_input(request.input_uri)
     if info.rows == 0:
         raise InvalidInputError(f"input {info.path} has no rows")
     check_columns(info.columns, expected_columns, source=f"input {info.path}")
+    check_column_types(column_types(info.path, info.format), expected, source=f"input {info.path}")
 
     job_id = str(uuid.uuid4())
     output_dir = (
@@ -95,6 +101,7 @@ def submit_batch_inference(services: Services, request: BatchInferenceRequest, a
         input_path=str(info.path),
         input_format=info.format,
         columns=list(expected_columns) if expected_columns is not None else None,
+        column_types=expected,
         output_dir=str(output_dir),
         device=request.device,
         queue=queue,

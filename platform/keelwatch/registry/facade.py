@@ -100,7 +100,7 @@ class ModelRegistry:
         self.artifact_root = artifact_root.rstrip("/")
         self.policy = policy
         # Versions are immutable, so their input columns can be cached for the process.
-        self._input_columns: dict[tuple[str, str], list[str] | None] = {}
+        self._input_spec: dict[tuple[str, str], dict[str, str] | None] = {}
 
     @cached_property
     def client(self) -> Any:
@@ -173,20 +173,24 @@ class ModelRegistry:
 
     def input_columns(self, resolved: ResolvedModel) -> list[str] | None:
         """Input column names from the version's MLflow signature (None without a signature)."""
+        spec = self.input_spec(resolved)
+        return list(spec) if spec is not None else None
+
+    def input_spec(self, resolved: ResolvedModel) -> dict[str, str] | None:
+        """Input column → MLflow type name from the version's signature (None without one)."""
         key = (resolved.name, resolved.version)
-        if key not in self._input_columns:
+        if key not in self._input_spec:
             with translated_mlflow_errors(
                 not_found=f"model {resolved.name!r} has no version {resolved.version}"
             ):
                 location = self.client.get_model_version_download_uri(
                     resolved.name, resolved.version
                 )
-            columns = registration.signature_input_columns(
+            self._input_spec[key] = registration.signature_input_spec(
                 location, tracking_uri=self.tracking_uri, model_uri=resolved.model_uri
             )
-            self._input_columns[key] = columns
-        cached = self._input_columns[key]
-        return list(cached) if cached is not None else None
+        cached = self._input_spec[key]
+        return dict(cached) if cached is not None else None
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         """Every change of ``alias`` (default: champion) on model ``name``, oldest first."""

@@ -157,13 +157,27 @@ def signature_input_columns(
     location: str, *, tracking_uri: str, model_uri: str
 ) -> list[str] | None:
     """Input column names from the signature of the MLflow model at ``location``."""
+    spec = signature_input_spec(location, tracking_uri=tracking_uri, model_uri=model_uri)
+    return list(spec) if spec is not None else None
+
+
+def signature_input_spec(
+    location: str, *, tracking_uri: str, model_uri: str
+) -> dict[str, str] | None:
+    """Input column → MLflow type name (``double``, ``long``, ``string`` ...; ``any`` for a
+    column without a plain type) from the signature of the model at ``location``, in order.
+    None without a column-based signature."""
     mlmodel = read_mlmodel(location, tracking_uri=tracking_uri)
     if mlmodel is None:
         raise NotFoundError(f"artifacts of {model_uri} not found at {location} (no MLmodel file)")
     signature = mlmodel.signature
     if signature is None or not signature.inputs.has_input_names():
         return None
-    return [str(column) for column in signature.inputs.input_names()]
+    spec: dict[str, str] = {}
+    for column in signature.inputs.inputs:
+        kind = getattr(column, "type", None)
+        spec[str(column.name)] = str(getattr(kind, "name", "any")) if kind is not None else "any"
+    return spec
 
 
 def create_registered_model_if_missing(client: Any, name: str) -> bool:

@@ -16,6 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from keelwatch.errors import KeelwatchError
 from keelwatch.inference.execution import fail_inference_chunk, run_inference_chunk
+from keelwatch.inference.validation import safe_exception_text
 from keelwatch.jobs import INFERENCE_CHUNK, InferenceChunkPayload
 from keelwatch.monitors.job_profiles import JobInputProfiler
 from keelwatch_workers.metrics import CHUNK_SECONDS, ROWS_SCORED, TASK_ERRORS
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
 MAX_BACKOFF_S = 60
+
+
+class TransientChunkError(Exception):
+    """What Celery sees (and logs) for a retried chunk: the cause's type, never its text."""
 
 
 def retry_backoff_s(retries: int) -> int:
@@ -63,14 +68,19 @@ def run_chunk(self: Task, job_id: str, chunk_index: int) -> dict[str, Any]:
     except Exception as exc:
         TASK_ERRORS.labels(INFERENCE_CHUNK, "transient").inc()
         retries = int(self.request.retries or 0)
+        # Exception texts may quote input rows: only the type and a fixed sentence are stored
+        # or logged, here and in Celery's own retry line.
+        safe = safe_exception_text(exc)
         if retries >= MAX_RETRIES:
-            message = f"gave up after {retries + 1} attempts: {type(exc).__name__}: {exc}"
+            message = f"gave up after {retries + 1} attempts: {safe}"
             logger.error("job %s chunk %s %s", job_id, chunk_index, message)
             fail_inference_chunk(runtime.db, job_id, chunk_index, message)
             return {"status": "failed", "error": message}
-        logger.warning("job %s chunk %s: transient %r, retrying", job_id, chunk_index, exc)
+        logger.warning("job %s chunk %s: transient %s, retrying", job_id, chunk_index, safe)
         # Same queue as this delivery: a gpu chunk must not drift to the cpu queue on retry.
-        raise self.retry(exc=exc, countdown=retry_backoff_s(retries), queue=queue) from exc
+        raise self.retry(
+            exc=TransientChunkError(safe), countdown=retry_backoff_s(retries), queue=queue
+        ) from None
     if outcome.status == "done":
         ROWS_SCORED.labels(outcome.model_name, outcome.device).inc(outcome.rows)
         CHUNK_SECONDS.labels(outcome.device).observe(outcome.seconds)
