@@ -212,7 +212,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .w-other{color:#8a5a00}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th,td{padding:4px 8px;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}
-td.n{text-align:right}th{background:#f5f7f9;font-weight:600}
+td.n{text-align:right;white-space:nowrap}th{background:#f5f7f9;font-weight:600;white-space:nowrap}
 .meta{color:#57606a}.card{display:inline-block;vertical-align:top;margin:0 14px 18px 0;
 width:520px}.card h3{font-size:14px;margin:0 0 2px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
