@@ -12,7 +12,9 @@ domain code in :mod:`keelwatch.monitoring.drift`. Where new code goes:
 * ``windows.py``: what a window is made of (prediction-log id ranges, dataset row ranges, a
   batch job's profile) and reading one partition of it;
 * ``checks.py``: the worker side of a check (partition profiles, merge, test, store);
-* ``outputs.py``: the MLflow run of a check and its Evidently HTML report;
+* ``outputs.py``: the MLflow run of a check, linked to its model version, with its reports;
+* ``html_report.py``: Keelwatch's HTML drift report (verdict first, per-column bars), pure;
+* ``job_profiles.py``: batch jobs profile what they score; merged and capped when they finish;
 * ``metrics.py``: Prometheus gauges read from the latest results at scrape time.
 
 Importing this package imports nothing heavy.
