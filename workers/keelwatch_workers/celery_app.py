@@ -127,3 +127,27 @@ def create_app(
         include=list(task_modules),
     )
     return app
+
+
+def queue_consumers(
+    app: Celery, queues: Sequence[str] = ALL_QUEUES, *, timeout_s: float = 1.0
+) -> dict[str, list[str]]:
+    """The workers consuming each of ``queues``: ``{"monitoring": ["monitoring@host"], ...}``.
+
+    Asks every worker over the broker (``inspect().active_queues()``, a broadcast that waits
+    ``timeout_s`` for replies); a worker that does not answer in time counts as absent. Works
+    on Redis and on the embedded filesystem broker. Raises when the broker cannot be reached.
+    """
+    # Connect first with one quick try: the broadcast alone would retry a dead broker for
+    # minutes (Celery's connection retry settings), and a probe must answer quickly.
+    with app.connection_for_write(connect_timeout=2.0) as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+        inspector = app.control.inspect(timeout=timeout_s, connection=connection)
+        replies: dict[str, list[dict[str, Any]]] = inspector.active_queues() or {}
+    consumers: dict[str, list[str]] = {queue: [] for queue in queues}
+    for worker, declared in replies.items():
+        for queue in declared or ():
+            name = queue.get("name")
+            if name in consumers:
+                consumers[name].append(worker)
+    return {queue: sorted(workers) for queue, workers in consumers.items()}

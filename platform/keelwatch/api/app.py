@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     app.state.metrics = metrics
+    health.install(app, services, metrics)  # queue-consumer probe for /readyz and /metrics
     app.state.settings = settings
 
     app.include_router(health.router)

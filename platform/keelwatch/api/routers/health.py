@@ -5,26 +5,40 @@ answer ``SELECT 1`` and carry the newest schema revision, the broker must accept
 and MLflow must answer a one-result registry search. The checks run concurrently on a small
 dedicated thread pool so a hung dependency can neither stall the probe past its budget nor
 starve the request thread pool.
+
+Readiness also says which queues have a consumer (``queues``, ``fleet``, ``warnings``, and the
+``keelwatch_queue_consumers{queue}`` gauge). A queue without a worker does not fail the API's
+own readiness: the API still serves (and is where a person looks), and taking it out of the load
+balancer would not start a worker. It reports ``fleet: degraded`` with a warning naming the
+queue instead. ``cpu`` and ``monitoring`` need a consumer; ``gpu`` without one is normal on a
+cluster without GPUs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from keelwatch.api.deps import ServicesDep
 from keelwatch.context import Services
+from keelwatch.jobs import ALL_QUEUES, QUEUE_CPU, QUEUE_MONITORING
 from keelwatch.metrics import KeelwatchMetrics
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -42,11 +56,41 @@ class CheckResult(BaseModel):
     duration_ms: float
 
 
-class Readiness(BaseModel):
-    """Overall readiness and each check's outcome."""
+#: Queues that must have a consumer; ``gpu`` is optional (a cluster may have no GPU).
+REQUIRED_QUEUES = (QUEUE_CPU, QUEUE_MONITORING)
+#: How long the consumer broadcast waits for workers' replies.
+QUEUE_PROBE_TIMEOUT_S = 1.0
+#: Probe results are reused this long by /readyz and /metrics (one broadcast, not one each).
+QUEUE_PROBE_CACHE_S = 10.0
+#: What each queue does, for the warning when nobody consumes it.
+QUEUE_PURPOSE = {
+    QUEUE_CPU: "batch inference jobs will wait forever",
+    QUEUE_MONITORING: "drift checks, scheduled monitors and the heartbeat will not run",
+}
 
-    status: Literal["ok", "fail"]
+
+class QueueStatus(BaseModel):
+    """Who consumes one queue."""
+
+    status: Literal["ok", "no_consumer", "unknown"]
+    required: bool
+    consumers: list[str] = Field(default_factory=list, description="Celery worker names.")
+
+
+class Readiness(BaseModel):
+    """Overall readiness and each check's outcome, plus the worker fleet's queue coverage."""
+
+    status: Literal["ok", "fail"] = Field(
+        description="The API's own readiness (database, broker, MLflow); sets the HTTP code."
+    )
     checks: dict[str, CheckResult]
+    fleet: Literal["ok", "degraded", "unknown"] = Field(
+        "unknown",
+        description="degraded: a required queue (cpu, monitoring) has no consumer. "
+        "Does not change the HTTP code.",
+    )
+    queues: dict[str, QueueStatus] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
 
 
 @router.get("/healthz", summary="Liveness: the process is up and serving")
@@ -76,8 +120,123 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
         if result.status == "fail":
             metrics.count_error("readyz", name)
     ready = all(result.status == "ok" for result in outcome.values())
-    body = Readiness(status="ok" if ready else "fail", checks=outcome)
+    probe: QueueConsumerProbe = request.app.state.queue_probe
+    loop = asyncio.get_running_loop()
+    try:
+        consumers, error = await asyncio.wait_for(
+            loop.run_in_executor(_check_pool, probe.read), timeout=CHECK_TIMEOUT_S
+        )
+    except TimeoutError:
+        consumers, error = None, f"no answer within {CHECK_TIMEOUT_S:g}s"
+    fleet, queues, warnings = queue_coverage(consumers, error)
+    body = Readiness(
+        status="ok" if ready else "fail",
+        checks=outcome,
+        fleet=fleet,
+        queues=queues,
+        warnings=warnings,
+    )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+def queue_coverage(
+    consumers: dict[str, list[str]] | None, error: str = ""
+) -> tuple[Literal["ok", "degraded", "unknown"], dict[str, QueueStatus], list[str]]:
+    """The fleet's state, each queue's status and a warning per uncovered required queue."""
+    if consumers is None:
+        unknown = {
+            queue: QueueStatus(status="unknown", required=queue in REQUIRED_QUEUES)
+            for queue in ALL_QUEUES
+        }
+        return "unknown", unknown, [f"cannot ask the workers which queues they consume: {error}"]
+    queues: dict[str, QueueStatus] = {}
+    warnings: list[str] = []
+    for queue in ALL_QUEUES:
+        workers = consumers.get(queue, [])
+        required = queue in REQUIRED_QUEUES
+        queues[queue] = QueueStatus(
+            status="ok" if workers else "no_consumer", required=required, consumers=workers
+        )
+        if required and not workers:
+            warnings.append(
+                f"no worker consumes queue {queue!r}: {QUEUE_PURPOSE[queue]} "
+                f"(start one: keelwatch worker --role {queue})"
+            )
+    return ("degraded" if warnings else "ok"), queues, warnings
+
+
+class QueueConsumerProbe:
+    """Which workers consume each queue, asked over the broker and cached briefly.
+
+    One lock: concurrent callers share one broadcast instead of each sending their own.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[], dict[str, list[str]]],
+        *,
+        cache_s: float = QUEUE_PROBE_CACHE_S,
+    ) -> None:
+        self._lookup = lookup
+        self._cache_s = cache_s
+        self._lock = threading.Lock()
+        self._at = float("-inf")
+        self._value: tuple[dict[str, list[str]] | None, str] = (None, "not asked yet")
+
+    def read(self) -> tuple[dict[str, list[str]] | None, str]:
+        """``(consumers per queue, "")``, or ``(None, why)`` when the workers cannot be asked."""
+        with self._lock:
+            if time.monotonic() - self._at < self._cache_s:
+                return self._value
+            try:
+                self._value = (self._lookup(), "")
+            except Exception as exc:  # a broker problem is reported, never raised
+                self._value = (None, _describe(exc))
+            self._at = time.monotonic()
+            return self._value
+
+
+class QueueConsumersCollector(Collector):
+    """``keelwatch_queue_consumers{queue}``: workers consuming each queue (no series when the
+    workers cannot be asked, so an alert on ``== 0`` does not fire on a broker outage)."""
+
+    def __init__(self, probe: QueueConsumerProbe) -> None:
+        self._probe = probe
+
+    def describe(self) -> Iterable[Metric]:
+        # Explicit, so registration does not run a broadcast.
+        return [GaugeMetricFamily("keelwatch_queue_consumers", "Workers consuming each queue.")]
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "keelwatch_queue_consumers",
+            "Workers consuming each queue (0: nothing runs the tasks sent there).",
+            labels=["queue"],
+        )
+        future = _check_pool.submit(self._probe.read)
+        try:
+            consumers, _error = future.result(timeout=CHECK_TIMEOUT_S)
+        except TimeoutError:
+            consumers = None
+        for queue, workers in sorted((consumers or {}).items()):
+            family.add_metric([queue], len(workers))
+        yield family
+
+
+def install(app: FastAPI, services: Services, metrics: KeelwatchMetrics) -> None:
+    """Give ``app`` its queue-consumer probe and register the consumers gauge."""
+    from celery import Celery
+
+    from keelwatch_workers.celery_app import queue_consumers
+
+    def lookup() -> dict[str, list[str]]:
+        sender = services.sender
+        assert isinstance(sender, Celery)  # the production sender is a Celery app
+        return queue_consumers(sender, ALL_QUEUES, timeout_s=QUEUE_PROBE_TIMEOUT_S)
+
+    probe = QueueConsumerProbe(lookup)
+    app.state.queue_probe = probe
+    metrics.add_collector(QueueConsumersCollector(probe))
 
 
 @router.get("/metrics", summary="Prometheus metrics (text exposition format)")
