@@ -32,10 +32,13 @@ EXPECTED_SERVICES = {
     "migrate",
     "api",
     "worker-cpu",
+    "worker-monitoring",
     "worker-gpu",
     "beat",
     "prometheus",
 }
+#: Values a real install needs: the chart refuses to render without shared storage.
+SHARED_VALUES: dict[str, Any] = {"sharedStorage": {"enabled": True}}
 
 
 def known_env_vars() -> set[str]:
@@ -111,7 +114,7 @@ def test_compose_structure(compose: dict[str, Any]) -> None:
     # The schema-level checks that hold whether or not docker-compose is installed.
     services = compose["services"]
     assert set(services) == EXPECTED_SERVICES
-    for name in ("api", "worker-cpu", "worker-gpu", "beat"):
+    for name in ("api", "worker-cpu", "worker-monitoring", "worker-gpu", "beat"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert services["migrate"]["command"][:2] == ["db", "upgrade"]
@@ -120,8 +123,9 @@ def test_compose_structure(compose: dict[str, Any]) -> None:
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia"
     assert "gpu" in devices[0]["capabilities"]
-    for name in ("postgres", "redis", "mlflow", "api", "worker-cpu", "prometheus"):
+    for name in ("postgres", "redis", "mlflow", "api", "worker-cpu", "worker-monitoring"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
+    assert "healthcheck" in services["prometheus"]
     mlflow_args = services["mlflow"]["command"]
     backend = mlflow_args[mlflow_args.index("--backend-store-uri") + 1]
     assert backend.startswith("postgresql")
@@ -152,6 +156,25 @@ def test_compose_env_vars_are_settings_fields(
         assert settings.mlflow.tracking_uri == "http://mlflow:5000", service
     workers = dict(compose_environments(compose))
     assert workers["worker-cpu"]["KEELWATCH_WORKER__METRICS_PORT"] == "9100"
+    assert workers["worker-monitoring"]["KEELWATCH_WORKER__METRICS_PORT"] == "9100"
+
+
+def test_compose_consumes_every_queue_the_platform_sends_to(compose: dict[str, Any]) -> None:
+    # Drift checks, dispatch_due and the heartbeat go to `monitoring`: some service must
+    # consume it, and cpu too, without the optional gpu profile.
+    from keelwatch.launcher import ROLE_QUEUES
+
+    consumed: set[str] = set()
+    for service in compose["services"].values():
+        command = service.get("command") or []
+        if command[:1] != ["worker"] or "profiles" in service:
+            continue
+        role = command[command.index("--role") + 1]
+        consumed.update(ROLE_QUEUES[role])
+    assert {"cpu", "monitoring"} <= consumed
+    shared = "shared:/var/lib/keelwatch/shared"
+    for name in ("api", "worker-cpu", "worker-monitoring", "worker-gpu"):
+        assert shared in compose["services"][name]["volumes"], name
 
 
 def test_compose_commands_parse(compose: dict[str, Any]) -> None:
@@ -194,6 +217,7 @@ def test_prometheus_scrapes_api_and_workers(compose: dict[str, Any]) -> None:
     }
     assert targets["keelwatch-api"] == ["api:8000"]
     assert "worker-cpu:9100" in targets["keelwatch-workers"]
+    assert "worker-monitoring:9100" in targets["keelwatch-workers"]
     mounted = compose["services"]["prometheus"]["volumes"][0]
     assert mounted.startswith("./deploy/prometheus.yml:")
 
@@ -218,8 +242,8 @@ def test_dockerfile_env_vars_and_user() -> None:
 # --------------------------------------------------------------------------- Helm chart
 
 
-def render_chart(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Rendered manifests (offline, like ``helm template``)."""
+def render_chart(values: dict[str, Any] | None = SHARED_VALUES) -> list[dict[str, Any]]:
+    """Rendered manifests (offline, like ``helm template``); shared storage on by default."""
     helm = pytest.importorskip("helm_python")
     chart = helm.Chart.load(str(CHART_DIR))
     rendered = chart.render(values, name="kw", namespace="ml", is_install=True)
@@ -250,7 +274,7 @@ def test_chart_yaml_and_values_parse() -> None:
 
 def test_chart_lints_clean() -> None:
     helm = pytest.importorskip("helm_python")
-    report = helm.lint(str(CHART_DIR), strict=True)
+    report = helm.lint(str(CHART_DIR), SHARED_VALUES, strict=True)
     assert report["errors"] == []
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert problems == []
@@ -258,11 +282,18 @@ def test_chart_lints_clean() -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [None, {"existingSecret": "kw-secrets", "beat": {"enabled": False}}],
-    ids=["defaults", "secret-no-beat"],
+    [
+        SHARED_VALUES,
+        {
+            "existingSecret": "kw-secrets",
+            "beat": {"enabled": False},
+            "sharedStorage": {"enabled": True, "existingClaim": "kw-nfs"},
+        },
+    ],
+    ids=["shared-storage", "secret-no-beat-existing-claim"],
 )
 def test_chart_renders_valid_kubernetes_objects(
-    values: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch
+    values: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     documents = render_chart(values)
@@ -271,11 +302,13 @@ def test_chart_renders_valid_kubernetes_objects(
         ("ConfigMap", "kw-keelwatch-config"),
         ("Deployment", "kw-keelwatch-api"),
         ("Deployment", "kw-keelwatch-worker-cpu"),
+        ("Deployment", "kw-keelwatch-worker-monitoring"),
         ("Job", "kw-keelwatch-migrate"),
         ("Service", "kw-keelwatch-api"),
     ]
-    if values is None:
+    if values is SHARED_VALUES:
         expected.append(("Deployment", "kw-keelwatch-beat"))
+        expected.append(("PersistentVolumeClaim", "kw-keelwatch-shared"))
     assert kinds == sorted(expected)
     for doc in documents:
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
@@ -300,5 +333,79 @@ def test_chart_renders_valid_kubernetes_objects(
             assert "KEELWATCH_DATABASE__URL" in env_names
         else:
             assert {"configMapRef": {"name": "kw-keelwatch-config"}} in sources
-        if values and values.get("existingSecret"):
+        if values.get("existingSecret"):
             assert {"secretRef": {"name": "kw-secrets"}} in sources
+
+
+def test_chart_runs_a_monitoring_worker_started_like_the_cpu_worker() -> None:
+    documents = render_chart()
+    args = {name: container["args"] for name, container in containers(documents)}
+    monitoring = args["kw-keelwatch-worker-monitoring"]
+    assert monitoring[:3] == ["worker", "--role", "monitoring"]
+    # The same command line as the cpu worker, but for its role.
+    assert args["kw-keelwatch-worker-cpu"][:3] == ["worker", "--role", "cpu"]
+    assert monitoring[3:] == [
+        a.replace("cpu", "monitoring") for a in args["kw-keelwatch-worker-cpu"][3:]
+    ]
+    from keelwatch.launcher import ROLE_QUEUES
+
+    role = monitoring[monitoring.index("--role") + 1]
+    assert ROLE_QUEUES[role] == ("monitoring",)
+    deployment = next(
+        d for d in documents if d["metadata"]["name"] == "kw-keelwatch-worker-monitoring"
+    )
+    assert deployment["spec"]["replicas"] >= 1
+    # Scaling it to zero is a values choice, not a missing template.
+    scaled = render_chart({**SHARED_VALUES, "workerMonitoring": {"replicas": 0}})
+    names = {d["metadata"]["name"]: d for d in scaled}
+    assert names["kw-keelwatch-worker-monitoring"]["spec"]["replicas"] == 0
+
+
+def test_chart_refuses_to_render_without_shared_storage() -> None:
+    helm = pytest.importorskip("helm_python")
+    chart = helm.Chart.load(str(CHART_DIR))
+    with pytest.raises(Exception, match=r"sharedStorage\.enabled=true is required") as refused:
+        chart.render(None, name="kw", namespace="ml", is_install=True)
+    assert "ReadWriteMany" in str(refused.value)
+    assert "acknowledgeNoSharing" in str(refused.value)
+    with pytest.raises(Exception, match="must include ReadWriteMany"):
+        chart.render(
+            {"sharedStorage": {"enabled": True, "accessModes": ["ReadWriteOnce"]}},
+            name="kw",
+            namespace="ml",
+            is_install=True,
+        )
+    # The explicit waiver renders, with no shared volume anywhere.
+    waived = render_chart({"sharedStorage": {"acknowledgeNoSharing": True}})
+    assert not [d for d in waived if d["kind"] == "PersistentVolumeClaim"]
+    for _name, container in containers(waived):
+        assert all(m["name"] != "shared" for m in container.get("volumeMounts", []))
+
+
+def test_chart_shared_storage_is_rwx_and_mounted_in_every_pod(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    documents = render_chart(
+        {"sharedStorage": {"enabled": True, "storageClassName": "nfs", "size": "10Gi"}}
+    )
+    claim = next(d for d in documents if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["storageClassName"] == "nfs"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    mount_path = "/var/lib/keelwatch/shared"
+    pods = 0
+    for doc in documents:
+        if doc["kind"] != "Deployment":
+            continue
+        pods += 1
+        spec = doc["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["shared"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        for container in spec["containers"]:
+            mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+            assert mounts["shared"] == mount_path, doc["metadata"]["name"]
+    assert pods == 4  # api, beat, worker-cpu, worker-monitoring
+    # Job outputs go to the shared volume.
+    config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    settings = settings_from(config, monkeypatch)
+    assert settings.inference.output_dir == f"{mount_path}/outputs"

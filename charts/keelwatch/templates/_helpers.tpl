@@ -50,6 +50,42 @@ app.kubernetes.io/component: {{ .component }}
   mountPath: /tmp
 {{- end }}
 
+{{/*
+The volume batch jobs share between the API and every worker: inputs the API accepts, job
+outputs, job profiles and distributed drift's partition files (KEELWATCH_INFERENCE__OUTPUT_DIR
+points into it). Empty when sharedStorage is disabled.
+*/}}
+{{- define "keelwatch.sharedVolumeMount" -}}
+{{- if .Values.sharedStorage.enabled }}
+- name: shared
+  mountPath: {{ .Values.sharedStorage.mountPath }}
+{{- end }}
+{{- end }}
+
+{{- define "keelwatch.sharedVolume" -}}
+{{- if .Values.sharedStorage.enabled }}
+- name: shared
+  persistentVolumeClaim:
+    claimName: {{ .Values.sharedStorage.existingClaim | default (printf "%s-shared" (include "keelwatch.fullname" .)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The API and the workers always run in separate pods, and each pod's data folder is its own
+emptyDir: without one ReadWriteMany volume a file the API accepts is invisible to the workers.
+Refuse to render unless shared storage is on, or explicitly waived for a throw-away install.
+*/}}
+{{- define "keelwatch.requireSharedStorage" -}}
+{{- $shared := .Values.sharedStorage -}}
+{{- if $shared.enabled }}
+{{- if not (has "ReadWriteMany" $shared.accessModes) }}
+{{- fail "sharedStorage.accessModes must include ReadWriteMany: the API and every worker pod mount the same volume" }}
+{{- end }}
+{{- else if not $shared.acknowledgeNoSharing }}
+{{- fail "sharedStorage.enabled=true is required: the API and the workers run in separate pods, so batch inputs, outputs and drift partition files must live on one ReadWriteMany volume (set sharedStorage.storageClassName to an RWX class such as NFS/CephFS/EFS, or sharedStorage.existingClaim). For a throw-away install without batch jobs, set sharedStorage.acknowledgeNoSharing=true." }}
+{{- end }}
+{{- end }}
+
 {{- define "keelwatch.volumes" -}}
 - name: data
   emptyDir: {}
