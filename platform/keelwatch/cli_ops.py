@@ -355,6 +355,9 @@ def config(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the variable reference as a Markdown table.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the resolved values as a JSON object.")
+    ] = False,
 ) -> None:
     """Show every KEELWATCH_* variable with its resolved value (or the reference table)."""
     if markdown:
@@ -367,10 +370,28 @@ def config(
             typer.echo(f"| `{var.name}` | {type_name} | {default} | {var.description} |")
         return
     settings = load_cli_settings()
-    table = Table("variable", "value", title="resolved settings")
-    for name, value in settings_environment(settings).items():
-        table.add_row(name, _redact(name, value))
-    console.print(table)
+    environment = settings_environment(settings)
+    resolved = {name: _redact(name, value) for name, value in environment.items()}
+    if as_json:
+        typer.echo(json.dumps(resolved, indent=2))
+        return
+    for line in settings_lines(resolved, width=console.width):
+        typer.echo(line)
+
+
+def settings_lines(values: dict[str, str], *, width: int) -> list[str]:
+    """``NAME  value`` lines that fit ``width``; a value that does not fit goes, whole, on the
+    next line. Values are never cut or folded: a URI must stay copyable in one piece."""
+    indent = "    "
+    name_width = max((len(name) for name in values), default=0)
+    lines = ["resolved settings (KEELWATCH_* variables, passwords hidden)", ""]
+    for name, value in values.items():
+        shown = value if value else "(empty)"
+        if name_width + 2 + len(shown) <= width:
+            lines.append(f"{name:<{name_width}}  {shown}")
+        else:
+            lines += [name, f"{indent}{shown}"]
+    return lines
 
 
 def _redact(name: str, value: str) -> str:
@@ -487,7 +508,9 @@ def predictions_tail(
     if as_json:
         _print_json([asdict(record) for record in records])
         return
-    table = Table("at", "model", "version", "inputs", "outputs", "ms", "job", title="predictions")
+    table = Table(
+        "at", "model", "version", "inputs", "outputs", "latency ms", "job", title="predictions"
+    )
     for record in records:
         table.add_row(
             record.created_at.isoformat(timespec="seconds"),

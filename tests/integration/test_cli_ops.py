@@ -154,9 +154,12 @@ def test_predictions_tail_filters_and_order(runner: CliRunner, database: Databas
     assert window.exit_code == 0, window.output
     assert [row["inputs"]["i"] for row in json.loads(window.stdout)] == [2, 4]
 
-    table = runner.invoke(app, ["predictions", "tail"])
+    table = runner.invoke(app, ["predictions", "tail"], env={"COLUMNS": "160"})
     assert table.exit_code == 0
     assert "fraud" in table.stdout
+    # One latency unit everywhere: milliseconds, said in the header.
+    assert "latency ms" in table.stdout
+    assert "6.00" in table.stdout  # the newest row's 6 ms
 
 
 def test_bad_time_filter_is_a_clean_error(sqlite_settings: Settings) -> None:
@@ -235,6 +238,81 @@ def test_config_hides_passwords(sqlite_settings: Settings) -> None:
     assert result.returncode == 0, result.stderr
     assert "KEELWATCH_BROKER__URL" in result.stdout
     assert "s3cret-pw" not in result.stdout
+
+
+def test_config_at_80_columns_keeps_every_uri_whole(sqlite_settings: Settings) -> None:
+    # A deep data dir makes every URI derived from it longer than the terminal.
+    deep = sqlite_settings.data_dir.parent / ("a-rather-long-folder-name/" * 3) / "kw-data"
+    env = subprocess_env(sqlite_settings) | {"KEELWATCH_DATA_DIR": str(deep), "COLUMNS": "80"}
+    for name in ("KEELWATCH_DATABASE__URL", "KEELWATCH_INFERENCE__OUTPUT_DIR"):
+        env.pop(name, None)
+
+    def config(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "keelwatch.cli", "config", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    expected: dict[str, str] = json.loads(config("--json"))
+    text = config()
+    lines = text.splitlines()
+    assert len([v for v in expected.values() if len(v) > 80]) >= 3  # wider than the terminal
+    assert expected["KEELWATCH_DATABASE__URL"] == f"sqlite:///{deep / 'keelwatch.db'}"
+    for name, value in expected.items():
+        # Each value is on one line, whole: no ellipsis, no folding.
+        assert any(line.strip().endswith(value or "(empty)") for line in lines), (name, value)
+    assert "…" not in text
+    # Lines wider than 80 columns are only whole values on their own line.
+    for line in lines:
+        if len(line) > 80:
+            assert line.startswith("    ") and " " not in line.strip(), line
+
+
+def test_config_json_is_the_resolved_settings(sqlite_settings: Settings) -> None:
+    env = subprocess_env(sqlite_settings) | {
+        "KEELWATCH_BROKER__URL": "redis://:s3cret-pw@127.0.0.1:6379/0"
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "keelwatch.cli", "config", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["KEELWATCH_DATA_DIR"] == str(sqlite_settings.data_dir)
+    assert values["KEELWATCH_DATABASE__URL"] == sqlite_settings.database.url
+    assert values["KEELWATCH_BROKER__URL"] == "redis://:***@127.0.0.1:6379/0"
+    assert "s3cret-pw" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["up"],
+        ["api"],
+        ["worker"],
+        ["beat"],
+        ["mlflow-ui"],
+        ["config"],
+        ["db", "upgrade"],
+        ["db", "current"],
+        ["audit", "list"],
+        ["predictions", "tail"],
+    ],
+    ids=lambda c: " ".join(c),
+)
+def test_short_help_flag_works(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "-h"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    assert "--json" in result.output or command[0] not in ("config", "audit", "predictions")
 
 
 # --------------------------------------------------------------------------- worker
