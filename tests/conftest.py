@@ -276,13 +276,12 @@ class WorkerProcess:
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        """Warm shutdown, escalating to SIGKILL after a grace period."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """Warm shutdown, escalating to SIGKILL of the group after a grace period."""
+        from keelwatch.launcher import stop_process
+
+        # SIGTERM to the main process only: signalling the whole group can hang a pool
+        # process on a lock until the SIGKILL (see keelwatch.launcher.stop_process).
+        stop_process(self.process, 30.0)
         self._log_file.close()
 
 
