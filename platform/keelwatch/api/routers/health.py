@@ -113,21 +113,17 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
         "mlflow": lambda: check_mlflow(services),
     }
     names = list(checks)
+    probe: QueueConsumerProbe = request.app.state.queue_probe
+    # The consumer broadcast waits for replies: run it alongside the checks, not after them.
+    consumer_task = asyncio.ensure_future(_read_consumers(probe))
     results = await asyncio.gather(*(_run_check(checks[name]) for name in names))
+    consumers, error = await consumer_task
     outcome = dict(zip(names, results, strict=True))
     metrics: KeelwatchMetrics = request.app.state.metrics
     for name, result in outcome.items():
         if result.status == "fail":
             metrics.count_error("readyz", name)
     ready = all(result.status == "ok" for result in outcome.values())
-    probe: QueueConsumerProbe = request.app.state.queue_probe
-    loop = asyncio.get_running_loop()
-    try:
-        consumers, error = await asyncio.wait_for(
-            loop.run_in_executor(_check_pool, probe.read), timeout=CHECK_TIMEOUT_S
-        )
-    except TimeoutError:
-        consumers, error = None, f"no answer within {CHECK_TIMEOUT_S:g}s"
     fleet, queues, warnings = queue_coverage(consumers, error)
     body = Readiness(
         status="ok" if ready else "fail",
@@ -137,6 +133,16 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
         warnings=warnings,
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _read_consumers(probe: QueueConsumerProbe) -> tuple[dict[str, list[str]] | None, str]:
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(
+            loop.run_in_executor(_check_pool, probe.read), timeout=CHECK_TIMEOUT_S
+        )
+    except TimeoutError:
+        return None, f"no answer within {CHECK_TIMEOUT_S:g}s"
 
 
 def queue_coverage(
