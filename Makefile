@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 # The demo keeps its data in ./.keelwatch (commands run below this folder find it there).
 demo: $(STAMP)
-	KEELWATCH_DATA_DIR="$${KEELWATCH_DATA_DIR:-$(CURDIR)/.keelwatch}" $(BIN)/python -m keelwatch.demo
+	KEELWATCH_DATA_DIR="$${KEELWATCH_DATA_DIR:-$(CURDIR)/.keelwatch}" $(BIN)/python -m keelwatch.cli.demo
 
 # pytest exit code 5 means "no tests ran": that must fail, not pass silently.
 test: $(STAMP)

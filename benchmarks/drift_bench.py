@@ -156,7 +156,7 @@ def cli_times(profile_path: Path, cur_path: Path, repeats: int) -> list[tuple[st
     args = ["check", "--reference", str(profile_path), "--current", str(cur_path), "--json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "platform")}
     commands = [
-        ("python -m keelwatch.cli_drift check", [sys.executable, "-m", "keelwatch.cli_drift"])
+        ("python -m keelwatch.cli.drift check", [sys.executable, "-m", "keelwatch.cli.drift"])
     ]
     exe = Path(sys.executable).with_name("keelwatch")
     if exe.exists():

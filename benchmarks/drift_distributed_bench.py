@@ -109,14 +109,17 @@ def run(folder: Path, redis_url: str, rows: int, partition_rows: int, ref_rows: 
     import pyarrow.parquet as pq
     from sklearn.dummy import DummyClassifier
 
-    from keelwatch.context import Services
     from keelwatch.monitoring.drift import statistics as st
     from keelwatch.monitoring.drift.ks import ks_two_sample
-    from keelwatch.monitors import service
-    from keelwatch.monitors.profiles import attach_reference_profile, load_reference_profile
+    from keelwatch.monitoring.service import service
+    from keelwatch.monitoring.service.profiles import (
+        attach_reference_profile,
+        load_reference_profile,
+    )
     from keelwatch.settings import Settings
     from keelwatch.storage.db import upgrade_database
     from keelwatch.storage.profiles import get_reference_profile
+    from keelwatch.wiring import Services
 
     settings = Settings(
         data_dir=folder / "data",

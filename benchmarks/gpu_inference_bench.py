@@ -131,9 +131,9 @@ class Bench:
 
     def chunk(self, loaded: Any, queue: str) -> None:
         """One whole single-chunk job through ``run_inference_chunk``."""
+        from keelwatch.contract import JOB_BATCH_INFERENCE
         from keelwatch.entities import JobStatus
         from keelwatch.inference.execution import run_inference_chunk
-        from keelwatch.jobs import JOB_BATCH_INFERENCE
         from keelwatch.storage.jobs import create_job, get_job
 
         self.jobs += 1

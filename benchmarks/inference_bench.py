@@ -161,9 +161,9 @@ class Worker:
 def run_fleet_job(
     services: Any, model_ref: str, source: Path, output: Path, chunk_rows: int
 ) -> float:
+    from keelwatch.contract import BatchInferenceRequest
     from keelwatch.entities import JobStatus
     from keelwatch.inference import submit_batch_inference
-    from keelwatch.jobs import BatchInferenceRequest
     from keelwatch.storage.jobs import get_job
 
     started = time.perf_counter()
@@ -218,9 +218,9 @@ def main() -> None:
     worker: Worker | None = None
     try:
         with bench_database() as db_url, free_redis_db() as redis_url:
-            from keelwatch.context import Services
             from keelwatch.settings import Settings
             from keelwatch.storage.db import upgrade_database
+            from keelwatch.wiring import Services
 
             settings = Settings(
                 data_dir=run_dir / "data",

@@ -277,10 +277,10 @@ class WorkerProcess:
 
     def stop(self) -> None:
         """Warm shutdown, escalating to SIGKILL of the group after a grace period."""
-        from keelwatch.launcher import stop_process
+        from keelwatch.cli.supervisor import stop_process
 
         # SIGTERM to the main process only: signalling the whole group can hang a pool
-        # process on a lock until the SIGKILL (see keelwatch.launcher.stop_process).
+        # process on a lock until the SIGKILL (see keelwatch.cli.supervisor.stop_process).
         stop_process(self.process, 30.0)
         self._log_file.close()
 

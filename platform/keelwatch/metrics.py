@@ -36,8 +36,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from keelwatch.contract import ALL_QUEUES
 from keelwatch.entities import JobStatus
-from keelwatch.jobs import ALL_QUEUES
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
@@ -359,7 +359,7 @@ def api_metrics(
                 champions, on_error=lambda exc: metrics.count_error("metrics", "champions")
             )
         )
-    from keelwatch.monitors.metrics import DriftResultsCollector
+    from keelwatch.monitoring.service.metrics import DriftResultsCollector
 
     metrics.add_collector(
         DriftResultsCollector(

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from keelwatch.context import Services
-from keelwatch.demo import FEATURES, MODEL_NAME, DemoResult, make_training_data, run_demo
+from keelwatch.cli.demo import FEATURES, MODEL_NAME, DemoResult, make_training_data, run_demo
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.predictions import recent_predictions
+from keelwatch.wiring import Services
 from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]

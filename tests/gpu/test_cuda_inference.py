@@ -166,10 +166,10 @@ def _submit_job(
     runtime: Any, model_uri: str, source: Path, output: Path, queue: str
 ) -> tuple[str, int]:
     """A pending job as ``submit_batch_inference`` writes it (pinned model, planned chunks)."""
+    from keelwatch.contract import JOB_BATCH_INFERENCE
     from keelwatch.inference.dataset import inspect_input
     from keelwatch.inference.planning import plan_chunks
     from keelwatch.inference.submit import BatchInferenceParams
-    from keelwatch.jobs import JOB_BATCH_INFERENCE
     from keelwatch.storage.jobs import create_job
 
     params = BatchInferenceParams(

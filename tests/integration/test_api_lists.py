@@ -12,15 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from keelwatch.context import Services
 from keelwatch.entities import PredictionRecord
-from keelwatch.monitors.entities import DriftStatus
+from keelwatch.entities.monitors import DriftStatus
 from keelwatch.settings import Settings
 from keelwatch.storage import monitors as monitor_store
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.jobs import create_job
 from keelwatch.storage.models import utcnow
 from keelwatch.storage.predictions import insert_predictions
+from keelwatch.wiring import Services
 from tests.integration.test_registry import MODEL, fitted_model, training_frame
 
 pytestmark = pytest.mark.integration

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from keelwatch.api.app import create_app
-from keelwatch.context import Services
 from keelwatch.entities import JobStatus
 from keelwatch.metrics import ChampionVersionCollector
 from keelwatch.settings import Settings
 from keelwatch.storage.jobs import create_job, finish_job
+from keelwatch.wiring import Services
 from tests.conftest import REPO_ROOT
 from tests.integration.test_drift_checks import MODEL, register
 

@@ -29,7 +29,16 @@ def api_server(
     port = closed_port()
     log = (tmp_path / "api.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "keelwatch.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "keelwatch.cli.app",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=subprocess_env(settings),
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
 """``-h`` works like ``--help`` on the root, every command group and the standalone drift app.
 
-The console script's own entry point (``keelwatch.entry``) runs in a subprocess, because
+The console script's own entry point (``keelwatch.cli.entry``) runs in a subprocess, because
 ``keelwatch drift`` bypasses the full command tree there.
 """
 
@@ -34,7 +34,7 @@ COMMANDS = [
 def test_dash_h_prints_help(command: list[str], tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database_url="sqlite://", mlflow_uri="sqlite://")
     result = subprocess.run(
-        [sys.executable, "-m", "keelwatch.entry", *command, "-h"],
+        [sys.executable, "-m", "keelwatch.cli.entry", *command, "-h"],
         env=subprocess_env(settings),
         cwd=tmp_path,
         capture_output=True,

@@ -20,9 +20,9 @@ import typer
 from typer.testing import CliRunner
 
 import keelwatch
-from keelwatch.cli import SUB_APPS, app
+from keelwatch.cli.app import SUB_APPS, app
+from keelwatch.cli.supervisor import iter_env_vars
 from keelwatch.entities import PredictionRecord
-from keelwatch.launcher import iter_env_vars
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.db import Database
@@ -39,7 +39,7 @@ SUB_APP_COMMANDS = {"models", "infer", "jobs", "drift", "monitors"}
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """``keelwatch ARGS`` in a subprocess with the test's settings."""
     return subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", *args],
+        [sys.executable, "-m", "keelwatch.cli.app", *args],
         env=subprocess_env(settings),
         capture_output=True,
         text=True,
@@ -74,7 +74,7 @@ def test_every_sub_app_and_ops_command_is_mounted() -> None:
 def test_version_and_help_are_fast(tmp_path: Path) -> None:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", "--version"],
+        [sys.executable, "-m", "keelwatch.cli.app", "--version"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -83,7 +83,7 @@ def test_version_and_help_are_fast(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"keelwatch {keelwatch.__version__}"
     help_text = subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", "--help"],
+        [sys.executable, "-m", "keelwatch.cli.app", "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -185,7 +185,7 @@ def test_unreachable_database_is_a_clean_error(mlflow_uri: str, tmp_path: Path) 
 def test_malformed_setting_is_a_clean_error(sqlite_settings: Settings) -> None:
     env = subprocess_env(sqlite_settings) | {"KEELWATCH_API__PORT": "eighty"}
     result = subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", "audit", "list"],
+        [sys.executable, "-m", "keelwatch.cli.app", "audit", "list"],
         env=env,
         capture_output=True,
         text=True,
@@ -229,7 +229,7 @@ def test_config_hides_passwords(sqlite_settings: Settings) -> None:
         "COLUMNS": "200",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", "config"],
+        [sys.executable, "-m", "keelwatch.cli.app", "config"],
         env=env,
         capture_output=True,
         text=True,
@@ -249,7 +249,7 @@ def test_config_at_80_columns_keeps_every_uri_whole(sqlite_settings: Settings) -
 
     def config(*args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "keelwatch.cli", "config", *args],
+            [sys.executable, "-m", "keelwatch.cli.app", "config", *args],
             env=env,
             capture_output=True,
             text=True,
@@ -278,7 +278,7 @@ def test_config_json_is_the_resolved_settings(sqlite_settings: Settings) -> None
         "KEELWATCH_BROKER__URL": "redis://:s3cret-pw@127.0.0.1:6379/0"
     }
     result = subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", "config", "--json"],
+        [sys.executable, "-m", "keelwatch.cli.app", "config", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -327,7 +327,7 @@ def test_worker_command_runs_a_real_celery_worker(
             [
                 sys.executable,
                 "-m",
-                "keelwatch.cli",
+                "keelwatch.cli.app",
                 "worker",
                 "--role",
                 "all",

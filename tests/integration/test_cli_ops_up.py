@@ -63,7 +63,7 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
     state_file = data_dir / "run" / "up.json"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "keelwatch.cli", "up", "--concurrency", "1"],
+            [sys.executable, "-m", "keelwatch.cli.app", "up", "--concurrency", "1"],
             env=up_environment(data_dir, api_port, mlflow_port),
             cwd=tmp_path,
             stdout=log,
@@ -145,7 +145,7 @@ def test_up_fails_cleanly_when_the_api_port_is_taken(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "keelwatch.cli",
+                "keelwatch.cli.app",
                 "up",
                 "--no-worker",
                 "--no-beat",
@@ -169,7 +169,15 @@ def test_second_up_on_the_same_data_dir_refuses_before_touching_anything(tmp_pat
     data_dir = tmp_path / "kw"
     api_port = closed_port()
     env = up_environment(data_dir, api_port, closed_port())
-    argv = [sys.executable, "-m", "keelwatch.cli", "up", "--no-worker", "--no-beat", "--no-mlflow"]
+    argv = [
+        sys.executable,
+        "-m",
+        "keelwatch.cli.app",
+        "up",
+        "--no-worker",
+        "--no-beat",
+        "--no-mlflow",
+    ]
     log_path = tmp_path / "first.out"
     state_file = data_dir / "run" / "up.json"
     with log_path.open("wb") as log:

@@ -28,9 +28,9 @@ import httpx
 import pytest
 import yaml
 
-from keelwatch.context import Services
-from keelwatch.launcher import stop_process
+from keelwatch.cli.supervisor import stop_process
 from keelwatch.settings import Settings
+from keelwatch.wiring import Services
 from tests.conftest import REPO_ROOT
 from tests.integration.test_api import closed_port
 from tests.integration.test_drift_checks import MODEL, frame, register
@@ -48,7 +48,7 @@ CONTAINER_DATA = "/var/lib/keelwatch/data"
 def keelwatch_argv(command: list[str]) -> list[str]:
     """The image's ``ENTRYPOINT ["keelwatch"]`` plus the compose ``command``."""
     script = Path(sys.executable).with_name("keelwatch")
-    entry = [str(script)] if script.exists() else [sys.executable, "-m", "keelwatch.entry"]
+    entry = [str(script)] if script.exists() else [sys.executable, "-m", "keelwatch.cli.entry"]
     return [*entry, *command]
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from keelwatch.cli import app
-from keelwatch.context import Services
+from keelwatch.cli.app import app
 from keelwatch.settings import Settings
 from keelwatch.storage.db import upgrade_database
+from keelwatch.wiring import Services
 from tests.integration.test_registry import MODEL, fitted_model, training_frame
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keelwatch.launcher import iter_env_vars
+from keelwatch.cli.supervisor import iter_env_vars
 from keelwatch.settings import Settings
 from tests.conftest import REPO_ROOT
 
@@ -83,7 +83,7 @@ def parse_command_line(command: Any, args: Sequence[str], parent: Any = None) ->
 def keelwatch_command() -> Any:
     import typer
 
-    from keelwatch.cli import app
+    from keelwatch.cli.app import app
 
     return typer.main.get_command(app)
 
@@ -162,7 +162,7 @@ def test_compose_env_vars_are_settings_fields(
 def test_compose_consumes_every_queue_the_platform_sends_to(compose: dict[str, Any]) -> None:
     # Drift checks, dispatch_due and the heartbeat go to `monitoring`: some service must
     # consume it, and cpu too, without the optional gpu profile.
-    from keelwatch.launcher import ROLE_QUEUES
+    from keelwatch.cli.supervisor import ROLE_QUEUES
 
     consumed: set[str] = set()
     for service in compose["services"].values():
@@ -347,7 +347,7 @@ def test_chart_runs_a_monitoring_worker_started_like_the_cpu_worker() -> None:
     assert monitoring[3:] == [
         a.replace("cpu", "monitoring") for a in args["kw-keelwatch-worker-cpu"][3:]
     ]
-    from keelwatch.launcher import ROLE_QUEUES
+    from keelwatch.cli.supervisor import ROLE_QUEUES
 
     role = monitoring[monitoring.index("--role") + 1]
     assert ROLE_QUEUES[role] == ("monitoring",)

@@ -20,17 +20,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from keelwatch.context import Services
 from keelwatch.entities import JobStatus
+from keelwatch.entities.monitors import DriftResult, DriftStatus
 from keelwatch.monitoring.drift import build_profile, compute_drift, merge_profiles
-from keelwatch.monitors import service
-from keelwatch.monitors.entities import DriftResult, DriftStatus
-from keelwatch.monitors.profiles import attach_reference_profile, load_reference_profile
+from keelwatch.monitoring.service import service
+from keelwatch.monitoring.service.profiles import attach_reference_profile, load_reference_profile
 from keelwatch.settings import Settings
 from keelwatch.storage import profiles as profile_store
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import upgrade_database
 from keelwatch.storage.jobs import get_job, list_jobs
+from keelwatch.wiring import Services
 from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keelwatch.context import Services
+from keelwatch.contract import BatchInferenceRequest
 from keelwatch.entities import JobStatus
 from keelwatch.errors import InvalidInputError
 from keelwatch.inference import submit_batch_inference
-from keelwatch.jobs import BatchInferenceRequest
 from keelwatch.storage.jobs import list_chunks
+from keelwatch.wiring import Services
 from tests.integration.test_inference_fleet import (
     feature_frame,
     upgraded_settings,

@@ -16,14 +16,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from keelwatch.context import Services
+from keelwatch.contract import BatchInferenceRequest
 from keelwatch.entities import ChunkStatus, Job, JobStatus
 from keelwatch.inference import submit_batch_inference
-from keelwatch.jobs import BatchInferenceRequest
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import get_job, list_chunks
 from keelwatch.storage.predictions import count_predictions, recent_predictions
+from keelwatch.wiring import Services
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration

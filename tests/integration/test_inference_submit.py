@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from keelwatch.api.app import create_app
-from keelwatch.cli import app as cli_app
-from keelwatch.context import Services
+from keelwatch.cli.app import app as cli_app
+from keelwatch.contract import BatchInferenceRequest
 from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError, NotFoundError
 from keelwatch.inference import submit_batch_inference
-from keelwatch.jobs import BatchInferenceRequest
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import list_jobs
+from keelwatch.wiring import Services
 from tests.conftest import settings_env
 from tests.integration.test_inference_fleet import (
     feature_frame,

@@ -15,14 +15,14 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from keelwatch.api.app import create_app
-from keelwatch.cli import app as cli_app
-from keelwatch.context import Services
+from keelwatch.cli.app import app as cli_app
+from keelwatch.contract import JOB_DRIFT_CHECK, BatchInferenceRequest
 from keelwatch.entities import ChunkStatus, JobStatus
 from keelwatch.inference import submit_batch_inference
-from keelwatch.jobs import JOB_DRIFT_CHECK, BatchInferenceRequest
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import create_job, finish_job, list_chunks
+from keelwatch.wiring import Services
 from tests.conftest import settings_env
 from tests.integration.test_inference_fleet import (
     feature_frame,

@@ -11,21 +11,21 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from keelwatch.context import Services
+from keelwatch.contract import BatchInferenceRequest
 from keelwatch.entities import JobStatus
+from keelwatch.entities.monitors import DriftStatus
 from keelwatch.inference import submit_batch_inference
-from keelwatch.jobs import BatchInferenceRequest
 from keelwatch.monitoring.drift import build_profile, compute_drift, load_profile, save_profile
-from keelwatch.monitors import service
-from keelwatch.monitors.entities import DriftStatus
-from keelwatch.monitors.job_profiles import (
+from keelwatch.monitoring.service import service
+from keelwatch.monitoring.service.job_profiles import (
     JOB_PROFILE_SAMPLE_VALUES,
     merge_job_profile,
     merged_job_profile,
 )
-from keelwatch.monitors.profiles import load_reference_profile
-from keelwatch.monitors.windows import JOB_PROFILE_NAME, JOB_PROFILE_PART_PREFIX
+from keelwatch.monitoring.service.profiles import load_reference_profile
+from keelwatch.monitoring.service.windows import JOB_PROFILE_NAME, JOB_PROFILE_PART_PREFIX
 from keelwatch.storage import profiles as profile_store
+from keelwatch.wiring import Services
 from tests.conftest import make_settings
 from tests.integration.test_drift_checks import MODEL, frame, register, setup, wait_result
 from tests.integration.test_inference_fleet import wait_for_job

@@ -62,7 +62,7 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
 def test_cli_db_upgrade_is_idempotent(db_url: str, mlflow_uri: str, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database_url=db_url, mlflow_uri=mlflow_uri)
     env = subprocess_env(settings)
-    command = [sys.executable, "-m", "keelwatch.cli", "db", "upgrade", "--actor", "ops-test"]
+    command = [sys.executable, "-m", "keelwatch.cli.app", "db", "upgrade", "--actor", "ops-test"]
 
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
@@ -74,7 +74,7 @@ def test_cli_db_upgrade_is_idempotent(db_url: str, mlflow_uri: str, tmp_path: Pa
     assert current_revision(db_url) == _head(db_url)
 
     current = subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", "db", "current"],
+        [sys.executable, "-m", "keelwatch.cli.app", "db", "current"],
         env=env,
         capture_output=True,
         text=True,

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import inspect
 
+from keelwatch.entities.monitors import DriftStatus
 from keelwatch.errors import ConflictError, NotFoundError
-from keelwatch.monitors.entities import DriftStatus
 from keelwatch.storage import monitors as store
 from keelwatch.storage import profiles as profile_store
 from keelwatch.storage.db import Database, alembic_config

@@ -12,13 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from keelwatch.api.app import create_app
-from keelwatch.cli import app as cli_app
-from keelwatch.context import Services
-from keelwatch.monitors.entities import DriftStatus
+from keelwatch.cli.app import app as cli_app
+from keelwatch.entities.monitors import DriftStatus
 from keelwatch.settings import Settings
 from keelwatch.storage import monitors as monitor_store
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.models import utcnow
+from keelwatch.wiring import Services
 from tests.conftest import make_settings, settings_env
 from tests.integration.test_drift_checks import MODEL, frame, register, setup
 

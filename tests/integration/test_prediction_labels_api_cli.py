@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from keelwatch.cli import app
+from keelwatch.cli.app import app
 from keelwatch.entities import PredictionRecord
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
@@ -278,7 +278,7 @@ def test_cli_bad_file_is_a_clean_error(settings: Settings, tmp_path: Path) -> No
     path = tmp_path / "labels.json"
     path.write_text("{}")
     result = subprocess.run(
-        [sys.executable, "-m", "keelwatch.cli", "predictions", "label", str(path)],
+        [sys.executable, "-m", "keelwatch.cli.app", "predictions", "label", str(path)],
         env=subprocess_env(settings),
         capture_output=True,
         text=True,

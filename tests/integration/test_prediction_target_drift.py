@@ -17,16 +17,16 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from keelwatch.context import Services
 from keelwatch.entities import LabelRecord, PredictionRecord
-from keelwatch.monitors import service
-from keelwatch.monitors.checks import start_check
-from keelwatch.monitors.entities import DriftStatus
-from keelwatch.monitors.profiles import attach_reference_profile, load_reference_profile
+from keelwatch.entities.monitors import DriftStatus
+from keelwatch.monitoring.service import service
+from keelwatch.monitoring.service.checks import start_check
+from keelwatch.monitoring.service.profiles import attach_reference_profile, load_reference_profile
 from keelwatch.storage import profiles as profile_store
 from keelwatch.storage.db import upgrade_database
 from keelwatch.storage.labels import record_labels
 from keelwatch.storage.predictions import bulk_write_predictions
+from keelwatch.wiring import Services
 from tests.conftest import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

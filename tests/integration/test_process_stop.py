@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from keelwatch.demo import start_worker, stop_worker
-from keelwatch.launcher import ChildSpec, Supervisor, worker_command
+from keelwatch.cli.demo import start_worker, stop_worker
+from keelwatch.cli.supervisor import ChildSpec, Supervisor, worker_command
 from keelwatch.settings import Settings
 from tests.conftest import make_settings, subprocess_env
 

@@ -9,11 +9,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from keelwatch.cli import app
-from keelwatch.context import Services
+from keelwatch.cli.app import app
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import upgrade_database
+from keelwatch.wiring import Services
 from tests.conftest import make_settings, settings_env
 from tests.integration.test_registry import MODEL, fitted_model, training_frame
 

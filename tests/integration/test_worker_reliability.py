@@ -14,13 +14,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from keelwatch.context import Services
+from keelwatch.contract import INFERENCE_CHUNK, BatchInferenceRequest, InferenceChunkPayload
 from keelwatch.entities import ChunkStatus, JobStatus
 from keelwatch.inference import submit_batch_inference
 from keelwatch.inference.sampling import sampled_rows
-from keelwatch.jobs import INFERENCE_CHUNK, BatchInferenceRequest, InferenceChunkPayload
 from keelwatch.storage.jobs import get_job, list_chunks
 from keelwatch.storage.predictions import count_predictions, recent_predictions
+from keelwatch.wiring import Services
 from tests.integration.test_inference_fleet import (
     feature_frame,
     read_output,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from keelwatch.launcher import iter_env_vars, settings_environment
+from keelwatch.cli.supervisor import iter_env_vars, settings_environment
 from keelwatch.settings import DataDirSource, Settings, discover_data_dir, load_settings
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
-from keelwatch.jobs import (
+from keelwatch.contract import (
     ALL_QUEUES,
     DRIFT_DISPATCH_DUE,
     HOUSEKEEPING_HEARTBEAT,

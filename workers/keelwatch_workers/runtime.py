@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from keelwatch.contract import QUEUE_GPU
 from keelwatch.inference.execution import LoadedModel
-from keelwatch.jobs import QUEUE_GPU
 from keelwatch.settings import Settings
 from keelwatch.storage.db import Database
 

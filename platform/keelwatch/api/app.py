@@ -13,7 +13,6 @@ work on an air-gapped cluster.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,8 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import keelwatch
-from keelwatch.api.routers import audit, health, predictions
-from keelwatch.context import Services
+from keelwatch.api.routers import audit, health, jobs, monitors, predictions, registry
 from keelwatch.errors import KeelwatchError
 from keelwatch.metrics import (
     UNMATCHED_ROUTE,
@@ -38,20 +36,15 @@ from keelwatch.metrics import (
     registry_champions,
 )
 from keelwatch.settings import Settings, load_settings
+from keelwatch.wiring import Services
 
 logger = logging.getLogger(__name__)
 
 #: Where the Swagger UI / ReDoc assets are served from (the package's own copies).
 DOCS_ASSETS_URL = "/docs-assets"
 
+
 #: Routers other modules own; mounted when present so the API runs while they are being built.
-OPTIONAL_ROUTERS = (
-    "keelwatch.api.routers.registry",
-    "keelwatch.api.routers.jobs",
-    "keelwatch.api.routers.monitors",
-)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: read ``KEELWATCH_*`` from the environment)."""
     settings = settings or load_settings()
@@ -79,29 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     health.install(app, services, metrics)  # queue-consumer probe for /readyz and /metrics
     app.state.settings = settings
 
-    app.include_router(health.router)
-    app.include_router(predictions.router)
-    app.include_router(audit.router)
-    for module_name in OPTIONAL_ROUTERS:
-        router = _optional_router(module_name)
-        if router is not None:
-            app.include_router(router)
+    # Every router is imported explicitly: a missing one is an import error, never a silently
+    # absent set of endpoints.
+    for router_module in (health, registry, jobs, monitors, predictions, audit):
+        app.include_router(router_module.router)
 
     _install_error_handlers(app, metrics)
     app.add_middleware(RequestLatencyMiddleware, metrics=metrics)
     return app
-
-
-def _optional_router(module_name: str) -> Any:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only the module itself being absent is tolerated; a broken import inside it is a bug.
-        if exc.name != module_name:
-            raise
-        logger.warning("router %s not available yet; its endpoints are not mounted", module_name)
-        return None
-    return module.router
 
 
 # --------------------------------------------------------------------------- errors

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from keelwatch.context import Services
+from keelwatch.wiring import Services
 
 DEFAULT_API_ACTOR = "api"
 

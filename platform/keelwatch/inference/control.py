@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keelwatch.contract import JOB_BATCH_INFERENCE
 from keelwatch.errors import ConflictError
-from keelwatch.jobs import JOB_BATCH_INFERENCE
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.jobs import cancel_job as cancel_job_row
 from keelwatch.storage.jobs import get_job, reopen_job_for_retry, resolve_job_id
 
 if TYPE_CHECKING:
-    from keelwatch.context import Services
     from keelwatch.entities import Job
+    from keelwatch.wiring import Services
 
 
 def cancel_job(services: Services, job_id: str, *, actor: str, reason: str = "") -> Job:

@@ -95,7 +95,10 @@ class ChunkOutcome:
 
 
 class InputProfiler(Protocol):
-    """Profiles the scored input in the same pass (``keelwatch.monitors.job_profiles``)."""
+    """Profiles the scored input in the same pass.
+
+    Implemented by ``keelwatch.monitoring.service.job_profiles``.
+    """
 
     def profile_chunk(
         self,

@@ -14,12 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from keelwatch.entities import Job, JobStatus
-from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError
-from keelwatch.inference.dataset import InputFormat, column_types, inspect_input, local_path
-from keelwatch.inference.planning import PART_FILE_PREFIX, check_columns, plan_chunks
-from keelwatch.inference.validation import check_column_types
-from keelwatch.jobs import (
+from keelwatch.contract import (
     INFERENCE_CHUNK,
     JOB_BATCH_INFERENCE,
     QUEUE_CPU,
@@ -28,11 +23,16 @@ from keelwatch.jobs import (
     Device,
     InferenceChunkPayload,
 )
+from keelwatch.entities import Job, JobStatus
+from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError
+from keelwatch.inference.dataset import InputFormat, column_types, inspect_input, local_path
+from keelwatch.inference.planning import PART_FILE_PREFIX, check_columns, plan_chunks
+from keelwatch.inference.validation import check_column_types
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.jobs import create_job, finish_job
 
 if TYPE_CHECKING:
-    from keelwatch.context import Services
+    from keelwatch.wiring import Services
 
 
 class BatchInferenceParams(BaseModel):

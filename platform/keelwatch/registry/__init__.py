@@ -7,7 +7,7 @@ returned to callers in ``entities.py``; HTTP/JSON shapes in ``schemas.py``. Impo
 package does not import MLflow.
 """
 
-from keelwatch.registry.entities import (
+from keelwatch.entities.registry import (
     ApprovalState,
     ModelVersionInfo,
     RegisteredModelInfo,

@@ -17,8 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from keelwatch.errors import InvalidInputError, NotFoundError
-from keelwatch.registry.entities import (
+from keelwatch.entities.registry import (
     TAG_APPROVAL,
     TAG_APPROVAL_ACTOR,
     TAG_APPROVAL_REASON,
@@ -27,6 +26,7 @@ from keelwatch.registry.entities import (
     ModelVersionInfo,
     RegisteredModelInfo,
 )
+from keelwatch.errors import InvalidInputError, NotFoundError
 from keelwatch.storage.db import Database
 
 logger = logging.getLogger(__name__)

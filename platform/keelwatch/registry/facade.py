@@ -20,19 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from keelwatch.entities import AliasChange
-from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
-from keelwatch.registry import registration
-from keelwatch.registry._mlflow import (
-    alias_target,
-    aliases_by_version,
-    move_alias,
-    registry_change,
-    set_version_tags,
-    to_model_info,
-    to_version_info,
-    translated_mlflow_errors,
-)
-from keelwatch.registry.entities import (
+from keelwatch.entities.registry import (
     TAG_APPROVAL,
     TAG_APPROVAL_ACTOR,
     TAG_APPROVAL_AT,
@@ -47,6 +35,18 @@ from keelwatch.registry.entities import (
     ModelVersionInfo,
     RegisteredModelInfo,
     ResolvedModel,
+)
+from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
+from keelwatch.registry import registration
+from keelwatch.registry._mlflow import (
+    alias_target,
+    aliases_by_version,
+    move_alias,
+    registry_change,
+    set_version_tags,
+    to_model_info,
+    to_version_info,
+    translated_mlflow_errors,
 )
 from keelwatch.registry.lifecycle import (
     APPROVAL_VERBS,

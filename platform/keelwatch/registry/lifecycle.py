@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from keelwatch.entities.registry import ApprovalState, ModelVersionInfo
 from keelwatch.errors import ConflictError
 from keelwatch.registry._mlflow import Change
-from keelwatch.registry.entities import ApprovalState, ModelVersionInfo
 from keelwatch.registry.refs import MODELS_URI_SCHEME
 from keelwatch.storage import aliases as alias_store
 from keelwatch.storage.audit import record_audit

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from keelwatch.entities.registry import ResolvedModel
 from keelwatch.errors import InvalidInputError, NotFoundError
 from keelwatch.registry._mlflow import ALREADY_EXISTS_CODES, NOT_FOUND_CODES, mlflow_error_code
-from keelwatch.registry.entities import ResolvedModel
 from keelwatch.registry.refs import MODELS_URI_SCHEME
 
 if TYPE_CHECKING:

@@ -10,10 +10,10 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from keelwatch.contract import JOB_DRIFT_CHECK
 from keelwatch.entities import JobStatus
+from keelwatch.entities.monitors import DriftMonitor, DriftResult, DriftStatus
 from keelwatch.errors import ConflictError, NotFoundError
-from keelwatch.jobs import JOB_DRIFT_CHECK
-from keelwatch.monitors.entities import DriftMonitor, DriftResult, DriftStatus
 from keelwatch.storage.models import DriftMonitorRow, DriftResultRow, JobRow, utcnow
 
 #: Fields of a monitor that :func:`update_monitor` may change.

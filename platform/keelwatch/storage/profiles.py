@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from keelwatch.entities.monitors import ReferenceProfileInfo
 from keelwatch.errors import NotFoundError
-from keelwatch.monitors.entities import ReferenceProfileInfo
 from keelwatch.storage.models import ReferenceProfileRow, utcnow
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from keelwatch.cli_drift import (
+from keelwatch.cli.drift import (
     EXIT_BAD_INPUT,
     EXIT_DRIFT,
     EXIT_INSUFFICIENT_DATA,
@@ -162,7 +162,7 @@ def test_bad_input_exits_2_with_a_message(
 
 def test_importing_the_cli_module_stays_light() -> None:
     code = (
-        "import sys, keelwatch.cli_drift; "
+        "import sys, keelwatch.cli.drift; "
         "print(sorted(m for m in ('pandas', 'scipy', 'mlflow', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -249,7 +249,7 @@ def test_check_with_a_profile_imports_neither_pandas_nor_scipy_stats(
     runner.invoke(drift_app, ["profile", str(files["ref"]), "--out", str(files["profile"])])
     code = (
         "import sys\n"
-        "from keelwatch.cli_drift import drift_app\n"
+        "from keelwatch.cli.drift import drift_app\n"
         f"args = ['check', '-r', {str(files['profile'])!r}, '-c', {str(files['same'])!r}, "
         "'--json', '--ks-method', 'asymp']\n"
         "try:\n"

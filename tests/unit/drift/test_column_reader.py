@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.column_reader import read_columns, table_columns
 from keelwatch.monitoring.drift import DriftConfig, build_profile, compute_drift
+from keelwatch.monitoring.service.column_reader import read_columns, table_columns
 
 
 def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -140,7 +140,7 @@ def test_reading_and_checking_never_imports_pandas(tmp_path: Path) -> None:
     save_profile(build_profile(_frame(500, 4)), profile_path)
     code = (
         "import sys\n"
-        "from keelwatch.monitoring.column_reader import read_columns\n"
+        "from keelwatch.monitoring.service.column_reader import read_columns\n"
         "from keelwatch.monitoring.drift import compute_drift, load_profile\n"
         f"report = compute_drift(load_profile({str(profile_path)!r}), "
         f"read_columns({str(path)!r}))\n"

@@ -11,7 +11,11 @@ import pytest
 
 from keelwatch.monitoring.drift import DriftReport, build_profile, compute_drift
 from keelwatch.monitoring.drift.report import column_verdict, role_verdict
-from keelwatch.monitors.html_report import column_pictures, render_drift_report, summarise_report
+from keelwatch.monitoring.service.html_report import (
+    column_pictures,
+    render_drift_report,
+    summarise_report,
+)
 
 SIZE_CAP_BYTES = 300_000
 

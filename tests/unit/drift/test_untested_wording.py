@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-import keelwatch.cli_monitors as cli_monitors
+import keelwatch.cli.monitors as cli_monitors
+from keelwatch.entities.monitors import DriftResult, DriftStatus
 from keelwatch.monitoring.drift import build_profile, compute_drift
 from keelwatch.monitoring.drift.report import STATUS_WORDS, column_verdict
-from keelwatch.monitors.entities import DriftResult, DriftStatus
-from keelwatch.monitors.html_report import render_drift_report, summarise_report
+from keelwatch.monitoring.service.html_report import render_drift_report, summarise_report
 
 
 def _result() -> DriftResult:

@@ -8,8 +8,14 @@ import pytest
 
 from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.drift.engine import STATTESTS as ENGINE_STATTESTS
-from keelwatch.monitors.schedule import is_due, parse_cron, previous_fire_time
-from keelwatch.monitors.specs import STATTESTS, MonitorSpec, parse_duration, parse_window, validated
+from keelwatch.monitoring.service.schedule import is_due, parse_cron, previous_fire_time
+from keelwatch.monitoring.service.specs import (
+    STATTESTS,
+    MonitorSpec,
+    parse_duration,
+    parse_window,
+    validated,
+)
 
 NOW = datetime(2025, 3, 12, 10, 7, 30, tzinfo=UTC)  # a Wednesday
 

@@ -3,7 +3,7 @@
 ``celery -A keelwatch_workers.roles.all worker`` and ``celery -A keelwatch_workers.roles.all beat``.
 """
 
-from keelwatch.jobs import ALL_QUEUES
+from keelwatch.contract import ALL_QUEUES
 from keelwatch_workers.roles._build import INFERENCE_TASKS, MONITORING_TASKS, build_role_app
 
 app = build_role_app((*INFERENCE_TASKS, *MONITORING_TASKS), queues=ALL_QUEUES)

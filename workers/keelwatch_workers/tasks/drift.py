@@ -1,4 +1,4 @@
-"""Adapters for drift checks: payload → ``keelwatch.monitors.checks`` / ``service``.
+"""Adapters for drift checks: payload → ``keelwatch.monitoring.service.checks`` / ``service``.
 
 * ``DRIFT_CHECK_START``: runs small and job-profile checks to the end; for a distributed one it
   launches a chord: one ``DRIFT_PARTITION_PROFILE`` per partition (map), then
@@ -19,8 +19,7 @@ from typing import Any
 from celery import Task, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from keelwatch.errors import KeelwatchError
-from keelwatch.jobs import (
+from keelwatch.contract import (
     DRIFT_CHECK_FINISH,
     DRIFT_CHECK_START,
     DRIFT_DISPATCH_DUE,
@@ -29,7 +28,8 @@ from keelwatch.jobs import (
     DriftCheckPayload,
     DriftPartitionPayload,
 )
-from keelwatch.monitors import checks
+from keelwatch.errors import KeelwatchError
+from keelwatch.monitoring.service import checks
 from keelwatch_workers.runtime import get_runtime
 
 # Evidently phones home unless told not to; only worker processes import it.
@@ -141,8 +141,8 @@ def finish_check(self: Task, partitions: list[dict[str, Any]], job_id: str) -> d
 @shared_task(name=DRIFT_DISPATCH_DUE, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def dispatch_due(self: Task) -> dict[str, Any]:
     """Beat: enqueue a check for every due monitor."""
-    from keelwatch.context import Services
-    from keelwatch.monitors.service import dispatch_due as dispatch
+    from keelwatch.monitoring.service.service import dispatch_due as dispatch
+    from keelwatch.wiring import Services
 
     services = Services(self.app.keelwatch_settings)
     services.__dict__["sender"] = self.app  # enqueue through this app, no second client

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from keelwatch.jobs import HOUSEKEEPING_HEARTBEAT
+from keelwatch.contract import HOUSEKEEPING_HEARTBEAT
 from keelwatch_workers.runtime import describe_runtime
 
 

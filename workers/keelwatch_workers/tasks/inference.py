@@ -14,11 +14,11 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from keelwatch.contract import INFERENCE_CHUNK, InferenceChunkPayload
 from keelwatch.errors import KeelwatchError
 from keelwatch.inference.execution import fail_inference_chunk, run_inference_chunk
 from keelwatch.inference.validation import safe_exception_text
-from keelwatch.jobs import INFERENCE_CHUNK, InferenceChunkPayload
-from keelwatch.monitors.job_profiles import JobInputProfiler
+from keelwatch.monitoring.service.job_profiles import JobInputProfiler
 from keelwatch_workers.metrics import CHUNK_SECONDS, ROWS_SCORED, TASK_ERRORS
 from keelwatch_workers.runtime import get_runtime
 

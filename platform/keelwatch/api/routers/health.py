@@ -33,9 +33,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from keelwatch.api.deps import ServicesDep
-from keelwatch.context import Services
-from keelwatch.jobs import ALL_QUEUES, QUEUE_CPU, QUEUE_MONITORING
+from keelwatch.contract import ALL_QUEUES, QUEUE_CPU, QUEUE_MONITORING
 from keelwatch.metrics import KeelwatchMetrics
+from keelwatch.wiring import Services
 
 if TYPE_CHECKING:
     from prometheus_client import Metric

@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_in_memory, page_of
+from keelwatch.entities.monitors import DriftMonitor, DriftResult, ReferenceProfileInfo
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitors.entities import DriftMonitor, DriftResult, ReferenceProfileInfo
-from keelwatch.monitors.specs import MonitorConfig, MonitorSpec, WindowSpec
+from keelwatch.monitoring.service.specs import MonitorConfig, MonitorSpec, WindowSpec
 
 router = APIRouter(tags=["monitors"])
 
@@ -132,7 +132,7 @@ class ProfileOut(BaseModel):
 @router.post("/monitors", status_code=status.HTTP_201_CREATED, response_model=MonitorOut)
 def create_monitor(spec: MonitorSpec, services: ServicesDep, actor: ActorDep) -> MonitorOut:
     """Create a drift monitor."""
-    from keelwatch.monitors import service
+    from keelwatch.monitoring.service import service
 
     return MonitorOut.of(service.create_monitor(services, spec, actor))
 
@@ -149,7 +149,7 @@ def list_monitors(
     cursor: CursorQuery = None,
 ) -> Page[MonitorOut]:
     """Monitors (optionally of one model), by name."""
-    from keelwatch.monitors import service
+    from keelwatch.monitoring.service import service
 
     items, next_cursor = page_in_memory(
         service.list_monitors(services, model),
@@ -166,7 +166,7 @@ def list_monitors(
 @router.get("/monitors/{name}", response_model=MonitorOut)
 def get_monitor(name: str, services: ServicesDep) -> MonitorOut:
     """One monitor."""
-    from keelwatch.monitors import service
+    from keelwatch.monitoring.service import service
 
     return MonitorOut.of(service.get_monitor(services, name))
 
@@ -176,7 +176,7 @@ def update_monitor(
     name: str, patch: MonitorPatch, services: ServicesDep, actor: ActorDep
 ) -> MonitorOut:
     """Change some fields of a monitor."""
-    from keelwatch.monitors import service
+    from keelwatch.monitoring.service import service
 
     changes = patch.model_dump(mode="json", exclude_unset=True)
     reason = changes.pop("reason", "")
@@ -186,7 +186,7 @@ def update_monitor(
 @router.delete("/monitors/{name}", response_model=MonitorOut)
 def delete_monitor(name: str, services: ServicesDep, actor: ActorDep) -> MonitorOut:
     """Delete a monitor and its result history."""
-    from keelwatch.monitors import service
+    from keelwatch.monitoring.service import service
 
     return MonitorOut.of(service.delete_monitor(services, name, actor))
 
@@ -194,7 +194,7 @@ def delete_monitor(name: str, services: ServicesDep, actor: ActorDep) -> Monitor
 @router.post("/monitors/{name}/run", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
 def run_monitor(name: str, services: ServicesDep, actor: ActorDep) -> RunOut:
     """Run a drift check now; poll ``/monitors/{name}/results`` or ``/jobs/{job_id}``."""
-    from keelwatch.monitors import service
+    from keelwatch.monitoring.service import service
 
     job = service.submit_check(services, name, actor)
     return RunOut(job_id=job.id, monitor=name, status=job.status.value)
@@ -208,7 +208,7 @@ def monitor_results(
     cursor: CursorQuery = None,
 ) -> Page[ResultOut]:
     """The monitor's result history, newest first."""
-    from keelwatch.monitors import service
+    from keelwatch.monitoring.service import service
 
     kind = f"results:{name}"
     after = decode_cursor(kind, cursor)
@@ -231,7 +231,7 @@ def attach_profile(
     model_name: str, version: str, body: ProfileAttach, services: ServicesDep, actor: ActorDep
 ) -> ProfileOut:
     """Compute and attach (or refresh) the version's reference profile from a data file."""
-    from keelwatch.monitors.profiles import attach_reference_profile
+    from keelwatch.monitoring.service.profiles import attach_reference_profile
 
     info = attach_reference_profile(
         services,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.api.pagination import CursorQuery, Page, page_in_memory
-from keelwatch.registry.schemas import (
+from keelwatch.schemas.registry import (
     AliasAtOut,
     AliasChangeOut,
     ClearedAliasOut,

@@ -12,8 +12,8 @@ Object columns mixing strings with numbers (or other objects) are rejected with
 to a number (e.g. epoch seconds) or a period label first.
 
 A column is a pandas ``Series`` or a plain 1-D numpy array (what
-:func:`keelwatch.monitoring.column_reader.read_columns` returns). Arrays never import pandas:
-the standalone CLI reads its window that way and saves pandas' import time on every call.
+:func:`keelwatch.monitoring.service.column_reader.read_columns` returns). Arrays never import
+pandas: the standalone CLI reads its window that way and saves pandas' import time on every call.
 """
 
 from __future__ import annotations

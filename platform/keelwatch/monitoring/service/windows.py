@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 
+from keelwatch.contract import JOB_BATCH_INFERENCE
 from keelwatch.errors import InvalidInputError, NotFoundError
-from keelwatch.jobs import JOB_BATCH_INFERENCE
-from keelwatch.monitors.specs import WindowSpec
+from keelwatch.monitoring.service.specs import WindowSpec
 from keelwatch.storage.jobs import get_job
 from keelwatch.storage.models import PredictionRow
 

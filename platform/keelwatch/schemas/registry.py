@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keelwatch.entities import AliasChange
-from keelwatch.registry.entities import (
+from keelwatch.entities.registry import (
     ApprovalState,
     ModelVersionInfo,
     RegisteredModelInfo,

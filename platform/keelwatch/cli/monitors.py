@@ -16,10 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli_support import cli_actor, cli_services, fail
+from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
-    from keelwatch.monitors.entities import DriftMonitor, DriftResult
+    from keelwatch.entities.monitors import DriftMonitor, DriftResult
 
 console = Console(markup=False)
 
@@ -54,7 +54,7 @@ def _result_dict(result: DriftResult, *, full: bool = True) -> dict[str, Any]:
 
 def _window_text(window: dict[str, Any]) -> str:
     """The ``--window`` form of a stored window (``time:24h``, not ``time:86400s``)."""
-    from keelwatch.monitors.specs import WindowSpec
+    from keelwatch.monitoring.service.specs import WindowSpec
 
     spec = WindowSpec.model_validate(window)
     if spec.kind == "time" and spec.last_seconds is not None:
@@ -156,8 +156,8 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a drift monitor."""
-    from keelwatch.monitors.service import create_monitor
-    from keelwatch.monitors.specs import parse_duration, parse_window
+    from keelwatch.monitoring.service.service import create_monitor
+    from keelwatch.monitoring.service.specs import parse_duration, parse_window
 
     with cli_services() as services:
         config = _build_config({}, config_json, stattest, column_stattest)
@@ -186,7 +186,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List monitors."""
-    from keelwatch.monitors.service import list_monitors
+    from keelwatch.monitoring.service.service import list_monitors
 
     with cli_services() as services:
         monitors = list_monitors(services, model)
@@ -206,7 +206,7 @@ def list_(
 @monitors_app.command("show")
 def show(name: NameArgument, as_json: JsonOption = False) -> None:
     """Show one monitor and its latest result."""
-    from keelwatch.monitors.service import get_monitor, monitor_results
+    from keelwatch.monitoring.service.service import get_monitor, monitor_results
 
     with cli_services() as services:
         monitor = get_monitor(services, name)
@@ -247,7 +247,7 @@ def delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a monitor and its result history."""
-    from keelwatch.monitors.service import delete_monitor
+    from keelwatch.monitoring.service.service import delete_monitor
 
     with cli_services() as services:
         monitor = delete_monitor(services, name, cli_actor(actor, services.settings), reason)
@@ -293,8 +293,8 @@ def update(
 ) -> None:
     """Change some settings of a monitor (the others keep their value), like the API's PATCH."""
     from keelwatch.errors import InvalidInputError
-    from keelwatch.monitors.service import get_monitor, update_monitor
-    from keelwatch.monitors.specs import parse_duration, parse_window
+    from keelwatch.monitoring.service.service import get_monitor, update_monitor
+    from keelwatch.monitoring.service.specs import parse_duration, parse_window
 
     with cli_services() as services:
         changes: dict[str, Any] = {}
@@ -327,7 +327,7 @@ def update(
 
 
 def _set_enabled(name: str, enabled: bool, reason: str, actor: str | None, as_json: bool) -> None:
-    from keelwatch.monitors.service import update_monitor
+    from keelwatch.monitoring.service.service import update_monitor
 
     with cli_services() as services:
         monitor = update_monitor(
@@ -379,7 +379,7 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a drift check now (on the fleet's monitoring queue)."""
-    from keelwatch.monitors.service import result_of_job, submit_check
+    from keelwatch.monitoring.service.service import result_of_job, submit_check
     from keelwatch.storage.jobs import get_job
 
     with cli_services() as services:
@@ -454,7 +454,7 @@ def results(
     as_json: JsonOption = False,
 ) -> None:
     """A monitor's result history, newest first."""
-    from keelwatch.monitors.service import monitor_results
+    from keelwatch.monitoring.service.service import monitor_results
 
     with cli_services() as services:
         history = monitor_results(services, name, limit)
@@ -504,7 +504,7 @@ def profile_attach(
     The profile holds the model's inputs, its predictions on DATA and the --target column, so
     monitors report feature, prediction and target drift apart.
     """
-    from keelwatch.monitors.profiles import attach_reference_profile
+    from keelwatch.monitoring.service.profiles import attach_reference_profile
 
     with cli_services() as services:
         info = attach_reference_profile(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from keelwatch.cli_support import fail
+from keelwatch.cli.support import fail
 from keelwatch.errors import KeelwatchError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ drift_app = typer.Typer(
 
 def _read_columns(path: Path) -> Mapping[str, NDArray[Any]]:
     # pyarrow straight to numpy: pandas' import alone would cost more than the whole check.
-    from keelwatch.monitoring.column_reader import read_columns
+    from keelwatch.monitoring.service.column_reader import read_columns
 
     try:
         return read_columns(path)

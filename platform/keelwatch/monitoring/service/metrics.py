@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from keelwatch.monitors.entities import DriftStatus
+from keelwatch.entities.monitors import DriftStatus
 
 if TYPE_CHECKING:
     from prometheus_client import Metric

@@ -166,7 +166,7 @@ def describe_window(window: Any) -> str:
     """A stored window in the CLI's short form (``job:<id>``, ``rows:500``, ...)."""
     from pydantic import ValidationError
 
-    from keelwatch.monitors.specs import WindowSpec
+    from keelwatch.monitoring.service.specs import WindowSpec
 
     if not isinstance(window, Mapping):
         return str(window or "")

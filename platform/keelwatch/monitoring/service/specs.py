@@ -174,7 +174,7 @@ class MonitorSpec(BaseModel):
                 "(starting with a letter or digit)"
             )
         if self.schedule_cron is not None:
-            from keelwatch.monitors.schedule import parse_cron
+            from keelwatch.monitoring.service.schedule import parse_cron
 
             parse_cron(self.schedule_cron)
         return self

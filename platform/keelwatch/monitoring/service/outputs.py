@@ -11,7 +11,7 @@ Each check gets one run in experiment ``keelwatch-drift/<model>`` with
   gets tags ``keelwatch.latest_drift_run`` and ``keelwatch.latest_drift_status``;
 * per tested column ``<column>.<statistic>``, ``<column>.pvalue`` and ``<column>.drifted``
   metrics, and dataset-level ``share_drifted``/``n_drifted``/``window_rows``;
-* ``drift_report.html`` (:mod:`keelwatch.monitors.html_report`: the verdict, per-column
+* ``drift_report.html`` (:mod:`keelwatch.monitoring.service.html_report`: the verdict, per-column
   statistics and reference-vs-current bars; tens of kilobytes), the full JSON result as
   ``drift/result.json`` and, only when the monitor asks for it (``second_opinion``) and
   Evidently is installed, Evidently's ``DataDriftPreset`` on a capped sample of each side as
@@ -31,14 +31,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from keelwatch.monitors.html_report import REPORT_NAME, describe_window, render_drift_report
+from keelwatch.monitoring.service.html_report import (
+    REPORT_NAME,
+    describe_window,
+    render_drift_report,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
-    from keelwatch.monitors.html_report import ColumnPicture
+    from keelwatch.monitoring.service.html_report import ColumnPicture
     from keelwatch.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from keelwatch.settings import Settings
 from keelwatch.storage.db import Database
 
 if TYPE_CHECKING:
-    from keelwatch.jobs import TaskSender
+    from keelwatch.contract import TaskSender
     from keelwatch.registry import ModelRegistry
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli_support import cli_actor, cli_services, fail
+from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
     from keelwatch.registry import ModelVersionInfo
@@ -75,7 +75,7 @@ def _versions_table(title: str, versions: Sequence[ModelVersionInfo]) -> Table:
 
 def _say_version(verb: str, info: ModelVersionInfo, *, as_json: bool = False) -> None:
     if as_json:
-        from keelwatch.registry.schemas import ModelVersionOut
+        from keelwatch.schemas.registry import ModelVersionOut
 
         _print_json(ModelVersionOut.of(info))
         return
@@ -86,7 +86,7 @@ def _say_version(verb: str, info: ModelVersionInfo, *, as_json: bool = False) ->
 @models_app.command("list")
 def list_models(as_json: JsonOption = False) -> None:
     """List registered models with their aliases."""
-    from keelwatch.registry.schemas import RegisteredModelOut
+    from keelwatch.schemas.registry import RegisteredModelOut
 
     with cli_services() as services:
         models = services.registry.list_models()
@@ -107,7 +107,7 @@ def list_models(as_json: JsonOption = False) -> None:
 @models_app.command("versions")
 def list_versions(name: NameArgument, as_json: JsonOption = False) -> None:
     """List the versions of a model, oldest first."""
-    from keelwatch.registry.schemas import ModelVersionOut
+    from keelwatch.schemas.registry import ModelVersionOut
 
     with cli_services() as services:
         versions = services.registry.list_versions(name)
@@ -120,7 +120,7 @@ def list_versions(name: NameArgument, as_json: JsonOption = False) -> None:
 @models_app.command("show")
 def show_version(name: NameArgument, version: VersionArgument, as_json: JsonOption = False) -> None:
     """Show one version: approval, aliases, source and tags."""
-    from keelwatch.registry.schemas import ModelVersionOut
+    from keelwatch.schemas.registry import ModelVersionOut
 
     with cli_services() as services:
         info = services.registry.get_version(name, version)
@@ -152,7 +152,7 @@ def register(
     as_json: JsonOption = False,
 ) -> None:
     """Register a new version (pending approval) from an MLflow run or a model URI."""
-    from keelwatch.registry.schemas import ModelVersionOut
+    from keelwatch.schemas.registry import ModelVersionOut
 
     if (run_id is None) == (model_uri is None):
         fail("give exactly one of --run-id and --model-uri")
@@ -286,7 +286,7 @@ def clear_alias(
     as_json: JsonOption = False,
 ) -> None:
     """Remove an alias from a model."""
-    from keelwatch.registry.schemas import ClearedAliasOut
+    from keelwatch.schemas.registry import ClearedAliasOut
 
     with cli_services() as services:
         previous = services.registry.clear_alias(
@@ -317,7 +317,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Alias history ("who was champion when"), or the version an alias had at --at."""
-    from keelwatch.registry.schemas import AliasAtOut, AliasChangeOut
+    from keelwatch.schemas.registry import AliasAtOut, AliasChangeOut
 
     moment = _parse_time(at) if at is not None else None
     with cli_services() as services:
@@ -355,7 +355,7 @@ def resolve(
     as_json: JsonOption = False,
 ) -> None:
     """Resolve a model reference to a pinned version URI and its input columns."""
-    from keelwatch.registry.schemas import ResolvedModelOut
+    from keelwatch.schemas.registry import ResolvedModelOut
 
     with cli_services() as services:
         resolved = services.registry.resolve(ref)

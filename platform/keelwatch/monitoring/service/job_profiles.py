@@ -4,8 +4,8 @@ scored data.
 When the scored model version has a reference profile, each chunk writes the profile of its
 input rows and of the model's outputs on them (the reference's prediction columns), built
 ``like=`` the reference (same column kinds and bin edges, at most
-:data:`~keelwatch.monitors.checks.PARTITION_SAMPLE_VALUES` sorted values per column), next to
-its output part as ``_profile-part-<index>.npz``; when the job finishes (once: the step that
+:data:`~keelwatch.monitoring.service.checks.PARTITION_SAMPLE_VALUES` sorted values per column),
+next to its output part as ``_profile-part-<index>.npz``; when the job finishes (once: the step that
 completes its last chunk), the parts are merged into one capped ``_input-profile.npz`` (at most
 :data:`JOB_PROFILE_SAMPLE_VALUES` sorted values per numeric column)
 and deleted, so a job's profile costs a fixed few hundred kilobytes per column instead of
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keelwatch.errors import KeelwatchError, NotFoundError
-from keelwatch.monitors.checks import PARTITION_SAMPLE_VALUES
-from keelwatch.monitors.profiles import load_reference_profile
-from keelwatch.monitors.windows import JOB_PROFILE_PART_PREFIX, job_profile_paths
+from keelwatch.monitoring.service.checks import PARTITION_SAMPLE_VALUES
+from keelwatch.monitoring.service.profiles import load_reference_profile
+from keelwatch.monitoring.service.windows import JOB_PROFILE_PART_PREFIX, job_profile_paths
 from keelwatch.storage.profiles import find_reference_profile
 
 if TYPE_CHECKING:

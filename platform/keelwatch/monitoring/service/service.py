@@ -11,13 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from keelwatch.contract import (
+    DRIFT_CHECK_START,
+    JOB_DRIFT_CHECK,
+    QUEUE_MONITORING,
+    DriftCheckPayload,
+)
 from keelwatch.entities import Job, JobStatus
+from keelwatch.entities.monitors import CheckMode, DriftMonitor, DriftResult
 from keelwatch.errors import InvalidInputError, KeelwatchError
-from keelwatch.jobs import DRIFT_CHECK_START, JOB_DRIFT_CHECK, QUEUE_MONITORING, DriftCheckPayload
-from keelwatch.monitors.entities import CheckMode, DriftMonitor, DriftResult
-from keelwatch.monitors.schedule import is_due
-from keelwatch.monitors.specs import MonitorConfig, MonitorSpec, WindowSpec, validated
-from keelwatch.monitors.windows import plan_window
+from keelwatch.monitoring.service.schedule import is_due
+from keelwatch.monitoring.service.specs import MonitorConfig, MonitorSpec, WindowSpec, validated
+from keelwatch.monitoring.service.windows import plan_window
 from keelwatch.storage import monitors as monitor_store
 from keelwatch.storage import profiles as profile_store
 from keelwatch.storage.audit import record_audit
@@ -25,7 +30,7 @@ from keelwatch.storage.jobs import create_job, finish_job
 from keelwatch.storage.models import utcnow
 
 if TYPE_CHECKING:
-    from keelwatch.context import Services
+    from keelwatch.wiring import Services
 
 DEFAULT_RESULTS_LIMIT = 50
 

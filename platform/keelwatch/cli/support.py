@@ -22,8 +22,8 @@ from rich.text import Text
 from keelwatch.errors import KeelwatchError
 
 if TYPE_CHECKING:
-    from keelwatch.context import Services
     from keelwatch.settings import Settings
+    from keelwatch.wiring import Services
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,12 +32,12 @@ stderr_console = Console(stderr=True)
 
 
 def services_from_cli(*, create: bool = False) -> Services:
-    """Build :class:`~keelwatch.context.Services` from the environment (``KEELWATCH_*``).
+    """Build :class:`~keelwatch.wiring.Services` from the environment (``KEELWATCH_*``).
 
     The data dir must exist unless ``create`` (see :func:`open_data_dir`).
     """
-    from keelwatch.context import Services
     from keelwatch.settings import load_settings
+    from keelwatch.wiring import Services
 
     # MLflow announces "Creating initial MLflow database tables..." at INFO on every command
     # that opens a SQL store; a CLI user needs its warnings, not that.

@@ -2,7 +2,7 @@
 
 ``keelwatch drift ...`` is the standalone, no-server path people script in CI pipelines, so it
 skips building the whole command tree (registry, jobs, monitors, ops) and loads only the drift
-sub-app; everything else goes through :mod:`keelwatch.cli`.
+sub-app; everything else goes through :mod:`keelwatch.cli.app`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import sys
 def main() -> None:
     """Dispatch to the drift sub-app directly, or to the full CLI."""
     if len(sys.argv) > 1 and sys.argv[1] == "drift":
-        from keelwatch.cli_drift import drift_app
+        from keelwatch.cli.drift import drift_app
 
         drift_app(args=sys.argv[2:], prog_name="keelwatch drift")
         return
-    from keelwatch.cli import main as full_main
+    from keelwatch.cli.app import main as full_main
 
     full_main()
 

@@ -1,6 +1,6 @@
 """``keelwatch predictions label``: record ground-truth labels from a CSV or Parquet file.
 
-The command is mounted on the ``predictions`` group that ``cli_ops`` owns. The whole file is
+The command is mounted on the ``predictions`` group that ``ops`` owns. The whole file is
 read and checked before anything is written (a bad row 90,000 writes nothing), then sent in
 batches of :data:`~keelwatch.storage.labels.MAX_LABELS_PER_CALL`, each in its own transaction
 with its own audit entry. Recording is idempotent, so sending a file again after a failure is
@@ -17,13 +17,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from keelwatch.cli_support import cli_actor, cli_errors, cli_services, fail, stderr_console
+from keelwatch.cli.support import cli_actor, cli_errors, cli_services, fail, stderr_console
 from keelwatch.entities import LabelRecord, LabelWriteResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from keelwatch.context import Services
+    from keelwatch.wiring import Services
 
 LABEL_COLUMNS = ("request_id", "label")
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")

@@ -32,7 +32,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel
 
-from keelwatch.jobs import ALL_QUEUES, QUEUE_CPU, QUEUE_GPU, QUEUE_MONITORING
+from keelwatch.contract import ALL_QUEUES, QUEUE_CPU, QUEUE_GPU, QUEUE_MONITORING
 from keelwatch.settings import Settings
 
 ENV_PREFIX = "KEELWATCH_"

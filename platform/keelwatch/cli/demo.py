@@ -1,4 +1,4 @@
-"""The end-to-end lifecycle on embedded defaults (``make demo`` / ``python -m keelwatch.demo``).
+"""The end-to-end lifecycle on embedded defaults (``make demo`` / ``python -m keelwatch.cli.demo``).
 
 Trains two versions of a small scikit-learn model, registers both, approves and promotes v1,
 scores a dataset through a real worker process, promotes v2, rolls back to v1 and prints where
@@ -25,8 +25,8 @@ from keelwatch.settings import Settings, load_settings
 if TYPE_CHECKING:
     import pandas as pd
 
-    from keelwatch.context import Services
     from keelwatch.entities import Job
+    from keelwatch.wiring import Services
 
 MODEL_NAME = "credit-risk"
 DEMO_ACTOR = "demo"
@@ -107,7 +107,7 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
 def stop_worker(process: subprocess.Popen[bytes], console: Console | None = None) -> str:
     """Warm shutdown of the worker (SIGTERM to its main process only, SIGKILL to its process
     group after a short bound); returns how it ended (``exited`` or ``killed``)."""
-    from keelwatch.launcher import stop_process
+    from keelwatch.cli.supervisor import stop_process
 
     if console is not None:
         console.print("   stopping the worker (warm shutdown) ...")
@@ -154,11 +154,11 @@ def run_demo(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from keelwatch.context import Services
+    from keelwatch.contract import BatchInferenceRequest
     from keelwatch.inference import submit_batch_inference
-    from keelwatch.jobs import BatchInferenceRequest
     from keelwatch.storage.db import upgrade_database
     from keelwatch.storage.predictions import count_predictions
+    from keelwatch.wiring import Services
 
     console = console or Console()
     result = DemoResult()
@@ -251,11 +251,11 @@ def _drift_step(
 ) -> None:
     """Attach v1's reference profile, score a shifted window (the job profiles its input in
     the same pass), run a drift monitor on that job through the worker, print the verdict."""
+    from keelwatch.contract import BatchInferenceRequest
     from keelwatch.inference import submit_batch_inference
-    from keelwatch.jobs import BatchInferenceRequest
     from keelwatch.monitoring.drift.report import column_verdict
-    from keelwatch.monitors.profiles import attach_reference_profile
-    from keelwatch.monitors.service import create_monitor, result_of_job, submit_check
+    from keelwatch.monitoring.service.profiles import attach_reference_profile
+    from keelwatch.monitoring.service.service import create_monitor, result_of_job, submit_check
 
     settings = services.settings
     v1 = result.versions[0]

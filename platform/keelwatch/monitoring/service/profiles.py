@@ -20,18 +20,18 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keelwatch.entities.monitors import ReferenceProfileInfo
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitors.entities import ReferenceProfileInfo
 from keelwatch.storage import profiles as profile_store
 from keelwatch.storage.audit import record_audit
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from keelwatch.context import Services
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
     from keelwatch.monitoring.drift.report import ColumnRole
     from keelwatch.settings import Settings
+    from keelwatch.wiring import Services
 
 PROFILE_ARTIFACT_DIR = "keelwatch"
 PROFILE_ARTIFACT_NAME = "reference-profile.npz"

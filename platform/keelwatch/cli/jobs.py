@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from keelwatch.cli_support import cli_actor, cli_services, fail
+from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
-    from keelwatch.context import Services
     from keelwatch.entities import Job
+    from keelwatch.wiring import Services
 
 # No markup: paths, model names and error messages are user text and may contain "[...]".
 console = Console(markup=False)
@@ -92,8 +92,8 @@ def submit(
     """Submit a batch-inference job; with --wait, show progress and exit 1 if it fails."""
     from pydantic import ValidationError
 
+    from keelwatch.contract import BatchInferenceRequest
     from keelwatch.inference import submit_batch_inference
-    from keelwatch.jobs import BatchInferenceRequest
 
     try:
         request = BatchInferenceRequest(

@@ -1,6 +1,6 @@
 """The worker side of a drift check: read the window, profile it, test it, store the result.
 
-Three shapes, chosen when the check is submitted (see :mod:`keelwatch.monitors.service`):
+Three shapes, chosen when the check is submitted (see :mod:`keelwatch.monitoring.service.service`):
 
 * **in process**: one partition or fewer: the start task reads the window and calls
   :func:`~keelwatch.monitoring.drift.engine.compute_drift` on the data frame: exact statistics;
@@ -10,7 +10,7 @@ Three shapes, chosen when the check is submitted (see :mod:`keelwatch.monitors.s
   the chord's body merges them and tests the merged profile;
 * **job profile**: the window is a batch-inference job, whose chunks profiled their input while
   scoring and whose last step merged them into one capped profile
-  (:mod:`keelwatch.monitors.job_profiles`): that profile is tested, no data is re-read.
+  (:mod:`keelwatch.monitoring.service.job_profiles`): that profile is tested, no data is re-read.
 
 What merged profiles give (also in the result's ``distributed`` entry and docs/monitoring.md):
 row, missing and infinite counts, histograms, category counts, moments, min and max are exact,
@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from keelwatch.entities import JobStatus
+from keelwatch.entities.monitors import CheckMode, DriftResult, DriftStatus, ReferenceProfileInfo
 from keelwatch.errors import KeelwatchError, NotFoundError
-from keelwatch.monitors.entities import CheckMode, DriftResult, DriftStatus, ReferenceProfileInfo
-from keelwatch.monitors.specs import MonitorConfig
-from keelwatch.monitors.windows import WindowPlan, read_partition, read_window
+from keelwatch.monitoring.service.specs import MonitorConfig
+from keelwatch.monitoring.service.windows import WindowPlan, read_partition, read_window
 from keelwatch.storage import monitors as monitor_store
 from keelwatch.storage.jobs import (
     complete_chunk,
@@ -115,7 +115,7 @@ def start_check(db: Database, settings: Settings, job_id: str) -> StartOutcome:
         reference = _reference(settings, params)
         config = MonitorConfig.model_validate(params.config)
         if params.mode is CheckMode.JOB_PROFILE:
-            from keelwatch.monitors.job_profiles import merged_job_profile
+            from keelwatch.monitoring.service.job_profiles import merged_job_profile
 
             window_profile = merged_job_profile(Path(plan.detail["output_dir"]))
             result = conclude(
@@ -239,8 +239,12 @@ def conclude(
 
     from keelwatch.monitoring.drift.engine import DriftConfig, compute_drift
     from keelwatch.monitoring.drift.profiles import ReferenceProfile as ProfileType
-    from keelwatch.monitors.html_report import ColumnPicture, column_pictures, summarise_report
-    from keelwatch.monitors.outputs import log_check_run, sample_from_profile
+    from keelwatch.monitoring.service.html_report import (
+        ColumnPicture,
+        column_pictures,
+        summarise_report,
+    )
+    from keelwatch.monitoring.service.outputs import log_check_run, sample_from_profile
 
     config = MonitorConfig.model_validate(params.config)
     reference = _subset(reference, _columns(reference, config))
@@ -452,7 +456,7 @@ def _add_sketch_ks(
 
 
 def _reference(settings: Settings, params: CheckParams) -> ReferenceProfile:
-    from keelwatch.monitors.profiles import load_reference_profile
+    from keelwatch.monitoring.service.profiles import load_reference_profile
 
     info = ReferenceProfileInfo(
         id=int(params.profile["id"]),

@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from keelwatch.cli_predictions import predictions_label
-from keelwatch.cli_support import cli_actor, cli_errors, fail, open_data_dir, stderr_console
-from keelwatch.launcher import (
+from keelwatch.cli.predictions import predictions_label
+from keelwatch.cli.supervisor import (
     MLFLOW_SERVER_ENV_DEFAULTS,
     ROLE_QUEUES,
     ChildFailedError,
@@ -39,6 +38,7 @@ from keelwatch.launcher import (
     settings_environment,
     worker_command,
 )
+from keelwatch.cli.support import cli_actor, cli_errors, fail, open_data_dir, stderr_console
 
 if TYPE_CHECKING:
     from keelwatch.settings import Settings

@@ -1,0 +1,63 @@
+"""The ``keelwatch`` command line: one Typer root with a sub-app per concern.
+
+Sub-apps live in their own modules (``models``, ``jobs``, ``drift``, ``monitors``, ``ops``) and
+keep heavy imports (MLflow, pandas, Celery) inside their commands, so importing them all here
+keeps ``keelwatch --help`` fast. Every sub-app is imported explicitly: a missing module is an
+error, never a command that silently disappears.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import keelwatch
+from keelwatch.cli import drift, jobs, models, monitors, ops
+
+#: ``-h`` as well as ``--help``; click hands it down to every sub-command's context.
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+app = typer.Typer(
+    name="keelwatch",
+    context_settings=HELP_OPTIONS,
+    help="Keelwatch: model registry, worker fleet, prediction log and monitoring.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"keelwatch {keelwatch.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keelwatch: model registry, worker fleet, prediction log and monitoring."""
+
+
+app.add_typer(models.models_app, name="models")
+app.add_typer(jobs.infer_app, name="infer")
+app.add_typer(jobs.jobs_app, name="jobs")
+app.add_typer(drift.drift_app, name="drift")
+app.add_typer(monitors.monitors_app, name="monitors")
+ops.register(app)
+
+
+def main() -> None:
+    """Console-script entry point (``keelwatch``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
