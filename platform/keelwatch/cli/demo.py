@@ -364,7 +364,7 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
         rows = recent_predictions(session, job_id=result.job_id, limit=5)
         audit = list_audit(session, limit=12)
     table = Table(title="prediction log (newest 5 of this job)")
-    for column in ("request_id", "model", "inputs", "outputs", "latency µs"):
+    for column in ("request_id", "model", "inputs", "outputs", "latency ms"):
         table.add_column(column)
     for row in rows:
         inputs = ", ".join(f"{k}={v:.2f}" for k, v in list(row.inputs.items())[:3]) + ", …"
@@ -373,7 +373,7 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
             f"{row.model_name} v{row.model_version}",
             inputs,
             str(row.outputs),
-            f"{row.latency_ms * 1000:.2f}",
+            f"{row.latency_ms:.3f}",
         )
     console.print(table)
     audit_table = Table(title="audit log (newest first)")
