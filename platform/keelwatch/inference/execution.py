@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from sqlalchemy import update
 
 from keelwatch.entities import ChunkStatus, JobStatus, PredictionRecord
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError, KeelwatchError
 from keelwatch.inference.dataset import InputFormat, read_rows
 from keelwatch.inference.planning import part_file_name
@@ -45,7 +46,7 @@ from keelwatch.storage.jobs import (
     list_chunks,
     start_chunk,
 )
-from keelwatch.storage.models import JobRow, utcnow
+from keelwatch.storage.models import JobRow
 from keelwatch.storage.predictions import bulk_write_predictions, count_predictions
 
 if TYPE_CHECKING:

@@ -36,6 +36,7 @@ from keelwatch.entities.registry import (
     RegisteredModelInfo,
     ResolvedModel,
 )
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
 from keelwatch.registry import registration
 from keelwatch.registry._mlflow import (
@@ -66,7 +67,6 @@ from keelwatch.settings import RegistrySettings
 from keelwatch.storage import aliases as alias_store
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.db import Database
-from keelwatch.storage.models import utcnow
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keelwatch.entities import AliasChange
-from keelwatch.storage.models import AliasHistoryRow, utcnow
+from keelwatch.entities.time import utcnow
+from keelwatch.storage.models import AliasHistoryRow
 
 
 def record_alias_change(

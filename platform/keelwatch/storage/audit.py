@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keelwatch.entities import AuditEntry
-from keelwatch.storage.models import AuditRow, utcnow
+from keelwatch.entities.time import utcnow
+from keelwatch.storage.models import AuditRow
 
 
 def record_audit(

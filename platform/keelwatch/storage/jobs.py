@@ -11,8 +11,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from keelwatch.entities import ChunkStatus, Job, JobChunk, JobStatus
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
-from keelwatch.storage.models import JobChunkRow, JobRow, utcnow
+from keelwatch.storage.models import JobChunkRow, JobRow
 
 
 def create_job(

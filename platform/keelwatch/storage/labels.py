@@ -23,9 +23,10 @@ from keelwatch.entities import (
     LabelWriteResult,
     PredictionLabel,
 )
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError
 from keelwatch.storage.audit import record_audit
-from keelwatch.storage.models import PredictionLabelRow, PredictionRow, utcnow
+from keelwatch.storage.models import PredictionLabelRow, PredictionRow
 
 #: The most labels the API accepts in one call; the CLI sends files in batches of this size.
 MAX_LABELS_PER_CALL = 10_000

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from keelwatch.contract import JOB_DRIFT_CHECK
 from keelwatch.entities import JobStatus
 from keelwatch.entities.monitors import DriftMonitor, DriftResult, DriftStatus
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import ConflictError, NotFoundError
-from keelwatch.storage.models import DriftMonitorRow, DriftResultRow, JobRow, utcnow
+from keelwatch.storage.models import DriftMonitorRow, DriftResultRow, JobRow
 
 #: Fields of a monitor that :func:`update_monitor` may change.
 MUTABLE_FIELDS = frozenset(

@@ -7,8 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keelwatch.entities.monitors import ReferenceProfileInfo
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import NotFoundError
-from keelwatch.storage.models import ReferenceProfileRow, utcnow
+from keelwatch.storage.models import ReferenceProfileRow
 
 
 def upsert_reference_profile(

@@ -42,6 +42,7 @@ from pydantic import BaseModel
 
 from keelwatch.entities import JobStatus
 from keelwatch.entities.monitors import CheckMode, DriftResult, DriftStatus, ReferenceProfileInfo
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import KeelwatchError, NotFoundError
 from keelwatch.monitoring.service.specs import MonitorConfig
 from keelwatch.monitoring.service.windows import WindowPlan, read_partition, read_window
@@ -53,7 +54,6 @@ from keelwatch.storage.jobs import (
     set_job_running,
     start_chunk,
 )
-from keelwatch.storage.models import utcnow
 
 if TYPE_CHECKING:
     import pandas as pd

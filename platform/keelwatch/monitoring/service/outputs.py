@@ -136,8 +136,8 @@ def log_check_run(
     from mlflow.entities import LoggedModelInput, Metric
     from mlflow.tracking import MlflowClient
 
+    from keelwatch.entities.time import utcnow
     from keelwatch.registry.registration import ensure_experiment
-    from keelwatch.storage.models import utcnow
 
     client = MlflowClient(
         tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri

@@ -19,6 +19,7 @@ from keelwatch.contract import (
 )
 from keelwatch.entities import Job, JobStatus
 from keelwatch.entities.monitors import CheckMode, DriftMonitor, DriftResult
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError, KeelwatchError
 from keelwatch.monitoring.service.schedule import is_due
 from keelwatch.monitoring.service.specs import MonitorConfig, MonitorSpec, WindowSpec, validated
@@ -27,7 +28,6 @@ from keelwatch.storage import monitors as monitor_store
 from keelwatch.storage import profiles as profile_store
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.jobs import create_job, finish_job
-from keelwatch.storage.models import utcnow
 
 if TYPE_CHECKING:
     from keelwatch.wiring import Services
