@@ -23,9 +23,11 @@ RUN groupadd --system --gid 10001 keelwatch \
     && useradd --system --uid 10001 --gid keelwatch --home-dir /var/lib/keelwatch \
        --create-home --shell /usr/sbin/nologin keelwatch
 COPY --from=build /wheels /wheels
+# The same pins as `make venv` and CI (torch, for EXTRAS=gpu, is deliberately not in the lock).
+COPY requirements/lock.txt /wheels/lock.txt
 # One layer: install and drop the wheel so it is not kept twice.
 RUN wheel="$(ls /wheels/keelwatch-*.whl)" \
-    && pip install "${wheel}${EXTRAS:+[$EXTRAS]}" \
+    && pip install -c /wheels/lock.txt "${wheel}${EXTRAS:+[$EXTRAS]}" \
     && rm -rf /wheels
 USER keelwatch
 WORKDIR /var/lib/keelwatch

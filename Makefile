@@ -3,24 +3,40 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.keelwatch-installed
+# Every install takes its versions from this lock (made by `make lock`); torch stays out of it
+# so pip keeps picking the CPU wheel for the torch/gpu extras.
+LOCK   := requirements/lock.txt
 export DO_NOT_TRACK := 1
 
-.PHONY: help venv demo test test-unit test-integration bench lint format up clean
+.PHONY: help venv lock demo test test-unit test-integration bench lint format up clean
 
 help:
 	@echo "make demo   - create the venv, install, run the end-to-end lifecycle on embedded defaults"
 	@echo "make test   - the whole test suite (needs PostgreSQL and Redis on loopback)"
 	@echo "make bench  - benchmarks against peers, printed as tables"
-	@echo "make lint   - ruff (lint + format check) and mypy --strict"
+	@echo "make lint   - ruff (lint + format check), mypy --strict and the import contracts"
+	@echo "make lock   - re-resolve requirements/lock.txt after a dependency change"
 	@echo "make up     - run API, worker, beat and the MLflow UI locally"
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	@touch $(STAMP)
+
+# pip-compile resolves the dev and reports extras (which hold every runtime dependency too).
+# Keelwatch itself, pip and setuptools are left unpinned so the lock works as a constraints file.
+# It needs only pip-tools, not an installed venv: a pin the new pyproject no longer admits
+# would otherwise stop `make venv` before the lock could be refreshed.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/pip-compile || $(BIN)/python -m pip install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras \
+	  --extra dev --extra reports --no-emit-index-url --no-emit-find-links \
+	  --unsafe-package keelwatch --unsafe-package pip --unsafe-package setuptools \
+	  --output-file $(LOCK) pyproject.toml
 
 # The demo keeps its data in ./.keelwatch (commands run below this folder find it there).
 demo: $(STAMP)
