@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sqlalchemy import update
-
 from keelwatch.entities import ChunkStatus, JobStatus, PredictionRecord
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError, KeelwatchError
@@ -44,9 +42,9 @@ from keelwatch.storage.jobs import (
     get_chunk,
     get_job,
     list_chunks,
+    lock_job,
     start_chunk,
 )
-from keelwatch.storage.models import JobRow
 from keelwatch.storage.predictions import bulk_write_predictions, count_predictions
 
 if TYPE_CHECKING:
@@ -396,10 +394,9 @@ def _complete(
     params: BatchInferenceParams,
 ) -> bool:
     with db.session() as session:
-        # Writing the job row first serialises the completions of one job (a row lock on
-        # PostgreSQL, the write lock on SQLite), so the "all chunks done?" count below sees every
-        # other completion and exactly one transaction finishes the job.
-        session.execute(update(JobRow).where(JobRow.id == job_id).values(updated_at=utcnow()))
+        # Locking the job row first serialises the completions of one job, so the "all chunks
+        # done?" count below sees every other completion and exactly one transaction finishes it.
+        lock_job(session, job_id)
         newly_done = complete_chunk(
             session,
             job_id,

@@ -212,6 +212,16 @@ def fail_chunk(session: Session, job_id: str, index: int, *, error: str) -> None
     finish_job(session, job_id, status=JobStatus.FAILED, error=f"chunk {index}: {error}")
 
 
+def lock_job(session: Session, job_id: str) -> None:
+    """Touch the job row so this transaction holds its write lock until it ends.
+
+    Writing the row first serialises concurrent transactions on one job (a row lock on
+    PostgreSQL, the database write lock on SQLite): a later "all chunks done?" count in the same
+    transaction then sees every other completion.
+    """
+    session.execute(update(JobRow).where(JobRow.id == job_id).values(updated_at=utcnow()))
+
+
 def set_job_running(session: Session, job_id: str) -> None:
     """Pending → running (no-op otherwise)."""
     session.execute(

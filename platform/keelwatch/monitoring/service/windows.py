@@ -17,13 +17,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
-
 from keelwatch.contract import JOB_BATCH_INFERENCE
 from keelwatch.errors import InvalidInputError, NotFoundError
 from keelwatch.monitoring.service.specs import WindowSpec
 from keelwatch.storage.jobs import get_job
-from keelwatch.storage.models import PredictionRow
+from keelwatch.storage.windows import predictions_in_id_range, window_prediction_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,19 +118,22 @@ def _plan_log_window(
     partition_rows: int,
     now: datetime,
 ) -> WindowPlan:
-    query = select(PredictionRow.id).where(
-        PredictionRow.model_name == model_name, PredictionRow.model_version == model_version
-    )
     detail: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if window.kind == "rows":
         assert window.last_rows is not None
-        query = query.order_by(PredictionRow.id.desc()).limit(window.last_rows)
+        ids = window_prediction_ids(
+            session,
+            model_name=model_name,
+            model_version=model_version,
+            last_rows=window.last_rows,
+        )
     else:
         since = window.since or now - timedelta(seconds=window.last_seconds or 0)
         until = window.until or now
-        query = query.where(PredictionRow.created_at >= since, PredictionRow.created_at < until)
+        ids = window_prediction_ids(
+            session, model_name=model_name, model_version=model_version, since=since, until=until
+        )
         detail.update(since=since.isoformat(), until=until.isoformat())
-    ids = sorted(session.scalars(query))
     partitions = [
         (ids[i], ids[min(i + partition_rows, len(ids)) - 1])
         for i in range(0, len(ids), partition_rows)
@@ -189,16 +190,13 @@ def _read_log_rows(
     outputs_wanted = [c for c in columns if roles.get(c) == "prediction"]
     targets = [c for c in columns if roles.get(c) == "target"]
     with db.session() as session:
-        rows = session.execute(
-            select(PredictionRow.request_id, PredictionRow.inputs, PredictionRow.outputs)
-            .where(
-                PredictionRow.id >= start,
-                PredictionRow.id <= stop,
-                PredictionRow.model_name == plan.detail["model_name"],
-                PredictionRow.model_version == plan.detail["model_version"],
-            )
-            .order_by(PredictionRow.id)
-        ).all()
+        rows = predictions_in_id_range(
+            session,
+            model_name=plan.detail["model_name"],
+            model_version=plan.detail["model_version"],
+            start=start,
+            stop=stop,
+        )
         labels = labels_for_request_ids(session, [r[0] for r in rows]) if targets else {}
     if not rows:
         return pd.DataFrame()
