@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import inspect
 
+from keelwatch.contract import JOB_DRIFT_CHECK
 from keelwatch.entities.monitors import DriftStatus
 from keelwatch.errors import ConflictError, NotFoundError
 from keelwatch.storage import monitors as store
@@ -131,7 +132,7 @@ def test_results_are_written_once_per_job_and_history_is_newest_first(
         assert history[0].mlflow_run_id == "abc"
         latest = store.latest_results(session)
         assert [(m.name, r.job_id) for m, r in latest] == [("m1", "job-2")]
-        started = store.last_started_at(session)
+        started = store.last_started_at(session, check_job_kind=JOB_DRIFT_CHECK)
         # The pending drift_check job counts as a run that has started.
         assert set(started) == {monitor.id}  # type: ignore[attr-defined]
         assert started[monitor.id] >= now - timedelta(minutes=1)  # type: ignore[attr-defined]

@@ -10,7 +10,6 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from keelwatch.contract import JOB_DRIFT_CHECK
 from keelwatch.entities import JobStatus
 from keelwatch.entities.monitors import DriftMonitor, DriftResult, DriftStatus
 from keelwatch.entities.time import utcnow
@@ -241,11 +240,12 @@ def latest_results(session: Session) -> list[tuple[DriftMonitor, DriftResult]]:
     return [(to_monitor(m), to_result(r)) for m, r in session.execute(query)]
 
 
-def last_started_at(session: Session) -> dict[int, datetime]:
+def last_started_at(session: Session, *, check_job_kind: str) -> dict[int, datetime]:
     """When each monitor's newest check started, from results and from pending/running jobs.
 
-    ``jobs`` is consulted too so a check that is still running counts as the last run, and beat
-    does not enqueue a second one meanwhile.
+    ``jobs`` of ``check_job_kind`` (the caller names the worker contract's kind, so storage
+    does not import the contract) are consulted too: a check that is still running counts as
+    the last run, and beat does not enqueue a second one meanwhile.
     """
     latest: dict[int, datetime] = {}
     for monitor_id, at in session.execute(
@@ -256,7 +256,7 @@ def last_started_at(session: Session) -> dict[int, datetime]:
         latest[int(monitor_id)] = at
     jobs = session.execute(
         select(JobRow.params, JobRow.created_at).where(
-            JobRow.kind == JOB_DRIFT_CHECK,
+            JobRow.kind == check_job_kind,
             JobRow.status.in_((JobStatus.PENDING.value, JobStatus.RUNNING.value)),
         )
     )

@@ -270,7 +270,7 @@ def due_monitors(services: Services, now: datetime | None = None) -> list[DriftM
     now = now or utcnow()
     with services.db.session() as session:
         monitors = monitor_store.list_monitors(session, enabled=True)
-        last = monitor_store.last_started_at(session)
+        last = monitor_store.last_started_at(session, check_job_kind=JOB_DRIFT_CHECK)
     return [
         monitor
         for monitor in monitors
