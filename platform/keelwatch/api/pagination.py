@@ -1,4 +1,5 @@
-"""One list shape for every collection endpoint: ``{count, items, next_cursor}``.
+"""Cursors for the one list shape of every collection endpoint (``keelwatch.schemas.common.Page``:
+``{count, items, next_cursor}``).
 
 Every list takes ``limit`` (1 to the route's maximum; above it is a 422) and an opaque
 ``cursor``: the ``next_cursor`` of the previous page. ``next_cursor`` is ``null`` on the last
@@ -15,10 +16,9 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, Field
 
 from keelwatch.errors import InvalidInputError
 
@@ -29,16 +29,6 @@ CursorQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=512, description="next_cursor of the previous page."),
 ]
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list; ``count`` is the number of items on this page (at most ``limit``)."""
-
-    count: int
-    items: list[T] = Field(default_factory=list)
-    next_cursor: str | None = Field(
-        None, description="Pass as ?cursor= for the next page; null on the last page."
-    )
 
 
 def encode_cursor(kind: str, key: Any) -> str:

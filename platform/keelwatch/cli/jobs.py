@@ -50,7 +50,7 @@ def _load_job(services: Services, job_id: str) -> Job:
 
 
 def _job_json(services: Services, job: Job, *, with_chunks: bool) -> str:
-    from keelwatch.inference.views import JobView
+    from keelwatch.schemas.jobs import JobView
     from keelwatch.storage.jobs import list_chunks
 
     chunks = None
@@ -181,7 +181,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """The newest jobs first."""
-    from keelwatch.inference.views import JobView
+    from keelwatch.schemas.jobs import JobView
     from keelwatch.storage.jobs import list_jobs
 
     with cli_services() as services:

@@ -28,14 +28,7 @@ class RegisteredModelOut(BaseModel):
     @classmethod
     def of(cls, info: RegisteredModelInfo) -> RegisteredModelOut:
         """From the façade's value."""
-        return cls(
-            name=info.name,
-            description=info.description,
-            created_at=info.created_at,
-            updated_at=info.updated_at,
-            latest_version=info.latest_version,
-            aliases=dict(info.aliases),
-        )
+        return cls.model_validate(info, from_attributes=True)
 
 
 class ModelVersionOut(BaseModel):
@@ -58,21 +51,7 @@ class ModelVersionOut(BaseModel):
     @classmethod
     def of(cls, info: ModelVersionInfo) -> ModelVersionOut:
         """From the façade's value."""
-        return cls(
-            name=info.name,
-            version=info.version,
-            model_uri=info.model_uri,
-            source=info.source,
-            run_id=info.run_id,
-            created_at=info.created_at,
-            approval=info.approval,
-            approval_actor=info.approval_actor,
-            approval_reason=info.approval_reason,
-            aliases=list(info.aliases),
-            rolled_back=info.rolled_back,
-            description=info.description,
-            tags=dict(info.tags),
-        )
+        return cls.model_validate(info, from_attributes=True)
 
 
 class ResolvedModelOut(BaseModel):

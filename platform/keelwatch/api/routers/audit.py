@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from keelwatch.api.deps import ServicesDep
-from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_of
-from keelwatch.entities import AuditEntry
+from keelwatch.api.pagination import CursorQuery, decode_cursor, page_of
 from keelwatch.errors import InvalidInputError
+from keelwatch.schemas.audit import AuditEntryOut
+from keelwatch.schemas.common import Page
 from keelwatch.storage.audit import list_audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 MAX_LIMIT = 1000
-
-
-class AuditEntryOut(BaseModel):
-    """One audit entry."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    reason: str
-    details: dict[str, Any]
-
-    @classmethod
-    def from_entry(cls, entry: AuditEntry) -> AuditEntryOut:
-        """Entity → response schema."""
-        return cls.model_validate(entry, from_attributes=True)
 
 
 @router.get("", response_model=Page[AuditEntryOut], summary="List audit entries, newest first")

@@ -29,12 +29,12 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from keelwatch.api.deps import ServicesDep
 from keelwatch.contract import ALL_QUEUES, QUEUE_CPU, QUEUE_MONITORING
 from keelwatch.metrics import KeelwatchMetrics
+from keelwatch.schemas.health import CheckResult, QueueStatus, Readiness
 from keelwatch.wiring import Services
 
 if TYPE_CHECKING:
@@ -48,14 +48,6 @@ CHECK_TIMEOUT_S = 10.0
 _check_pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="keelwatch-readyz")
 
 
-class CheckResult(BaseModel):
-    """Outcome of one readiness check."""
-
-    status: Literal["ok", "fail"]
-    detail: str = ""
-    duration_ms: float
-
-
 #: Queues that must have a consumer; ``gpu`` is optional (a cluster may have no GPU).
 REQUIRED_QUEUES = (QUEUE_CPU, QUEUE_MONITORING)
 #: How long the consumer broadcast waits for workers' replies.
@@ -67,30 +59,6 @@ QUEUE_PURPOSE = {
     QUEUE_CPU: "batch inference jobs will wait forever",
     QUEUE_MONITORING: "drift checks, scheduled monitors and the heartbeat will not run",
 }
-
-
-class QueueStatus(BaseModel):
-    """Who consumes one queue."""
-
-    status: Literal["ok", "no_consumer", "unknown"]
-    required: bool
-    consumers: list[str] = Field(default_factory=list, description="Celery worker names.")
-
-
-class Readiness(BaseModel):
-    """Overall readiness and each check's outcome, plus the worker fleet's queue coverage."""
-
-    status: Literal["ok", "fail"] = Field(
-        description="The API's own readiness (database, broker, MLflow); sets the HTTP code."
-    )
-    checks: dict[str, CheckResult]
-    fleet: Literal["ok", "degraded", "unknown"] = Field(
-        "unknown",
-        description="degraded: a required queue (cpu, monitoring) has no consumer. "
-        "Does not change the HTTP code.",
-    )
-    queues: dict[str, QueueStatus] = Field(default_factory=dict)
-    warnings: list[str] = Field(default_factory=list)
 
 
 @router.get("/healthz", summary="Liveness: the process is up and serving")

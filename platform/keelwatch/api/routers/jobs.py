@@ -12,12 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
-from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_of
+from keelwatch.api.pagination import CursorQuery, decode_cursor, page_of
 from keelwatch.contract import BatchInferenceRequest
 from keelwatch.errors import InvalidInputError
 from keelwatch.inference import submit_batch_inference
 from keelwatch.inference.control import cancel_job, retry_job
-from keelwatch.inference.views import JobActionIn, JobView
+from keelwatch.schemas.common import Page
+from keelwatch.schemas.jobs import JobActionIn, JobView
 from keelwatch.storage.jobs import get_job, list_chunks, list_jobs, resolve_job_id
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

@@ -6,127 +6,26 @@ error (422 invalid spec, 404 unknown monitor/model/version, 409 name taken).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
 
 from keelwatch.api.deps import ActorDep, ServicesDep
-from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_in_memory, page_of
-from keelwatch.entities.monitors import DriftMonitor, DriftResult, ReferenceProfileInfo
+from keelwatch.api.pagination import CursorQuery, decode_cursor, page_in_memory, page_of
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.service.specs import MonitorConfig, MonitorSpec, WindowSpec
+from keelwatch.monitoring.service.specs import MonitorSpec
+from keelwatch.schemas.common import Page
+from keelwatch.schemas.monitors import (
+    MonitorOut,
+    MonitorPatch,
+    ProfileAttach,
+    ProfileOut,
+    ResultOut,
+    RunOut,
+)
 
 router = APIRouter(tags=["monitors"])
-
-
-class MonitorOut(BaseModel):
-    """A stored monitor."""
-
-    id: int
-    name: str
-    model_name: str
-    model_ref: str
-    window: dict[str, Any]
-    schedule_interval_s: int | None
-    schedule_cron: str | None
-    config: dict[str, Any]
-    enabled: bool
-    description: str
-    created_by: str
-    created_at: datetime
-    updated_by: str
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, monitor: DriftMonitor) -> MonitorOut:
-        """Entity → response."""
-        return cls(**asdict(monitor))
-
-
-class MonitorPatch(BaseModel):
-    """Fields to change (others keep their value)."""
-
-    model: str | None = None
-    window: WindowSpec | None = None
-    schedule_interval_s: int | None = Field(None, ge=10)
-    schedule_cron: str | None = None
-    config: MonitorConfig | None = None
-    enabled: bool | None = None
-    description: str | None = None
-    reason: str = Field("", description="Why (audit log); not stored on the monitor.")
-
-
-class ResultOut(BaseModel):
-    """One drift check result."""
-
-    id: int
-    monitor_id: int
-    job_id: str | None
-    model_name: str
-    model_version: str
-    status: str
-    dataset_drift: bool | None
-    share_drifted: float | None
-    window_rows: int
-    mode: str
-    started_at: datetime
-    finished_at: datetime
-    mlflow_run_id: str | None
-    report_artifact_uri: str | None
-    error: str | None
-    columns: dict[str, Any]
-    report: dict[str, Any]
-
-    @classmethod
-    def of(cls, result: DriftResult) -> ResultOut:
-        """Entity → response."""
-        data = asdict(result)
-        data["status"] = result.status.value
-        return cls(**data)
-
-
-class RunOut(BaseModel):
-    """A submitted check."""
-
-    job_id: str
-    monitor: str
-    status: str
-
-
-class ProfileAttach(BaseModel):
-    """Training data to profile: a Parquet or CSV file the API can read."""
-
-    data_uri: str = Field(min_length=1)
-    target: str | None = Field(
-        None, description="Ground-truth column, profiled for target drift once labels arrive."
-    )
-    predictions: bool = Field(
-        True, description="Score the data with the version's model for prediction drift."
-    )
-    reason: str = ""
-
-
-class ProfileOut(BaseModel):
-    """A reference profile attached to a model version."""
-
-    id: int
-    model_name: str
-    model_version: str
-    artifact_uri: str
-    rows: int
-    columns: list[str]
-    source: str
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, info: ReferenceProfileInfo) -> ProfileOut:
-        """Entity → response."""
-        return cls(**asdict(info))
 
 
 @router.post("/monitors", status_code=status.HTTP_201_CREATED, response_model=MonitorOut)

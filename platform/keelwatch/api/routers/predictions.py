@@ -8,50 +8,22 @@ that are not in the log are reported back and not stored).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from keelwatch.api.deps import ActorDep, ServicesDep
-from keelwatch.api.pagination import CursorQuery, Page, decode_cursor, page_of
-from keelwatch.entities import LabelRecord, LabelWriteResult, PredictionLabel, PredictionRecord
+from keelwatch.api.pagination import CursorQuery, decode_cursor, page_of
+from keelwatch.entities import LabelRecord
 from keelwatch.errors import InvalidInputError
-from keelwatch.storage.labels import (
-    MAX_LABELS_PER_CALL,
-    MAX_REQUEST_ID_LENGTH,
-    get_labels,
-    record_labels,
-)
+from keelwatch.schemas.common import Page
+from keelwatch.schemas.predictions import LabelsIn, LabelsOut, PredictionOut
+from keelwatch.storage.labels import get_labels, record_labels
 from keelwatch.storage.predictions import recent_predictions
 
 router = APIRouter(prefix="/predictions", tags=["predictions"])
 
 MAX_LIMIT = 1000
-
-
-class PredictionOut(BaseModel):
-    """One logged prediction."""
-
-    request_id: str
-    model_name: str
-    model_version: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    latency_ms: float
-    created_at: datetime
-    job_id: str | None = None
-    label: Any | None = Field(default=None, description="Ground truth, once it arrived.")
-    labelled_at: datetime | None = None
-
-    @classmethod
-    def from_record(cls, record: PredictionRecord, label: PredictionLabel | None) -> PredictionOut:
-        """Entities → response schema."""
-        out = cls.model_validate(record, from_attributes=True)
-        if label is not None:
-            out.label = label.label
-            out.labelled_at = label.labelled_at
-        return out
 
 
 @router.get("", response_model=Page[PredictionOut], summary="List logged predictions, newest first")
@@ -92,44 +64,6 @@ def list_predictions(
         labels = get_labels(session, [record.request_id for record in records])
     items = [PredictionOut.from_record(r, labels.get(r.request_id)) for r in records]
     return Page(count=len(items), items=items, next_cursor=next_cursor)
-
-
-class LabelIn(BaseModel):
-    """The ground truth of one logged prediction."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID_LENGTH)
-    label: Any = Field(description="A number, string or bool (not null, NaN or infinity).")
-
-
-class LabelsIn(BaseModel):
-    """Labels to record; the actor comes from the ``X-Keelwatch-Actor`` header."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    labels: list[LabelIn] = Field(min_length=1, max_length=MAX_LABELS_PER_CALL)
-
-
-class LabelsOut(BaseModel):
-    """Per distinct request id: first label, replaced label, same label, or not in the log."""
-
-    inserted: int
-    updated: int
-    unchanged: int
-    unknown_request_ids: list[str] = Field(
-        default_factory=list, description="Not in the prediction log; their labels are not stored."
-    )
-
-    @classmethod
-    def of(cls, result: LabelWriteResult) -> LabelsOut:
-        """Entity → response schema."""
-        return cls(
-            inserted=result.inserted,
-            updated=result.updated,
-            unchanged=result.unchanged,
-            unknown_request_ids=list(result.unknown),
-        )
 
 
 @router.post("/labels", response_model=LabelsOut, summary="Record ground-truth labels")

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
-from keelwatch.api.pagination import CursorQuery, Page, page_in_memory
+from keelwatch.api.pagination import CursorQuery, page_in_memory
+from keelwatch.schemas.common import Page
 from keelwatch.schemas.registry import (
     AliasAtOut,
     AliasChangeOut,

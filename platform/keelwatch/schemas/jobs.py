@@ -1,4 +1,4 @@
-"""Wire shape of a job, shared by the API (``/jobs``) and the CLI's ``--json`` output."""
+"""Pydantic shapes of jobs on the wire: the API's ``/jobs`` and ``keelwatch jobs ... --json``."""
 
 from __future__ import annotations
 
@@ -25,16 +25,7 @@ class ChunkView(BaseModel):
     @classmethod
     def from_chunk(cls, chunk: JobChunk) -> ChunkView:
         """Entity → view."""
-        return cls(
-            index=chunk.index,
-            status=chunk.status.value,
-            row_start=chunk.row_start,
-            row_stop=chunk.row_stop,
-            rows_done=chunk.rows_done,
-            attempts=chunk.attempts,
-            device=chunk.device,
-            error=chunk.error,
-        )
+        return cls.model_validate(chunk, from_attributes=True)
 
 
 class JobView(BaseModel):
@@ -58,22 +49,10 @@ class JobView(BaseModel):
     @classmethod
     def from_job(cls, job: Job, chunks: list[JobChunk] | None = None) -> JobView:
         """Entity → view (``chunks`` only when asked for)."""
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            status=job.status.value,
-            submitted_by=job.submitted_by,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            chunks_done=job.chunks_done,
-            chunks_total=job.chunks_total,
-            rows_done=job.rows_done,
-            rows_total=job.rows_total,
-            params=job.params,
-            result=job.result,
-            error=job.error,
-            chunks=[ChunkView.from_chunk(c) for c in chunks] if chunks is not None else None,
-        )
+        view = cls.model_validate(job, from_attributes=True)
+        if chunks is not None:
+            view.chunks = [ChunkView.from_chunk(chunk) for chunk in chunks]
+        return view
 
 
 class JobActionIn(BaseModel):
