@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import keelwatch
 from keelwatch.cli.app import SUB_APPS, app
-from keelwatch.cli.supervisor import iter_env_vars
+from keelwatch.cli.environment import iter_env_vars
 from keelwatch.entities import PredictionRecord
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import record_audit

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from keelwatch.cli.supervisor import iter_env_vars
+from keelwatch.cli.environment import iter_env_vars
 from keelwatch.settings import Settings
 from tests.conftest import REPO_ROOT
 
@@ -162,7 +162,7 @@ def test_compose_env_vars_are_settings_fields(
 def test_compose_consumes_every_queue_the_platform_sends_to(compose: dict[str, Any]) -> None:
     # Drift checks, dispatch_due and the heartbeat go to `monitoring`: some service must
     # consume it, and cpu too, without the optional gpu profile.
-    from keelwatch.cli.supervisor import ROLE_QUEUES
+    from keelwatch.cli.commands import ROLE_QUEUES
 
     consumed: set[str] = set()
     for service in compose["services"].values():
@@ -247,7 +247,7 @@ def render_chart(values: dict[str, Any] | None = SHARED_VALUES) -> list[dict[str
     helm = pytest.importorskip("helm_python")
     chart = helm.Chart.load(str(CHART_DIR))
     rendered = chart.render(values, name="kw", namespace="ml", is_install=True)
-    documents = []
+    documents: list[dict[str, Any]] = []
     for path, text in rendered.items():
         if path.endswith("NOTES.txt"):
             continue
@@ -347,7 +347,7 @@ def test_chart_runs_a_monitoring_worker_started_like_the_cpu_worker() -> None:
     assert monitoring[3:] == [
         a.replace("cpu", "monitoring") for a in args["kw-keelwatch-worker-cpu"][3:]
     ]
-    from keelwatch.cli.supervisor import ROLE_QUEUES
+    from keelwatch.cli.commands import ROLE_QUEUES
 
     role = monitoring[monitoring.index("--role") + 1]
     assert ROLE_QUEUES[role] == ("monitoring",)

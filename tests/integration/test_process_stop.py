@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from keelwatch.cli.commands import worker_command
 from keelwatch.cli.demo import start_worker, stop_worker
-from keelwatch.cli.supervisor import ChildSpec, Supervisor, worker_command
+from keelwatch.cli.supervisor import ChildSpec, Supervisor
 from keelwatch.settings import Settings
 from tests.conftest import make_settings, subprocess_env
 

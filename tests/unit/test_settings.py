@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from keelwatch.cli.supervisor import iter_env_vars, settings_environment
+from keelwatch.cli.environment import iter_env_vars, settings_environment
 from keelwatch.settings import DataDirSource, Settings, discover_data_dir, load_settings
 
 
@@ -69,9 +69,9 @@ def test_env_var_reference_covers_every_field() -> None:
 def test_settings_environment_round_trips(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     original = Settings(
         data_dir=tmp_path / "d",
-        api={"port": 9123, "host": "0.0.0.0"},  # type: ignore[arg-type]
-        inference={"chunk_rows": 77, "log_sample_rate": 0.25},  # type: ignore[arg-type]
-        registry={"require_approval": False},  # type: ignore[arg-type]
+        api={"port": 9123, "host": "0.0.0.0"},
+        inference={"chunk_rows": 77, "log_sample_rate": 0.25},
+        registry={"require_approval": False},
     )
     env = settings_environment(original)
     assert all(name.startswith("KEELWATCH_") for name in env)

@@ -18,26 +18,21 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from keelwatch.cli.predictions import predictions_label
-from keelwatch.cli.supervisor import (
+from keelwatch.cli.commands import (
     MLFLOW_SERVER_ENV_DEFAULTS,
     ROLE_QUEUES,
-    ChildFailedError,
-    ChildSpec,
-    StackLock,
-    StackRunningError,
-    Supervisor,
     api_command,
     beat_command,
-    child_environment,
     display_host,
-    iter_env_vars,
     mlflow_server_command,
     mlflow_server_environment,
     prepare_mlflow_store,
-    settings_environment,
     worker_command,
 )
+from keelwatch.cli.environment import child_environment, iter_env_vars, settings_environment
+from keelwatch.cli.lock import StackLock, StackRunningError
+from keelwatch.cli.predictions import predictions_label
+from keelwatch.cli.supervisor import ChildFailedError, ChildSpec, Supervisor
 from keelwatch.cli.support import cli_actor, cli_errors, fail, open_data_dir, stderr_console
 
 if TYPE_CHECKING:

@@ -1,15 +1,11 @@
-"""Process commands and the supervisor behind ``keelwatch up``.
+"""The supervisor behind ``keelwatch up``: start children, wait until they answer, stop them.
 
-The command builders (:func:`api_command`, :func:`worker_command`, :func:`beat_command`,
-:func:`mlflow_server_command`) are shared by the single-service CLI commands (which ``exec``
-them) and by :class:`Supervisor`, which runs several of them as children of ``keelwatch up``.
-
-Children get the parent's *resolved* settings as ``KEELWATCH_*`` variables
-(:func:`settings_environment`), so a relative data dir or a default derived in the parent
-means the same thing in every child. Each child leads its own process group, so a terminal's
-Ctrl-C reaches only the supervisor, which then stops the children: SIGTERM to each main process
-(which stops what it forked: Celery's pool, MLflow's server workers), and SIGKILL to any group
-still alive after a short bound (:func:`stop_process`).
+Each child leads its own process group, so a terminal's Ctrl-C reaches only the supervisor,
+which then stops the children: SIGTERM to each main process (which stops what it forked:
+Celery's pool, MLflow's server workers), and SIGKILL to any group still alive after a short
+bound (:func:`stop_process`). What the children run comes from ``keelwatch.cli.commands``,
+their environment from ``keelwatch.cli.environment``, the one-stack-per-data-dir lock from
+``keelwatch.cli.lock``.
 """
 
 from __future__ import annotations
@@ -19,244 +15,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Literal
 
-from pydantic import BaseModel
-
-from keelwatch.contract import ALL_QUEUES, QUEUE_CPU, QUEUE_GPU, QUEUE_MONITORING
-from keelwatch.settings import Settings
-
-ENV_PREFIX = "KEELWATCH_"
-ENV_NESTED_DELIMITER = "__"
-
-#: Worker roles (modules under ``keelwatch_workers.roles``) and the queues each consumes.
-ROLE_QUEUES: dict[str, tuple[str, ...]] = {
-    "all": ALL_QUEUES,
-    "cpu": (QUEUE_CPU,),
-    "gpu": (QUEUE_GPU,),
-    "monitoring": (QUEUE_MONITORING,),
-}
-
-#: The Celery app that beat runs with (the one that knows the whole schedule).
-BEAT_APP = "keelwatch_workers.roles.all"
-
 #: Default bound on a warm stop. Celery's warm shutdown finishes running tasks first; with
 #: ``acks_late`` anything cut short by the SIGKILL after this bound is redelivered.
 STOP_GRACE_S = 10.0
-
-
-# --------------------------------------------------------------------------- settings → env
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    """One ``KEELWATCH_*`` variable derived from a settings field."""
-
-    name: str
-    type_name: str
-    default: str
-    description: str
-
-
-def _field_type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-
-
-def iter_env_vars(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> Iterator[EnvVar]:
-    """Every environment variable the settings tree reads: top-level fields and nested groups
-    joined by ``__`` (``KEELWATCH_DATABASE__URL``)."""
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        env_name = f"{prefix}{name.upper()}"
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from iter_env_vars(annotation, f"{env_name}{ENV_NESTED_DELIMITER}")
-            continue
-        default = info.get_default(call_default_factory=True)
-        yield EnvVar(
-            name=env_name,
-            type_name=_field_type_name(annotation),
-            default=_env_value(default),
-            description=info.description or "",
-        )
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """``KEELWATCH_*`` variables that rebuild exactly ``settings`` in a child process."""
-    return dict(_flatten(settings, ENV_PREFIX))
-
-
-def _flatten(model: BaseModel, prefix: str) -> Iterator[tuple[str, str]]:
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        env_name = f"{prefix}{name.upper()}"
-        if isinstance(value, BaseModel):
-            yield from _flatten(value, f"{env_name}{ENV_NESTED_DELIMITER}")
-        elif value is not None:
-            # None stays unset: an empty string would not parse as an optional number.
-            yield env_name, _env_value(value)
-
-
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, (str, int, float, Path)):
-        return str(value)
-    return json.dumps(value)  # lists and dicts: pydantic-settings parses JSON for complex fields
-
-
-def child_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default: this process's environment) with the resolved settings on top."""
-    env = dict(os.environ if base is None else base)
-    env.update(settings_environment(settings))
-    return env
-
-
-# --------------------------------------------------------------------------- commands
-
-
-def api_command(
-    settings: Settings, *, host: str | None = None, port: int | None = None
-) -> list[str]:
-    """Serve the API with uvicorn (the app is built from ``KEELWATCH_*`` in the child)."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "keelwatch.api.app:create_app",
-        "--factory",
-        "--host",
-        host or settings.api.host,
-        "--port",
-        str(port if port is not None else settings.api.port),
-    ]
-
-
-def worker_command(
-    settings: Settings,
-    *,
-    role: str = "all",
-    queues: Sequence[str] | None = None,
-    concurrency: int | None = None,
-    hostname: str | None = None,
-    loglevel: str = "INFO",
-) -> list[str]:
-    """A Celery worker for ``role`` consuming ``queues`` (default: the role's queues)."""
-    if role not in ROLE_QUEUES:
-        known = ", ".join(sorted(ROLE_QUEUES))
-        raise ValueError(f"unknown worker role {role!r} (known: {known})")
-    chosen = list(queues) if queues else list(ROLE_QUEUES[role])
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        f"keelwatch_workers.roles.{role}",
-        "worker",
-        "-Q",
-        ",".join(chosen),
-        "--loglevel",
-        loglevel,
-    ]
-    if concurrency is not None:
-        command += ["--concurrency", str(concurrency)]
-    if hostname:
-        command += ["--hostname", hostname]
-    return command
-
-
-def beat_command(settings: Settings, *, loglevel: str = "INFO") -> list[str]:
-    """Celery beat with its schedule file in the data dir (not the working directory)."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        BEAT_APP,
-        "beat",
-        "--schedule",
-        str(settings.data_dir / "celerybeat-schedule"),
-        "--loglevel",
-        loglevel,
-    ]
-
-
-def mlflow_server_command(
-    settings: Settings,
-    *,
-    host: str = "127.0.0.1",
-    port: int | None = None,
-    workers: int = 1,
-    allowed_hosts: str | None = None,
-) -> list[str]:
-    """``mlflow server`` on Keelwatch's own MLflow store, so the UI shows what Keelwatch wrote.
-
-    New experiments' artifacts go to ``settings.mlflow.artifact_root``, the same place the
-    platform and the workers write to directly; proxied uploads land there too.
-    """
-    mlflow = settings.mlflow
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        mlflow.tracking_uri,
-        "--default-artifact-root",
-        mlflow.artifact_root,
-        "--artifacts-destination",
-        mlflow.artifact_root,
-        "--host",
-        host,
-        "--port",
-        str(port if port is not None else settings.api.mlflow_ui_port),
-        "--workers",
-        str(workers),
-    ]
-    if mlflow.registry_uri and mlflow.registry_uri != mlflow.tracking_uri:
-        command += ["--registry-store-uri", mlflow.registry_uri]
-    if allowed_hosts:
-        command += ["--allowed-hosts", allowed_hosts]
-    return command
-
-
-#: Defaults for the MLflow server's environment (an operator's own value wins). Its job runner
-#: (GenAI prompt optimisation, trace roll-ups) costs three extra processes and Keelwatch uses
-#: none of it.
-MLFLOW_SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-def mlflow_server_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """``base`` plus :data:`MLFLOW_SERVER_ENV_DEFAULTS` where ``base`` does not set them."""
-    return {**MLFLOW_SERVER_ENV_DEFAULTS, **base}
-
-
-def prepare_mlflow_store(settings: Settings) -> None:
-    """Create (migrate) a database-backed MLflow store once, before several processes race to."""
-    if settings.mlflow.tracking_uri.startswith(("http://", "https://", "databricks")):
-        return
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(
-        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
-    )
-    client.search_experiments(max_results=1)
-    client.search_registered_models(max_results=1)
-
-
-def display_host(host: str) -> str:
-    """A host to put in a URL a person can click (wildcard binds → loopback)."""
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def wait_for_http(url: str, *, timeout_s: float, alive: Any = None) -> bool:
@@ -274,61 +45,6 @@ def wait_for_http(url: str, *, timeout_s: float, alive: Any = None) -> bool:
             pass
         time.sleep(0.3)
     return False
-
-
-# --------------------------------------------------------------------------- supervisor
-
-
-class StackRunningError(RuntimeError):
-    """Another supervisor holds the data dir's lock."""
-
-
-class StackLock:
-    """An exclusive ``flock`` on ``<data_dir>/run/up.lock``, held for the supervisor's life.
-
-    The kernel drops the lock when the holder dies, so a crashed ``keelwatch up`` never blocks
-    the next one; the file only carries the holder's pid for the error message. Python opens
-    files close-on-exec, so the children never inherit (and never keep) the lock.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: IO[str] | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise :class:`StackRunningError` naming the holder."""
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise StackRunningError(
-                f"another `keelwatch up` (pid {holder}) is running on data dir "
-                f"{self.path.parent.parent}; stop it first (Ctrl-C there, or kill -TERM {holder})"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._handle = handle
-
-    def release(self) -> None:
-        """Drop the lock (closing the file releases it)."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self) -> StackLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
 
 
 @dataclass
