@@ -204,6 +204,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             if settings.worker.metrics_port
             else {}
         ),
+        **(
+            {"KEELWATCH_WORKER__METRICS_MULTIPROC_DIR": settings.worker.metrics_multiproc_dir}
+            if settings.worker.metrics_multiproc_dir
+            else {}
+        ),
     }
 
 

@@ -8,7 +8,7 @@ Two kinds of series live here:
 
 * in-process instruments (request latency, errors), updated as things happen;
 * scrape-time collectors that ask the source of truth when Prometheus scrapes: queue depth
-  (Redis ``LLEN`` or the filesystem broker's message files), fleet-wide inference progress and
+  (a passive ``queue_declare`` through kombu, on any broker), fleet-wide inference progress and
   jobs per state (the jobs table), and each model's champion version (the registry, cached for
   :data:`CHAMPION_CACHE_S`), so the API reports the whole fleet and not only what it saw itself.
 
@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -54,10 +53,6 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 #: Route label for requests that matched no route, so random paths cannot blow up cardinality.
 UNMATCHED_ROUTE = "<unmatched>"
-
-# kombu's Redis transport keeps one list per queue and priority step ("cpu", "cpu\x06\x163"...).
-_REDIS_PRIORITY_SEP = "\x06\x16"
-_REDIS_PRIORITY_STEPS = (3, 6, 9)
 
 
 class KeelwatchMetrics:
@@ -103,54 +98,11 @@ class KeelwatchMetrics:
 # --------------------------------------------------------------------------- queue depth
 
 
-def redis_queue_depths(
-    url: str, queues: Sequence[str], *, timeout_s: float = 2.0
-) -> dict[str, int]:
-    """Messages waiting in each queue of a Redis broker (all priority steps summed)."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
-    try:
-        pipe = client.pipeline(transaction=False)
-        for queue in queues:
-            pipe.llen(queue)
-            for step in _REDIS_PRIORITY_STEPS:
-                pipe.llen(f"{queue}{_REDIS_PRIORITY_SEP}{step}")
-        sizes = pipe.execute()
-    finally:
-        client.close()
-    per_queue = 1 + len(_REDIS_PRIORITY_STEPS)
-    return {
-        queue: int(sum(sizes[i * per_queue : (i + 1) * per_queue]))
-        for i, queue in enumerate(queues)
-    }
-
-
-def filesystem_queue_depths(folder: Path, queues: Sequence[str]) -> dict[str, int]:
-    """Messages waiting in each queue of kombu's filesystem broker.
-
-    kombu names each message file ``<timestamp>_<uuid>.<queue>.msg`` in the exchange folder.
-    """
-    depths = dict.fromkeys(queues, 0)
-    if not folder.is_dir():
-        return depths
-    suffixes = {f".{queue}.msg": queue for queue in queues}
-    for entry in folder.iterdir():
-        for suffix, queue in suffixes.items():
-            if entry.name.endswith(suffix):
-                depths[queue] += 1
-    return depths
-
-
 def broker_queue_depths(settings: Settings, queues: Sequence[str] = ALL_QUEUES) -> dict[str, int]:
-    """Queue depth for the configured broker; raises ValueError for unsupported transports."""
-    url = settings.broker.url
-    if settings.broker_is_embedded:
-        return filesystem_queue_depths(settings.broker_dir / "queue", queues)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return redis_queue_depths(url, queues)
-    scheme = url.split(":", 1)[0]
-    raise ValueError(f"queue depth is not supported for broker transport {scheme!r}")
+    """Messages waiting in each queue of the configured broker (kombu's public API)."""
+    from keelwatch.celery_config import queue_depths
+
+    return queue_depths(settings, queues)
 
 
 class QueueDepthCollector(Collector):

@@ -83,6 +83,14 @@ class WorkerSettings(BaseModel):
     """Worker processes (Celery)."""
 
     metrics_port: int | None = None
+    metrics_multiproc_dir: str = Field(
+        "",
+        description="An empty folder where prefork pool processes share their Prometheus "
+        "series (exported as PROMETHEUS_MULTIPROC_DIR at worker start); empty: main process only.",
+    )
+    evidently_telemetry: bool = Field(
+        False, description="Let Evidently send usage telemetry (off: DO_NOT_TRACK=1 in workers)."
+    )
 
 
 class ApiSettings(BaseModel):

@@ -50,9 +50,9 @@ class Services:
     @cached_property
     def sender(self) -> TaskSender:
         """A Celery client app (no task modules imported) to enqueue work by name."""
-        from keelwatch_workers.celery_app import create_app
+        from keelwatch.celery_config import create_client
 
-        return create_app(self.settings, task_modules=())
+        return create_client(self.settings)
 
     def close(self) -> None:
         """Release pooled connections."""

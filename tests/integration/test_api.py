@@ -137,9 +137,9 @@ def test_metrics_expose_request_latency_by_route_template(client: TestClient) ->
 
 
 def test_metrics_queue_depth_counts_real_messages(settings: Settings, client: TestClient) -> None:
-    from keelwatch_workers.celery_app import create_app as create_celery_app
+    from keelwatch.celery_config import create_client
 
-    sender = create_celery_app(settings, task_modules=())
+    sender = create_client(settings)
     for _ in range(3):
         sender.send_task("keelwatch.test.noop", queue="cpu")
     sender.send_task("keelwatch.test.noop", queue="monitoring")
@@ -152,12 +152,12 @@ def test_metrics_queue_depth_counts_real_messages(settings: Settings, client: Te
 def test_metrics_queue_depth_on_redis(
     database: Database, db_url: str, mlflow_uri: str, redis_url: str, tmp_path: Path
 ) -> None:
-    from keelwatch_workers.celery_app import create_app as create_celery_app
+    from keelwatch.celery_config import create_client
 
     settings = make_settings(
         tmp_path, database_url=db_url, mlflow_uri=mlflow_uri, broker_url=redis_url
     )
-    sender = create_celery_app(settings, task_modules=())
+    sender = create_client(settings)
     sender.send_task("keelwatch.test.noop", queue="gpu")
     sender.send_task("keelwatch.test.noop", queue="gpu", priority=7)
     with TestClient(create_app(settings)) as client:

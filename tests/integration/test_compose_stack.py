@@ -81,7 +81,7 @@ def loopback_env(
             value = (tmp_path / "mlartifacts").as_uri()
         elif name == "KEELWATCH_WORKER__METRICS_PORT":
             value = str(closed_port())  # every container has its own 9100; one host does not
-        elif name == "PROMETHEUS_MULTIPROC_DIR":
+        elif name == "KEELWATCH_WORKER__METRICS_MULTIPROC_DIR":
             value = str(tmp_path / f"prometheus-{service}")
             Path(value).mkdir(parents=True, exist_ok=True)
         value = value.replace(CONTAINER_SHARED, str(tmp_path / "shared"))

@@ -108,13 +108,12 @@ def test_chunk_delivered_twice_writes_everything_once(
     redis_url: str,
     tmp_path: Path,
     start_worker: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = upgraded_settings(tmp_path, db_url, mlflow_uri, redis_url)
     settings.worker.metrics_port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    settings.worker.metrics_multiproc_dir = str(metrics_dir)
     version, model = register_sklearn_model(mlflow_uri, tmp_path / "mlartifacts")
     frame = feature_frame(4_000, seed=11)
     source = write_input(tmp_path / "in.parquet", frame, row_group_rows=1_000)

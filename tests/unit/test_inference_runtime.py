@@ -6,7 +6,7 @@ import importlib.util
 
 from keelwatch.inference.execution import LoadedModel, prediction_columns
 from keelwatch_workers.runtime import DeviceChoice, ModelCache, choose_device
-from keelwatch_workers.tasks.inference import retry_backoff_s
+from keelwatch_workers.tasks.retry import retry_backoff_s
 
 
 class Constant:

@@ -1,12 +1,8 @@
-"""The Celery application: broker, result backend, queues, routes, reliability settings, beat.
+"""The worker fleet's Celery app: the shared configuration plus the task modules of a role.
 
-One factory serves both sides of the broker. The platform (API, CLI, beat) builds a client app
-with ``task_modules=()`` and enqueues by name; worker roles build it with their task modules.
-
-Reliability: tasks are acknowledged after they finish (``acks_late``) and given back to the broker
-when the worker process dies (``task_reject_on_worker_lost``); each worker process reserves one
-message at a time (prefetch 1) because chunks are long. With Redis an unacknowledged message is
-redelivered after ``broker.visibility_timeout_s``, so that must exceed the longest task.
+Queues, routes, reliability settings and the beat schedule are declared once in
+:mod:`keelwatch.celery_config`, which the platform also uses for its client app; this module
+adds what only workers need: the task modules to import and the settings the tasks read.
 """
 
 from __future__ import annotations
@@ -14,46 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from celery import Celery
-from kombu import Exchange, Queue  # type: ignore[attr-defined]
+from celery import Celery, Task
 
-from keelwatch.contract import (
-    ALL_QUEUES,
-    DRIFT_DISPATCH_DUE,
-    HOUSEKEEPING_HEARTBEAT,
-    INFERENCE_CHUNK,
-    QUEUE_CPU,
-    QUEUE_MONITORING,
-)
+from keelwatch.celery_config import celery_config
+from keelwatch.contract import ALL_QUEUES
 from keelwatch.settings import Settings
 
-# A chunk of 100,000 rows takes seconds; these only stop a task that is truly stuck.
-TASK_SOFT_TIME_LIMIT_S = 1800
-TASK_TIME_LIMIT_S = 1900
-HEARTBEAT_INTERVAL_S = 60.0
-#: How often beat looks for due drift monitors (their own schedules are interval/cron).
-DRIFT_DISPATCH_INTERVAL_S = 30.0
 
-
-class KeelwatchCelery(Celery):  # type: ignore[misc]
+class KeelwatchCelery(Celery):
     """A Celery app that carries the settings it was built from, for the tasks to read."""
 
     keelwatch_settings: Settings
-
-
-def broker_transport_options(settings: Settings) -> dict[str, Any]:
-    """Transport options for the configured broker (folders for the embedded one)."""
-    if settings.broker_is_embedded:
-        folder = settings.broker_dir
-        return {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-        }
-    if settings.broker.url.startswith(("redis://", "rediss://", "sentinel://")):
-        return {"visibility_timeout": settings.broker.visibility_timeout_s}
-    return {}
 
 
 def create_app(
@@ -62,92 +29,19 @@ def create_app(
     *,
     queues: Sequence[str] = ALL_QUEUES,
 ) -> KeelwatchCelery:
-    """A Celery app for ``settings``.
+    """A worker's Celery app for ``settings``, importing ``task_modules``.
 
-    ``task_modules`` are imported by workers only (clients enqueue by name). ``queues`` are the
-    queues a worker of this app consumes when started without ``-Q``; a client can still send
-    to any queue.
+    ``queues`` are the queues a worker of this app consumes when started without ``-Q``.
     """
     app = KeelwatchCelery("keelwatch", set_as_current=False)
     app.keelwatch_settings = settings
-    declared = [
-        Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
-        for name in queues
-    ]
-    transport_options = broker_transport_options(settings)
-    app.conf.update(
-        broker_url=settings.broker.url,
-        broker_transport_options=transport_options,
-        broker_connection_retry_on_startup=True,
-        result_backend=settings.broker.result_backend,
-        result_backend_transport_options=(
-            transport_options if "visibility_timeout" in transport_options else {}
-        ),
-        result_extended=True,
-        result_expires=24 * 3600,
-        task_queues=declared,
-        # Sending to a queue this app does not consume declares it on the fly.
-        task_create_missing_queues=True,
-        task_default_queue=QUEUE_CPU,
-        task_default_exchange=QUEUE_CPU,
-        task_default_routing_key=QUEUE_CPU,
-        task_routes={
-            INFERENCE_CHUNK: {"queue": QUEUE_CPU},
-            HOUSEKEEPING_HEARTBEAT: {"queue": QUEUE_MONITORING},
-            "keelwatch.monitoring.*": {"queue": QUEUE_MONITORING},
-        },
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        # With acks_late, a lost broker connection means the message will be redelivered; stop
-        # the running copy instead of letting two run at once.
-        worker_cancel_long_running_tasks_on_connection_loss=True,
-        task_soft_time_limit=TASK_SOFT_TIME_LIMIT_S,
-        task_time_limit=TASK_TIME_LIMIT_S,
-        task_track_started=True,
-        worker_send_task_events=False,
-        enable_utc=True,
-        timezone="UTC",
-        beat_schedule={
-            "keelwatch-heartbeat": {
-                "task": HOUSEKEEPING_HEARTBEAT,
-                "schedule": HEARTBEAT_INTERVAL_S,
-                "options": {"queue": QUEUE_MONITORING},
-            },
-            "keelwatch-drift-dispatch": {
-                "task": DRIFT_DISPATCH_DUE,
-                "schedule": DRIFT_DISPATCH_INTERVAL_S,
-                "options": {"queue": QUEUE_MONITORING},
-            },
-        },
-        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
-        include=list(task_modules),
-    )
+    app.conf.update(celery_config(settings, queues=queues, task_modules=task_modules))
     return app
 
 
-def queue_consumers(
-    app: Celery, queues: Sequence[str] = ALL_QUEUES, *, timeout_s: float = 1.0
-) -> dict[str, list[str]]:
-    """The workers consuming each of ``queues``: ``{"monitoring": ["monitoring@host"], ...}``.
-
-    Asks every worker over the broker (``inspect().active_queues()``, a broadcast that waits
-    ``timeout_s`` for replies); a worker that does not answer in time counts as absent. Works
-    on Redis and on the embedded filesystem broker. Raises when the broker cannot be reached.
-    """
-    # Connect first with one quick try: the broadcast alone would retry a dead broker for
-    # minutes (Celery's connection retry settings), and a probe must answer quickly.
-    with app.connection_for_write(connect_timeout=2.0) as connection:
-        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
-        inspector = app.control.inspect(timeout=timeout_s, connection=connection)
-        replies: dict[str, list[dict[str, Any]]] = inspector.active_queues() or {}
-    consumers: dict[str, list[str]] = {queue: [] for queue in queues}
-    for worker, declared in replies.items():
-        for queue in declared or ():
-            name = queue.get("name")
-            if name in consumers:
-                consumers[name].append(worker)
-    return {queue: sorted(workers) for queue, workers in consumers.items()}
+def task_settings(task: Task[Any, Any]) -> Settings:
+    """The settings of the app ``task`` runs in (a role app built by :func:`create_app`)."""
+    app = task.app
+    if not isinstance(app, KeelwatchCelery):
+        raise TypeError(f"task {task.name} is bound to {type(app).__name__}, not KeelwatchCelery")
+    return app.keelwatch_settings

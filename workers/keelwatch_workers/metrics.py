@@ -1,8 +1,10 @@
 """Prometheus collectors of the worker fleet, and their HTTP endpoint.
 
 A prefork worker scores in child processes, so their counters must be shared with whatever
-serves ``/metrics``: set ``PROMETHEUS_MULTIPROC_DIR`` (an empty folder, before the worker
-starts) and prometheus_client keeps values in files there, which the endpoint aggregates.
+serves ``/metrics``: set ``worker.metrics_multiproc_dir`` (an empty folder; the worker exports
+it as ``PROMETHEUS_MULTIPROC_DIR`` before importing this module, see
+:mod:`keelwatch_workers.environment`) and prometheus_client keeps values in files there, which
+the endpoint aggregates.
 Without it the endpoint shows only the main process (fine for ``--pool solo``/threads).
 The endpoint listens on ``settings.worker.metrics_port`` when that is set.
 """
@@ -10,13 +12,12 @@ The endpoint listens on ``settings.worker.metrics_port`` when that is set.
 from __future__ import annotations
 
 import logging
-import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-logger = logging.getLogger(__name__)
+from keelwatch_workers.environment import multiprocess_dir
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+logger = logging.getLogger(__name__)
 
 ROWS_SCORED = Counter(
     "keelwatch_inference_rows_scored",
@@ -34,11 +35,6 @@ TASK_ERRORS = Counter(
     "Task failures by task name and kind (transient: retried; permanent: failed the job).",
     ["task", "kind"],
 )
-
-
-def multiprocess_dir() -> str | None:
-    """The shared metrics folder when multiprocess mode is on."""
-    return os.environ.get(MULTIPROC_ENV) or None
 
 
 def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:

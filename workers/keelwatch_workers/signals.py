@@ -16,7 +16,7 @@ from keelwatch_workers.metrics import mark_process_dead, serve_metrics
 from keelwatch_workers.runtime import preload_libraries, reset_runtime
 
 
-@worker_init.connect(dispatch_uid="keelwatch-worker-metrics")  # type: ignore[untyped-decorator]
+@worker_init.connect(dispatch_uid="keelwatch-worker-metrics")
 def _prepare_main_process(sender: Any = None, **_: Any) -> None:
     settings = getattr(getattr(sender, "app", None), "keelwatch_settings", None)
     port = settings.worker.metrics_port if settings is not None else None
@@ -25,7 +25,7 @@ def _prepare_main_process(sender: Any = None, **_: Any) -> None:
     preload_libraries()
 
 
-@worker_process_shutdown.connect(dispatch_uid="keelwatch-worker-process-cleanup")  # type: ignore[untyped-decorator]
+@worker_process_shutdown.connect(dispatch_uid="keelwatch-worker-process-cleanup")
 def _forget_pool_process(pid: int | None = None, **_: Any) -> None:
     mark_process_dead(pid or os.getpid())
     reset_runtime()

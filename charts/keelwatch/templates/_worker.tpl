@@ -48,7 +48,7 @@ spec:
             - name: KEELWATCH_WORKER__METRICS_PORT
               value: {{ $values.metricsPort | quote }}
             # Celery's pool processes share their metrics through this folder.
-            - name: PROMETHEUS_MULTIPROC_DIR
+            - name: KEELWATCH_WORKER__METRICS_MULTIPROC_DIR
               value: /tmp/prometheus-multiproc
           ports:
             - name: metrics

@@ -13,7 +13,6 @@ Errors a retry cannot fix (:class:`~keelwatch.errors.KeelwatchError`) end the ch
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from celery import Task, chord, shared_task
@@ -30,39 +29,36 @@ from keelwatch.contract import (
 )
 from keelwatch.errors import KeelwatchError
 from keelwatch.monitoring.service import checks
+from keelwatch_workers.celery_app import task_settings
 from keelwatch_workers.runtime import get_runtime
-
-# Evidently phones home unless told not to; only worker processes import it.
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from keelwatch_workers.tasks.retry import MAX_RETRIES, retry_or_give_up
 
 logger = logging.getLogger(__name__)
 
-MAX_RETRIES = 5
 
+def _give_up_or_retry(task: Task[Any, Any], job_id: str, exc: Exception) -> dict[str, Any]:
+    def give_up(message: str) -> None:
+        checks.fail_check(get_runtime(task_settings(task)).db, job_id, message)
 
-def _backoff(retries: int) -> int:
-    return int(min(2**retries, 60))
-
-
-def _give_up_or_retry(task: Task, job_id: str, exc: Exception) -> dict[str, Any]:
-    retries = int(task.request.retries or 0)
-    if retries >= MAX_RETRIES:
-        message = f"gave up after {retries + 1} attempts: {type(exc).__name__}: {exc}"
-        logger.error("drift check %s: %s", job_id, message)
-        checks.fail_check(get_runtime(task.app.keelwatch_settings).db, job_id, message)
-        return {"status": "error", "error": message, "job_id": job_id}
-    logger.warning("drift check %s: transient %r, retrying", job_id, exc)
-    raise task.retry(exc=exc, countdown=_backoff(retries), queue=QUEUE_MONITORING) from exc
-
-
-def _fail(task: Task, job_id: str, exc: BaseException) -> dict[str, Any]:
-    message = str(exc) or type(exc).__name__
-    logger.error("drift check %s failed: %s", job_id, message)
-    checks.fail_check(get_runtime(task.app.keelwatch_settings).db, job_id, message)
+    message = retry_or_give_up(
+        task,
+        what=f"drift check {job_id}",
+        cause=f"{type(exc).__name__}: {exc}",
+        give_up=give_up,
+        retry_exc=exc,
+        queue=QUEUE_MONITORING,
+    )
     return {"status": "error", "error": message, "job_id": job_id}
 
 
-@shared_task(  # type: ignore[untyped-decorator]
+def _fail(task: Task[Any, Any], job_id: str, exc: BaseException) -> dict[str, Any]:
+    message = str(exc) or type(exc).__name__
+    logger.error("drift check %s failed: %s", job_id, message)
+    checks.fail_check(get_runtime(task_settings(task)).db, job_id, message)
+    return {"status": "error", "error": message, "job_id": job_id}
+
+
+@shared_task(
     name=DRIFT_CHECK_START,
     bind=True,
     acks_late=True,
@@ -70,10 +66,10 @@ def _fail(task: Task, job_id: str, exc: BaseException) -> dict[str, Any]:
     ignore_result=True,
     max_retries=MAX_RETRIES,
 )
-def start_check(self: Task, job_id: str) -> dict[str, Any]:
+def start_check(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
     """Run or fan out drift check ``job_id``."""
     payload = DriftCheckPayload(job_id=job_id)
-    runtime = get_runtime(self.app.keelwatch_settings)
+    runtime = get_runtime(task_settings(self))
     try:
         outcome = checks.start_check(runtime.db, runtime.settings, payload.job_id)
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
@@ -96,17 +92,17 @@ def start_check(self: Task, job_id: str) -> dict[str, Any]:
     return {"action": outcome.action, "partitions": outcome.partitions, "job_id": job_id}
 
 
-@shared_task(  # type: ignore[untyped-decorator]
+@shared_task(
     name=DRIFT_PARTITION_PROFILE,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
 )
-def profile_partition(self: Task, job_id: str, partition_index: int) -> dict[str, Any]:
+def profile_partition(self: Task[Any, Any], job_id: str, partition_index: int) -> dict[str, Any]:
     """Map: profile one partition; the (small) summary goes to the chord's body."""
     payload = DriftPartitionPayload(job_id=job_id, partition_index=partition_index)
-    runtime = get_runtime(self.app.keelwatch_settings)
+    runtime = get_runtime(task_settings(self))
     try:
         return checks.profile_partition(
             runtime.db, runtime.settings, payload.job_id, payload.partition_index
@@ -117,16 +113,18 @@ def profile_partition(self: Task, job_id: str, partition_index: int) -> dict[str
         return _give_up_or_retry(self, job_id, exc)
 
 
-@shared_task(  # type: ignore[untyped-decorator]
+@shared_task(
     name=DRIFT_CHECK_FINISH,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
 )
-def finish_check(self: Task, partitions: list[dict[str, Any]], job_id: str) -> dict[str, Any]:
+def finish_check(
+    self: Task[Any, Any], partitions: list[dict[str, Any]], job_id: str
+) -> dict[str, Any]:
     """Reduce: merge the partition profiles, test them, store the result."""
-    runtime = get_runtime(self.app.keelwatch_settings)
+    runtime = get_runtime(task_settings(self))
     failed = [part for part in partitions if isinstance(part, dict) and part.get("error")]
     if failed:
         return {"status": "error", "job_id": job_id, "error": failed[0]["error"]}
@@ -138,16 +136,16 @@ def finish_check(self: Task, partitions: list[dict[str, Any]], job_id: str) -> d
         return _give_up_or_retry(self, job_id, exc)
 
 
-@shared_task(name=DRIFT_DISPATCH_DUE, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
-def dispatch_due(self: Task) -> dict[str, Any]:
+@shared_task(name=DRIFT_DISPATCH_DUE, bind=True, acks_late=True, ignore_result=True)
+def dispatch_due(self: Task[Any, Any]) -> dict[str, Any]:
     """Beat: enqueue a check for every due monitor."""
     from keelwatch.monitoring.service.service import dispatch_due as dispatch
     from keelwatch.wiring import Services
 
-    services = Services(self.app.keelwatch_settings)
-    services.__dict__["sender"] = self.app  # enqueue through this app, no second client
+    services = Services(task_settings(self))
     try:
-        outcome = dispatch(services, actor="beat")
+        # Enqueue through this task's own app: no second broker client.
+        outcome = dispatch(services.db, self.app, services.registry, actor="beat")
     finally:
         services.close()
     for name, error in outcome.failed.items():

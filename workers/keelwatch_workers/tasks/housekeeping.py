@@ -11,8 +11,8 @@ from keelwatch.contract import HOUSEKEEPING_HEARTBEAT
 from keelwatch_workers.runtime import describe_runtime
 
 
-@shared_task(name=HOUSEKEEPING_HEARTBEAT, bind=True)  # type: ignore[untyped-decorator]
-def heartbeat(self: Task) -> dict[str, Any]:
+@shared_task(name=HOUSEKEEPING_HEARTBEAT, bind=True)
+def heartbeat(self: Task[Any, Any]) -> dict[str, Any]:
     """Report which worker answered, when, and what it has cached."""
     return {
         "at": datetime.now(UTC).isoformat(),

@@ -201,7 +201,7 @@ def install(app: FastAPI, services: Services, metrics: KeelwatchMetrics) -> None
     """Give ``app`` its queue-consumer probe and register the consumers gauge."""
     from celery import Celery
 
-    from keelwatch_workers.celery_app import queue_consumers
+    from keelwatch.celery_config import queue_consumers
 
     def lookup() -> dict[str, list[str]]:
         sender = services.sender
@@ -267,7 +267,7 @@ def _head_revision() -> str | None:
     from keelwatch.storage.db import alembic_config
 
     # The script folder does not depend on the URL; any URL builds the config.
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()  # type: ignore[no-any-return]
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def check_database(services: Services) -> str:
@@ -308,7 +308,7 @@ def check_broker(services: Services) -> str:
         return "redis answered PING"
     from kombu.connection import Connection
 
-    with Connection(url, connect_timeout=2.0) as conn:  # type: ignore[no-untyped-call]
+    with Connection(url, connect_timeout=2.0) as conn:
         conn.ensure_connection(max_retries=1)
     return f"{conn.transport_cls} broker connected"
 
