@@ -71,7 +71,7 @@ def make_data(rows: int, cols: int, shifted: int, seed: int) -> tuple[pd.DataFra
     cur_values = rng.normal(size=(rows, cols))
     # Shifts from clear (0.2 sd) to subtle (0.005 sd): the subtle ones land in scipy's slow
     # p-value branch, which is exactly what a realistic window looks like.
-    shifts = np.geomspace(0.2, 0.005, shifted) if shifted else []
+    shifts = np.geomspace(0.2, 0.005, shifted) if shifted else np.array([])
     for j, shift in enumerate(shifts):
         cur_values[:, j] += shift
     return ref, pd.DataFrame(cur_values, columns=names)

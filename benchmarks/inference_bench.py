@@ -224,10 +224,10 @@ def main() -> None:
 
             settings = Settings(
                 data_dir=run_dir / "data",
-                database={"url": db_url},  # type: ignore[arg-type]
-                mlflow={"tracking_uri": f"sqlite:///{run_dir / 'mlflow.db'}"},  # type: ignore[arg-type]
-                broker={"url": redis_url, "result_backend": redis_url},  # type: ignore[arg-type]
-                registry={"require_approval": False},  # type: ignore[arg-type]
+                database={"url": db_url},
+                mlflow={"tracking_uri": f"sqlite:///{run_dir / 'mlflow.db'}"},
+                broker={"url": redis_url, "result_backend": redis_url},
+                registry={"require_approval": False},
             )
             upgrade_database(settings.database.url)
             services = Services(settings)

@@ -224,7 +224,8 @@ def _read_predictions(job: Any) -> np.ndarray[Any, Any]:
     assert table["row_index"].tolist() == list(range(ROWS))
     columns = [c for c in table.columns if c != "row_index"]
     assert columns == [f"prediction_{i}" for i in range(OUTPUTS)], columns
-    return table[columns].to_numpy(np.float64)
+    predictions: np.ndarray[Any, Any] = table[columns].to_numpy(np.float64)
+    return predictions
 
 
 @pytest.mark.parametrize(("saved_as", "gpu_device"), [("pickle", "cuda"), ("pt2", "cpu")])

@@ -44,7 +44,8 @@ def test_automatic_choice_and_scipy_agreement() -> None:
     assert report.dataset_drifted
     tested = [c for c in report.columns if c.pvalue is not None]
     np.testing.assert_allclose(
-        [c.qvalue for c in tested], benjamini_hochberg(np.array([c.pvalue for c in tested]))
+        np.array([c.qvalue for c in tested], dtype=np.float64),
+        benjamini_hochberg(np.array([c.pvalue for c in tested], dtype=np.float64)),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -61,13 +62,14 @@ def test_bad_windows(text: str, message: str) -> None:
 def test_spec_validation_messages() -> None:
     base = {"name": "m", "model": "credit", "window": {"kind": "rows", "last_rows": 5}}
     assert validated(MonitorSpec, base, "monitor").config.fdr_alpha == 0.05
-    for change, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"name": "bad name!"}, "invalid monitor name"),
         ({"window": {"kind": "rows", "uri": "x"}}, "does not take uri"),
         ({"config": {"column_stattests": {"a": "nope"}}}, "unknown statistic nope"),
         ({"config": {"colour": 1}}, "Extra inputs"),
         ({"schedule_interval_s": 1}, "greater than or equal to 10"),
-    ]:
+    ]
+    for change, message in cases:
         with pytest.raises(InvalidInputError, match=message):
             validated(MonitorSpec, {**base, **change}, "monitor")
     assert parse_duration("90") == 90 and parse_duration("2w") == 1_209_600
