@@ -209,7 +209,8 @@ def _outer_prob_inside_python(m: int, n: int, g: int, h: int) -> float:
 
 def _outer_prob_inside(m: int, n: int, g: int, h: int) -> float:
     try:
-        # Private but stable since scipy 1.7; a compiled loop 100x faster than the port.
+        # Private (present since scipy 1.7), a compiled loop 100x faster than the port: scipy is
+        # capped at the tested range and tests/unit/test_private_dependencies.py checks it.
         from scipy.stats._stats_pythran import _compute_outer_prob_inside_method
     except ImportError:  # pragma: no cover - depends on the installed scipy
         return _outer_prob_inside_python(m, n, g, h)
