@@ -20,7 +20,7 @@ import typer
 from typer.testing import CliRunner
 
 import keelwatch
-from keelwatch.cli.app import SUB_APPS, app
+from keelwatch.cli.app import app
 from keelwatch.cli.environment import iter_env_vars
 from keelwatch.entities import PredictionRecord
 from keelwatch.settings import Settings
@@ -66,7 +66,6 @@ def test_every_sub_app_and_ops_command_is_mounted() -> None:
     # Fails (not skips) when a sub-app module is missing: the CLI would silently lose verbs.
     command = typer.main.get_command(app)
     names = set(command.commands)  # type: ignore[attr-defined]
-    assert {name for _, _, name in SUB_APPS} >= SUB_APP_COMMANDS
     missing = (SUB_APP_COMMANDS | OPS_COMMANDS) - names
     assert not missing, f"commands not mounted: {sorted(missing)}"
 
