@@ -89,10 +89,11 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         *("-Q", "cpu,gpu,monitoring", "-c", "2", "--loglevel", "INFO"),
         *("-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle"),
     ]
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    # The child keeps its own copy of the descriptor; the parent's copy is closed at once.
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -285,24 +286,29 @@ def _drift_step(
             raise RuntimeError(f"batch job {job.id} {finished.status}: {finished.error}")
         # One monitor per demo run: monitor names are unique, and the demo may run again.
         result.monitor_name = f"{MODEL_NAME}-shifted-{job.id[:8]}"
-        create_monitor(
-            services,
-            {
-                "name": result.monitor_name,
-                "model": f"{MODEL_NAME}@champion",
-                "window": {"kind": "job", "job_id": job.id},
-                "description": "demo: the shifted batch, from the profile its job built",
-                # Evidently's view too, attached as an independent second opinion.
-                "config": {"second_opinion": True},
-            },
-            DEMO_ACTOR,
+        with services.db.session() as session:
+            create_monitor(
+                session,
+                services.registry,
+                {
+                    "name": result.monitor_name,
+                    "model": f"{MODEL_NAME}@champion",
+                    "window": {"kind": "job", "job_id": job.id},
+                    "description": "demo: the shifted batch, from the profile its job built",
+                    # Evidently's view too, attached as an independent second opinion.
+                    "config": {"second_opinion": True},
+                },
+                DEMO_ACTOR,
+            )
+        check = submit_check(
+            services.db, services.sender, services.registry, result.monitor_name, DEMO_ACTOR
         )
-        check = submit_check(services, result.monitor_name, DEMO_ACTOR)
         result.drift_job_id = check.id
         deadline = time.monotonic() + timeout_s
         with console.status("drift check on the fleet"):
             while True:
-                drift = result_of_job(services, check.id)
+                with services.db.session() as session:
+                    drift = result_of_job(session, check.id)
                 if drift is not None and (drift.mlflow_run_id or drift.error):
                     break
                 if time.monotonic() > deadline:
