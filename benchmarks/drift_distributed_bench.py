@@ -102,6 +102,14 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _result_of(services: Any, job_id: str) -> Any:
+    """The drift result a check job stored, once it has (one short transaction per poll)."""
+    from keelwatch.monitoring.service import service
+
+    with services.db.session() as session:
+        return service.result_of_job(session, job_id)
+
+
 def run(folder: Path, redis_url: str, rows: int, partition_rows: int, ref_rows: int) -> None:
     from math import nan
 
@@ -123,7 +131,7 @@ def run(folder: Path, redis_url: str, rows: int, partition_rows: int, ref_rows: 
 
     settings = Settings(
         data_dir=folder / "data",
-        broker={"url": redis_url, "result_backend": redis_url},  # type: ignore[arg-type]
+        broker={"url": redis_url, "result_backend": redis_url},
     )
     settings.ensure_data_dir()
     upgrade_database(settings.database.url)
@@ -144,21 +152,23 @@ def run(folder: Path, redis_url: str, rows: int, partition_rows: int, ref_rows: 
     ).version
     attach_reference_profile(services, "bench", version, reference, "bench", target="label")
     del reference
-    service.create_monitor(
-        services,
-        {
-            "name": "bench",
-            "model": f"bench/{version}",
-            "window": {"kind": "dataset", "uri": str(window)},
-            "config": {
-                "partition_rows": partition_rows,
-                "report_sample_rows": 0,
-                # Odd columns use PSI, which merged histograms make exact; even ones KS.
-                "column_stattests": dict.fromkeys(names()[1::2], "psi"),
+    with services.db.session() as session:
+        service.create_monitor(
+            session,
+            services.registry,
+            {
+                "name": "bench",
+                "model": f"bench/{version}",
+                "window": {"kind": "dataset", "uri": str(window)},
+                "config": {
+                    "partition_rows": partition_rows,
+                    "report_sample_rows": 0,
+                    # Odd columns use PSI, which merged histograms make exact; even ones KS.
+                    "column_stattests": dict.fromkeys(names()[1::2], "psi"),
+                },
             },
-        },
-        "bench",
-    )
+            "bench",
+        )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEELWATCH_")}
     env.update(
         KEELWATCH_DATA_DIR=str(settings.data_dir),
@@ -197,8 +207,10 @@ def run(folder: Path, redis_url: str, rows: int, partition_rows: int, ref_rows: 
     try:
         time.sleep(1.0)
         started = time.perf_counter()
-        job = service.submit_check(services, "bench", "bench")
-        while (result := service.result_of_job(services, job.id)) is None or (
+        job = service.submit_check(
+            services.db, services.sender, services.registry, "bench", "bench"
+        )
+        while (result := _result_of(services, job.id)) is None or (
             result.mlflow_run_id is None and result.error is None
         ):
             if worker.poll() is not None:

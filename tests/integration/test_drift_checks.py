@@ -73,7 +73,8 @@ def register(services: Services, rows: int = 5000) -> str:
 def wait_result(services: Services, job_id: str, timeout: float = 120.0) -> DriftResult:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = service.result_of_job(services, job_id)
+        with services.db.session() as session:
+            result = service.result_of_job(session, job_id)
         if result is not None and (
             result.mlflow_run_id is not None or result.status is DriftStatus.ERROR
         ):
@@ -104,23 +105,34 @@ def test_distributed_check_on_redis_and_postgresql_agrees_with_in_process(
     current = frame(12_000, seed=7, shift=4.0)
     path = tmp_path / "window.parquet"
     current.to_parquet(path, row_group_size=3000, index=False)
-    service.create_monitor(
-        services,
-        {
-            "name": "credit-daily",
-            "model": f"{MODEL}@champion",
-            "window": {"kind": "dataset", "uri": str(path)},
-            "config": {"partition_rows": 3000, "report_sample_rows": 500, "second_opinion": True},
-        },
-        actor="ann",
-    )
+    with services.db.session() as session:
+        service.create_monitor(
+            session,
+            services.registry,
+            {
+                "name": "credit-daily",
+                "model": f"{MODEL}@champion",
+                "window": {"kind": "dataset", "uri": str(path)},
+                "config": {
+                    "partition_rows": 3000,
+                    "report_sample_rows": 500,
+                    "second_opinion": True,
+                },
+            },
+            actor="ann",
+        )
     start_worker(settings, queues="monitoring", concurrency=2)
-    job = service.submit_check(services, "credit-daily", actor="ann")
+    job = service.submit_check(
+        services.db, services.sender, services.registry, "credit-daily", actor="ann"
+    )
     result = wait_result(services, job.id)
     _check_distributed(services, settings, result, current)
 
     # The beat task enqueues a due monitor exactly once per due period.
-    service.update_monitor(services, "credit-daily", {"schedule_interval_s": 3600}, actor="ann")
+    with services.db.session() as session:
+        service.update_monitor(
+            session, services.registry, "credit-daily", {"schedule_interval_s": 3600}, actor="ann"
+        )
     before = {j.id for j in _drift_jobs(services)}
     services.sender.send_task("keelwatch.monitoring.drift.dispatch_due", queue="monitoring")
     services.sender.send_task("keelwatch.monitoring.drift.dispatch_due", queue="monitoring")
@@ -269,26 +281,32 @@ def test_chords_and_insufficient_data_on_the_embedded_defaults(
     path = tmp_path / "window.csv"
     current.to_csv(path, index=False)
     no_report = {"report_sample_rows": 0}
-    service.create_monitor(
-        services,
-        {
-            "name": "fleet",
-            "model": f"{MODEL}/{version}",
-            "window": {"kind": "dataset", "uri": str(path)},
-            "config": {**no_report, "partition_rows": 2000},
-        },
-        actor="ann",
-    )
+    with services.db.session() as session:
+        service.create_monitor(
+            session,
+            services.registry,
+            {
+                "name": "fleet",
+                "model": f"{MODEL}/{version}",
+                "window": {"kind": "dataset", "uri": str(path)},
+                "config": {**no_report, "partition_rows": 2000},
+            },
+            actor="ann",
+        )
     # Nothing was logged for this model: an empty window is insufficient data, never drift.
-    service.create_monitor(
-        services,
-        {"name": "empty", "model": MODEL, "window": {"kind": "rows", "last_rows": 500},
-         "config": no_report},
-        actor="ann",
-    )  # fmt: skip
+    with services.db.session() as session:
+        service.create_monitor(session, services.registry,
+            {"name": "empty", "model": MODEL, "window": {"kind": "rows", "last_rows": 500},
+             "config": no_report},
+            actor="ann",
+        )  # fmt: skip
     start_worker(settings, queues="monitoring", concurrency=2)
-    distributed = service.submit_check(services, "fleet", actor="ann")
-    empty = service.submit_check(services, "empty", actor="ann")
+    distributed = service.submit_check(
+        services.db, services.sender, services.registry, "fleet", actor="ann"
+    )
+    empty = service.submit_check(
+        services.db, services.sender, services.registry, "empty", actor="ann"
+    )
     result = wait_result(services, distributed.id)
     _check_distributed(services, settings, result, current, expect_second_opinion=False)
     nothing = wait_result(services, empty.id)
@@ -299,6 +317,7 @@ def test_chords_and_insufficient_data_on_the_embedded_defaults(
         assert get_job(session, empty.id).status is JobStatus.SUCCEEDED
         actions = [e.action for e in list_audit(session, target="monitor:fleet")]
     assert actions == ["monitor.run", "monitor.create"]
-    history = service.monitor_results(services, "fleet")
+    with services.db.session() as session:
+        history = service.monitor_results(session, "fleet")
     assert [r.job_id for r in history] == [distributed.id]
     services.close()

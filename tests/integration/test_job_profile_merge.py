@@ -79,13 +79,15 @@ def test_job_leaves_one_capped_profile_and_its_window_agrees_with_an_in_process_
         assert income.support.values.size == JOB_PROFILE_SAMPLE_VALUES  # a capped sample
         assert int(income.bin_counts.sum()) == ROWS  # histograms stay exact
 
-        service.create_monitor(
-            services,
-            {"name": "batch", "model": f"{MODEL}/{version}",
-             "window": {"kind": "job", "job_id": job.id}},
-            actor="ann",
-        )  # fmt: skip
-        check = service.submit_check(services, "batch", actor="ann")
+        with services.db.session() as session:
+            service.create_monitor(session, services.registry,
+                {"name": "batch", "model": f"{MODEL}/{version}",
+                 "window": {"kind": "job", "job_id": job.id}},
+                actor="ann",
+            )  # fmt: skip
+        check = service.submit_check(
+            services.db, services.sender, services.registry, "batch", actor="ann"
+        )
         result = wait_result(services, check.id)
     finally:
         services.close()

@@ -62,10 +62,13 @@ def _log(
 
 
 def _check(services: Services) -> object:
-    job = service.submit_check(services, "churn-log", actor="ann")
+    job = service.submit_check(
+        services.db, services.sender, services.registry, "churn-log", actor="ann"
+    )
     outcome = start_check(services.db, services.settings, job.id)
     assert outcome.result_id is not None
-    result = service.result_of_job(services, job.id)
+    with services.db.session() as session:
+        result = service.result_of_job(session, job.id)
     assert result is not None
     return result
 
@@ -98,16 +101,18 @@ def test_prediction_and_target_drift_from_logged_outputs_and_late_labels(
         "1": expected_positive,
     }
 
-    service.create_monitor(
-        services,
-        {
-            "name": "churn-log",
-            "model": f"{MODEL}/{version}",
-            "window": {"kind": "rows", "last_rows": 3_000},
-            "config": {"report_sample_rows": 0},
-        },
-        actor="ann",
-    )
+    with services.db.session() as session:
+        service.create_monitor(
+            session,
+            services.registry,
+            {
+                "name": "churn-log",
+                "model": f"{MODEL}/{version}",
+                "window": {"kind": "rows", "last_rows": 3_000},
+                "config": {"report_sample_rows": 0},
+            },
+            actor="ann",
+        )
     # Short-tenure customers arrive: the features and the predictions drift; no labels yet.
     window = _rows(3_000, 3, shift=-6.0)
     request_ids = _log(services, version, window, model)

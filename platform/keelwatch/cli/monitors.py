@@ -171,7 +171,10 @@ def create(
             "enabled": not disabled,
             "description": description,
         }
-        monitor = create_monitor(services, spec, cli_actor(actor, services.settings))
+        with services.db.session() as session:
+            monitor = create_monitor(
+                session, services.registry, spec, cli_actor(actor, services.settings)
+            )
     if as_json:
         typer.echo(json.dumps(_monitor_dict(monitor), indent=2))
     else:
@@ -188,8 +191,8 @@ def list_(
     """List monitors."""
     from keelwatch.monitoring.service.service import list_monitors
 
-    with cli_services() as services:
-        monitors = list_monitors(services, model)
+    with cli_services() as services, services.db.session() as session:
+        monitors = list_monitors(session, model)
     if as_json:
         typer.echo(json.dumps([_monitor_dict(m) for m in monitors], indent=2))
         return
@@ -208,9 +211,9 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
     """Show one monitor and its latest result."""
     from keelwatch.monitoring.service.service import get_monitor, monitor_results
 
-    with cli_services() as services:
-        monitor = get_monitor(services, name)
-        latest = monitor_results(services, name, limit=1)
+    with cli_services() as services, services.db.session() as session:
+        monitor = get_monitor(session, name)
+        latest = monitor_results(session, name, limit=1)
     data = _monitor_dict(monitor)
     data["latest_result"] = _result_dict(latest[0], full=False) if latest else None
     if as_json:
@@ -249,8 +252,8 @@ def delete(
     """Delete a monitor and its result history."""
     from keelwatch.monitoring.service.service import delete_monitor
 
-    with cli_services() as services:
-        monitor = delete_monitor(services, name, cli_actor(actor, services.settings), reason)
+    with cli_services() as services, services.db.session() as session:
+        monitor = delete_monitor(session, name, cli_actor(actor, services.settings), reason)
     if as_json:
         typer.echo(json.dumps(_monitor_dict(monitor), indent=2))
     else:
@@ -312,15 +315,22 @@ def update(
         if cron is not None:
             changes["schedule_cron"] = cron
         if config_json is not None or stattest or column_stattest:
-            current = get_monitor(services, name).config
+            with services.db.session() as session:
+                current = get_monitor(session, name).config
             changes["config"] = _build_config(current, config_json, stattest, column_stattest)
         if description is not None:
             changes["description"] = description
         if not changes:
             raise InvalidInputError("nothing to change: give at least one option (see -h)")
-        monitor = update_monitor(
-            services, name, changes, cli_actor(actor, services.settings), reason=reason
-        )
+        with services.db.session() as session:
+            monitor = update_monitor(
+                session,
+                services.registry,
+                name,
+                changes,
+                cli_actor(actor, services.settings),
+                reason=reason,
+            )
     _print_monitor_change(
         monitor, f"updated monitor {name} ({', '.join(sorted(changes))})", as_json
     )
@@ -329,9 +339,10 @@ def update(
 def _set_enabled(name: str, enabled: bool, reason: str, actor: str | None, as_json: bool) -> None:
     from keelwatch.monitoring.service.service import update_monitor
 
-    with cli_services() as services:
+    with cli_services() as services, services.db.session() as session:
         monitor = update_monitor(
-            services,
+            session,
+            services.registry,
             name,
             {"enabled": enabled},
             cli_actor(actor, services.settings),
@@ -383,7 +394,13 @@ def run(
     from keelwatch.storage.jobs import get_job
 
     with cli_services() as services:
-        job = submit_check(services, name, cli_actor(actor, services.settings))
+        job = submit_check(
+            services.db,
+            services.sender,
+            services.registry,
+            name,
+            cli_actor(actor, services.settings),
+        )
         if not wait:
             if as_json:
                 typer.echo(json.dumps({"job_id": job.id, "status": job.status.value}))
@@ -394,8 +411,8 @@ def run(
         result = None
         with console.status(f"drift check {job.id}"):
             while time.monotonic() < deadline:
-                result = result_of_job(services, job.id)
                 with services.db.session() as session:
+                    result = result_of_job(session, job.id)
                     current = get_job(session, job.id)
                 if result is not None and (result.mlflow_run_id or current.finished):
                     break
@@ -456,8 +473,8 @@ def results(
     """A monitor's result history, newest first."""
     from keelwatch.monitoring.service.service import monitor_results
 
-    with cli_services() as services:
-        history = monitor_results(services, name, limit)
+    with cli_services() as services, services.db.session() as session:
+        history = monitor_results(session, name, limit)
     if as_json:
         typer.echo(json.dumps([_result_dict(r) for r in history], indent=2))
         return

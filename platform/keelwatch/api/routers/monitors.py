@@ -33,7 +33,9 @@ def create_monitor(spec: MonitorSpec, services: ServicesDep, actor: ActorDep) ->
     """Create a drift monitor."""
     from keelwatch.monitoring.service import service
 
-    return MonitorOut.of(service.create_monitor(services, spec, actor))
+    with services.db.session() as session:
+        monitor = service.create_monitor(session, services.registry, spec, actor)
+    return MonitorOut.of(monitor)
 
 
 #: Largest ``limit`` of the monitor list endpoints.
@@ -50,8 +52,10 @@ def list_monitors(
     """Monitors (optionally of one model), by name."""
     from keelwatch.monitoring.service import service
 
+    with services.db.session() as session:
+        monitors = service.list_monitors(session, model)
     items, next_cursor = page_in_memory(
-        service.list_monitors(services, model),
+        monitors,
         limit,
         cursor,
         kind="monitors",
@@ -67,7 +71,8 @@ def get_monitor(name: str, services: ServicesDep) -> MonitorOut:
     """One monitor."""
     from keelwatch.monitoring.service import service
 
-    return MonitorOut.of(service.get_monitor(services, name))
+    with services.db.session() as session:
+        return MonitorOut.of(service.get_monitor(session, name))
 
 
 @router.patch("/monitors/{name}", response_model=MonitorOut)
@@ -79,7 +84,11 @@ def update_monitor(
 
     changes = patch.model_dump(mode="json", exclude_unset=True)
     reason = changes.pop("reason", "")
-    return MonitorOut.of(service.update_monitor(services, name, changes, actor, reason=reason))
+    with services.db.session() as session:
+        monitor = service.update_monitor(
+            session, services.registry, name, changes, actor, reason=reason
+        )
+    return MonitorOut.of(monitor)
 
 
 @router.delete("/monitors/{name}", response_model=MonitorOut)
@@ -87,7 +96,9 @@ def delete_monitor(name: str, services: ServicesDep, actor: ActorDep) -> Monitor
     """Delete a monitor and its result history."""
     from keelwatch.monitoring.service import service
 
-    return MonitorOut.of(service.delete_monitor(services, name, actor))
+    with services.db.session() as session:
+        monitor = service.delete_monitor(session, name, actor)
+    return MonitorOut.of(monitor)
 
 
 @router.post("/monitors/{name}/run", status_code=status.HTTP_202_ACCEPTED, response_model=RunOut)
@@ -95,7 +106,10 @@ def run_monitor(name: str, services: ServicesDep, actor: ActorDep) -> RunOut:
     """Run a drift check now; poll ``/monitors/{name}/results`` or ``/jobs/{job_id}``."""
     from keelwatch.monitoring.service import service
 
-    job = service.submit_check(services, name, actor)
+    # The job row commits with the session; only then is the check enqueued.
+    with services.db.session() as session:
+        job = service.create_check(session, services.registry, name, actor)
+    service.enqueue_check(services.db, services.sender, job)
     return RunOut(job_id=job.id, monitor=name, status=job.status.value)
 
 
@@ -117,7 +131,8 @@ def monitor_results(
             before = (datetime.fromisoformat(after[0]), int(after[1]))
         except (TypeError, ValueError, IndexError, KeyError) as exc:
             raise InvalidInputError(f"invalid cursor for the {kind} list") from exc
-    rows = service.monitor_results(services, name, limit + 1, before=before)
+    with services.db.session() as session:
+        rows = service.monitor_results(session, name, limit + 1, before=before)
     items, next_cursor = page_of(
         rows, limit, kind=kind, key=lambda result: [result.finished_at.isoformat(), result.id]
     )

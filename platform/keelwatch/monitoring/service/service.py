@@ -1,8 +1,11 @@
 """Monitor CRUD and submitting checks: validate, write (with an audit entry), then enqueue.
 
-Nothing is written for bad input (unknown model or alias, malformed window or schedule, missing
-dataset), every mutation is audited in the same transaction (target ``monitor:<name>``), and a
-check's message is sent only after its job row is committed.
+Functions take what they use (a session, the registry, the sender), never the whole
+``Services``; the caller owns the transaction. Nothing is written for bad input (unknown model
+or alias, malformed window or schedule, missing dataset), every mutation is audited in the
+caller's transaction (target ``monitor:<name>``), and a check's message is sent only after its
+job row is committed: :func:`create_check` writes, the caller commits, :func:`enqueue_check`
+sends (:func:`submit_check` does the three in that order).
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from keelwatch.storage.audit import record_audit
 from keelwatch.storage.jobs import create_job, finish_job
 
 if TYPE_CHECKING:
-    from keelwatch.wiring import Services
+    from sqlalchemy.orm import Session
+
+    from keelwatch.contract import TaskSender
+    from keelwatch.registry import ModelRegistry
+    from keelwatch.storage.db import Database
 
 DEFAULT_RESULTS_LIMIT = 50
 
@@ -41,40 +48,45 @@ def monitor_target(name: str) -> str:
 
 
 def create_monitor(
-    services: Services, spec: MonitorSpec | dict[str, Any], actor: str
+    session: Session, registry: ModelRegistry, spec: MonitorSpec | dict[str, Any], actor: str
 ) -> DriftMonitor:
     """Validate and store a monitor; ConflictError if the name is taken."""
     actor = _actor(actor)
     spec = spec if isinstance(spec, MonitorSpec) else validated(MonitorSpec, spec, "monitor")
-    resolved = services.registry.resolve(spec.model)
-    _check_window_source(services, spec.window)
-    with services.db.session() as session:
-        monitor = monitor_store.create_monitor(
-            session,
-            name=spec.name,
-            model_name=resolved.name,
-            model_ref=spec.model,
-            window=spec.window.as_json(),
-            schedule_interval_s=spec.schedule_interval_s,
-            schedule_cron=spec.schedule_cron,
-            config=spec.config.model_dump(mode="json"),
-            enabled=spec.enabled,
-            description=spec.description,
-            actor=actor,
-        )
-        record_audit(
-            session,
-            actor=actor,
-            action="monitor.create",
-            target=monitor_target(spec.name),
-            reason=spec.description or f"drift monitor of {spec.model}",
-            details=spec.model_dump(mode="json"),
-        )
+    resolved = registry.resolve(spec.model)
+    _check_window_source(session, spec.window)
+    monitor = monitor_store.create_monitor(
+        session,
+        name=spec.name,
+        model_name=resolved.name,
+        model_ref=spec.model,
+        window=spec.window.as_json(),
+        schedule_interval_s=spec.schedule_interval_s,
+        schedule_cron=spec.schedule_cron,
+        config=spec.config.model_dump(mode="json"),
+        enabled=spec.enabled,
+        description=spec.description,
+        actor=actor,
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="monitor.create",
+        target=monitor_target(spec.name),
+        reason=spec.description or f"drift monitor of {spec.model}",
+        details=spec.model_dump(mode="json"),
+    )
     return monitor
 
 
 def update_monitor(
-    services: Services, name: str, changes: dict[str, Any], actor: str, *, reason: str = ""
+    session: Session,
+    registry: ModelRegistry,
+    name: str,
+    changes: dict[str, Any],
+    actor: str,
+    *,
+    reason: str = "",
 ) -> DriftMonitor:
     """Change fields of a monitor (same validation as creating it).
 
@@ -82,85 +94,78 @@ def update_monitor(
     come here; the audit entry records which fields changed and their new values.
     """
     actor = _actor(actor)
-    with services.db.session() as session:
-        current = monitor_store.get_monitor(session, name)
+    current = monitor_store.get_monitor(session, name)
     merged = {**spec_of(current), **changes, "name": current.name}
     spec = validated(MonitorSpec, merged, "monitor")
-    resolved = services.registry.resolve(spec.model)
+    resolved = registry.resolve(spec.model)
     if "window" in changes:
-        _check_window_source(services, spec.window)
-    with services.db.session() as session:
-        monitor = monitor_store.update_monitor(
-            session,
-            name,
-            actor=actor,
-            changes={
-                "model_name": resolved.name,
-                "model_ref": spec.model,
-                "window": spec.window.as_json(),
-                "schedule_interval_s": spec.schedule_interval_s,
-                "schedule_cron": spec.schedule_cron,
-                "config": spec.config.model_dump(mode="json"),
-                "enabled": spec.enabled,
-                "description": spec.description,
-            },
-        )
-        record_audit(
-            session,
-            actor=actor,
-            action="monitor.update",
-            target=monitor_target(name),
-            reason=reason,
-            details={"changes": sorted(changes), "values": changes},
-        )
+        _check_window_source(session, spec.window)
+    monitor = monitor_store.update_monitor(
+        session,
+        name,
+        actor=actor,
+        changes={
+            "model_name": resolved.name,
+            "model_ref": spec.model,
+            "window": spec.window.as_json(),
+            "schedule_interval_s": spec.schedule_interval_s,
+            "schedule_cron": spec.schedule_cron,
+            "config": spec.config.model_dump(mode="json"),
+            "enabled": spec.enabled,
+            "description": spec.description,
+        },
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="monitor.update",
+        target=monitor_target(name),
+        reason=reason,
+        details={"changes": sorted(changes), "values": changes},
+    )
     return monitor
 
 
-def delete_monitor(services: Services, name: str, actor: str, reason: str = "") -> DriftMonitor:
+def delete_monitor(session: Session, name: str, actor: str, reason: str = "") -> DriftMonitor:
     """Delete a monitor and its result history."""
     actor = _actor(actor)
-    with services.db.session() as session:
-        monitor = monitor_store.delete_monitor(session, name)
-        record_audit(
-            session,
-            actor=actor,
-            action="monitor.delete",
-            target=monitor_target(name),
-            reason=reason,
-            details=spec_of(monitor),
-        )
+    monitor = monitor_store.delete_monitor(session, name)
+    record_audit(
+        session,
+        actor=actor,
+        action="monitor.delete",
+        target=monitor_target(name),
+        reason=reason,
+        details=spec_of(monitor),
+    )
     return monitor
 
 
-def get_monitor(services: Services, name: str) -> DriftMonitor:
+def get_monitor(session: Session, name: str) -> DriftMonitor:
     """One monitor by name."""
-    with services.db.session() as session:
-        return monitor_store.get_monitor(session, name)
+    return monitor_store.get_monitor(session, name)
 
 
-def list_monitors(services: Services, model_name: str | None = None) -> list[DriftMonitor]:
+def list_monitors(session: Session, model_name: str | None = None) -> list[DriftMonitor]:
     """Every monitor, by name."""
-    with services.db.session() as session:
-        return monitor_store.list_monitors(session, model_name=model_name)
+    return monitor_store.list_monitors(session, model_name=model_name)
 
 
 def monitor_results(
-    services: Services,
+    session: Session,
     name: str,
     limit: int = DEFAULT_RESULTS_LIMIT,
     *,
     before: tuple[datetime, int] | None = None,
 ) -> list[DriftResult]:
     """A monitor's check history, newest first (``before``: see ``list_results``)."""
-    with services.db.session() as session:
-        monitor = monitor_store.get_monitor(session, name)
-        return monitor_store.list_results(session, monitor.id, limit=limit, before=before)
+    monitor = monitor_store.get_monitor(session, name)
+    return monitor_store.list_results(session, monitor.id, limit=limit, before=before)
 
 
-def result_of_job(services: Services, job_id: str) -> DriftResult | None:
+def result_of_job(session: Session, job_id: str) -> DriftResult | None:
     """The result a check job stored, once it has."""
-    with services.db.session() as session:
-        return monitor_store.result_for_job(session, job_id)
+    return monitor_store.result_for_job(session, job_id)
 
 
 def spec_of(monitor: DriftMonitor) -> dict[str, Any]:
@@ -177,83 +182,110 @@ def spec_of(monitor: DriftMonitor) -> dict[str, Any]:
     }
 
 
-def submit_check(services: Services, name: str, actor: str, *, reason: str = "") -> Job:
-    """Pin the monitor's model version and window, create the check job, audit, enqueue.
+def create_check(
+    session: Session, registry: ModelRegistry, name: str, actor: str, *, reason: str = ""
+) -> Job:
+    """Pin the monitor's model version and window, create the check job and audit it.
 
-    Raises NotFoundError when the model reference no longer resolves or the version has no
-    reference profile, InvalidInputError when the window cannot be read.
+    Nothing is sent: the caller commits, then calls :func:`enqueue_check`. Raises NotFoundError
+    when the model reference no longer resolves or the version has no reference profile,
+    InvalidInputError when the window cannot be read.
     """
     actor = _actor(actor)
-    monitor = get_monitor(services, name)
-    resolved = services.registry.resolve(monitor.model_ref)
+    monitor = get_monitor(session, name)
+    resolved = registry.resolve(monitor.model_ref)
     window = validated(WindowSpec, monitor.window, "window")
     config = validated(MonitorConfig, monitor.config, "monitor config")
-    with services.db.session() as session:
-        profile = profile_store.get_reference_profile(session, resolved.name, resolved.version)
-        plan = plan_window(
-            session,
-            window,
-            model_name=resolved.name,
-            model_version=resolved.version,
-            partition_rows=config.partition_rows,
-            now=utcnow(),
-        )
-        if plan.source == "job_profile":
-            mode = CheckMode.JOB_PROFILE
-        elif len(plan.partitions) > 1:
-            mode = CheckMode.DISTRIBUTED
-        else:
-            mode = CheckMode.IN_PROCESS
-        params = {
-            "monitor_id": monitor.id,
-            "monitor_name": monitor.name,
-            "model_name": resolved.name,
-            "model_version": resolved.version,
-            "profile": {
-                "id": profile.id,
-                "artifact_uri": profile.artifact_uri,
-                "rows": profile.rows,
-                "columns": profile.columns,
-                "updated_at": profile.updated_at.isoformat(),
-            },
-            "window": monitor.window,
-            "plan": plan.as_json(),
-            "config": monitor.config,
+    profile = profile_store.get_reference_profile(session, resolved.name, resolved.version)
+    plan = plan_window(
+        session,
+        window,
+        model_name=resolved.name,
+        model_version=resolved.version,
+        partition_rows=config.partition_rows,
+        now=utcnow(),
+    )
+    if plan.source == "job_profile":
+        mode = CheckMode.JOB_PROFILE
+    elif len(plan.partitions) > 1:
+        mode = CheckMode.DISTRIBUTED
+    else:
+        mode = CheckMode.IN_PROCESS
+    params = {
+        "monitor_id": monitor.id,
+        "monitor_name": monitor.name,
+        "model_name": resolved.name,
+        "model_version": resolved.version,
+        "profile": {
+            "id": profile.id,
+            "artifact_uri": profile.artifact_uri,
+            "rows": profile.rows,
+            "columns": profile.columns,
+            "updated_at": profile.updated_at.isoformat(),
+        },
+        "window": monitor.window,
+        "plan": plan.as_json(),
+        "config": monitor.config,
+        "mode": mode.value,
+    }
+    chunk_bounds = plan.partitions if mode is CheckMode.DISTRIBUTED else []
+    job = create_job(
+        session,
+        kind=JOB_DRIFT_CHECK,
+        params=params,
+        submitted_by=actor,
+        chunk_bounds=chunk_bounds,
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="monitor.run",
+        target=monitor_target(monitor.name),
+        reason=reason or f"drift check of {resolved.model_uri}",
+        details={
+            "job_id": job.id,
+            "model_uri": resolved.model_uri,
             "mode": mode.value,
-        }
-        chunk_bounds = plan.partitions if mode is CheckMode.DISTRIBUTED else []
-        job = create_job(
-            session,
-            kind=JOB_DRIFT_CHECK,
-            params=params,
-            submitted_by=actor,
-            chunk_bounds=chunk_bounds,
-        )
-        record_audit(
-            session,
-            actor=actor,
-            action="monitor.run",
-            target=monitor_target(monitor.name),
-            reason=reason or f"drift check of {resolved.model_uri}",
-            details={
-                "job_id": job.id,
-                "model_uri": resolved.model_uri,
-                "mode": mode.value,
-                "window_rows": plan.rows,
-                "partitions": len(plan.partitions),
-            },
-        )
+            "window_rows": plan.rows,
+            "partitions": len(plan.partitions),
+        },
+    )
+    return job
+
+
+def enqueue_check(db: Database, sender: TaskSender, job: Job) -> None:
+    """Send a committed check job to the monitoring queue.
+
+    If the broker refuses it, the job is marked failed (in a transaction of its own: the one
+    that created it has committed) and KeelwatchError says why.
+    """
     try:
-        services.sender.send_task(
+        sender.send_task(
             DRIFT_CHECK_START,
             kwargs=DriftCheckPayload(job_id=job.id).model_dump(),
             queue=QUEUE_MONITORING,
         )
     except Exception as exc:
         message = f"could not enqueue the drift check: {exc}"
-        with services.db.session() as session:
+        with db.session() as session:
             finish_job(session, job.id, status=JobStatus.FAILED, error=message)
         raise KeelwatchError(f"job {job.id}: {message}") from exc
+
+
+def submit_check(
+    db: Database,
+    sender: TaskSender,
+    registry: ModelRegistry,
+    name: str,
+    actor: str,
+    *,
+    reason: str = "",
+) -> Job:
+    """What an entry point does to run a check now: create it in one transaction, commit, and
+    only then enqueue it."""
+    with db.session() as session:
+        job = create_check(session, registry, name, actor, reason=reason)
+    enqueue_check(db, sender, job)
     return job
 
 
@@ -265,12 +297,11 @@ class DispatchOutcome:
     failed: dict[str, str]
 
 
-def due_monitors(services: Services, now: datetime | None = None) -> list[DriftMonitor]:
+def due_monitors(session: Session, now: datetime | None = None) -> list[DriftMonitor]:
     """Enabled monitors whose schedule says they should run now."""
     now = now or utcnow()
-    with services.db.session() as session:
-        monitors = monitor_store.list_monitors(session, enabled=True)
-        last = monitor_store.last_started_at(session, check_job_kind=JOB_DRIFT_CHECK)
+    monitors = monitor_store.list_monitors(session, enabled=True)
+    last = monitor_store.last_started_at(session, check_job_kind=JOB_DRIFT_CHECK)
     return [
         monitor
         for monitor in monitors
@@ -285,23 +316,33 @@ def due_monitors(services: Services, now: datetime | None = None) -> list[DriftM
 
 
 def dispatch_due(
-    services: Services, actor: str = "beat", now: datetime | None = None
+    db: Database,
+    sender: TaskSender,
+    registry: ModelRegistry,
+    actor: str = "beat",
+    now: datetime | None = None,
 ) -> DispatchOutcome:
     """Submit a check for every due monitor (a pending or running check counts as started, so a
-    monitor is never enqueued twice for one due period)."""
+    monitor is never enqueued twice for one due period).
+
+    Each check commits on its own before it is enqueued, so one monitor that cannot run does not
+    hold back the others.
+    """
     submitted: dict[str, str] = {}
     failed: dict[str, str] = {}
-    for monitor in due_monitors(services, now):
+    with db.session() as session:
+        due = due_monitors(session, now)
+    for monitor in due:
         try:
             submitted[monitor.name] = submit_check(
-                services, monitor.name, actor, reason="scheduled drift check"
+                db, sender, registry, monitor.name, actor, reason="scheduled drift check"
             ).id
         except KeelwatchError as exc:
             failed[monitor.name] = str(exc)
     return DispatchOutcome(submitted, failed)
 
 
-def _check_window_source(services: Services, window: WindowSpec) -> None:
+def _check_window_source(session: Session, window: WindowSpec) -> None:
     if window.kind == "dataset":
         from keelwatch.inference.dataset import inspect_input
 
@@ -311,8 +352,7 @@ def _check_window_source(services: Services, window: WindowSpec) -> None:
         from keelwatch.storage.jobs import get_job
 
         assert window.job_id is not None
-        with services.db.session() as session:
-            get_job(session, window.job_id)
+        get_job(session, window.job_id)
 
 
 def _actor(actor: str) -> str:
