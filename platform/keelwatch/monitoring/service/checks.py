@@ -57,8 +57,12 @@ from keelwatch.storage.jobs import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.orm import Session
 
+    from keelwatch.monitoring.drift.engine import DriftConfig
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
+    from keelwatch.monitoring.drift.report import DriftReport
+    from keelwatch.monitoring.service.html_report import ColumnPicture
     from keelwatch.settings import Settings
     from keelwatch.storage.db import Database
 
@@ -234,110 +238,195 @@ def conclude(
     started: datetime,
     extra: dict[str, Any] | None = None,
 ) -> DriftResult:
-    """Test ``window`` against ``reference``, store the result once, then log its outputs."""
-    import numpy as np
+    """Test ``window`` against ``reference``, store the result once, then log its outputs.
 
-    from keelwatch.monitoring.drift.engine import DriftConfig, compute_drift
-    from keelwatch.monitoring.drift.profiles import ReferenceProfile as ProfileType
-    from keelwatch.monitoring.service.html_report import (
-        ColumnPicture,
-        column_pictures,
-        summarise_report,
-    )
-    from keelwatch.monitoring.service.outputs import log_check_run, sample_from_profile
-
+    The steps, in order: the verdict (pure), the result row and the job's finish (one
+    transaction), then, for a result not logged yet, the report's pictures and samples and the
+    MLflow run (whose failure never costs the stored result).
+    """
     config = MonitorConfig.model_validate(params.config)
     reference = _subset(reference, _columns(reference, config))
-    is_profile = isinstance(window, ProfileType)
-    window_rows = int(window.rows if is_profile else window.shape[0])  # type: ignore[union-attr]
+    summary = _summary(params, reference, window, extra)
+    status, report = _verdict(reference, window, config, summary)
+    with db.session() as session:
+        result = _store_result(session, job_id, params, status, summary, started=started)
+        _finish_check_job(session, job_id, result)
+    if result.mlflow_run_id is not None:  # a redelivered task: the run is already logged
+        return result
+    pictures = _pictures(job_id, reference, window) if report is not None else {}
+    samples = _report_samples(reference, window, config) if report is not None else (None, None)
+    return _log_outputs(db, settings, job_id, params, result, summary, pictures, samples)
+
+
+def _window_rows(window: pd.DataFrame | ReferenceProfile) -> int:
+    from keelwatch.monitoring.drift.profiles import ReferenceProfile as ProfileType
+
+    return int(window.rows if isinstance(window, ProfileType) else window.shape[0])
+
+
+def _summary(
+    params: CheckParams,
+    reference: ReferenceProfile,
+    window: pd.DataFrame | ReferenceProfile,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What the check looked at; :func:`_verdict` adds what it found."""
+    from keelwatch.monitoring.drift.profiles import ReferenceProfile as ProfileType
+
     summary: dict[str, Any] = {
         "monitor": params.monitor_name,
         "model_name": params.model_name,
         "model_version": params.model_version,
         "mode": params.mode.value,
         "window": params.window,
-        "window_rows": window_rows,
+        "window_rows": _window_rows(window),
         "reference_rows": reference.rows,
         **(extra or {}),
     }
-    if params.mode is not CheckMode.IN_PROCESS:
-        summary["distributed"] = distributed_note(reference, window)  # type: ignore[arg-type]
+    if params.mode is not CheckMode.IN_PROCESS and isinstance(window, ProfileType):
+        summary["distributed"] = distributed_note(reference, window)
+    return summary
+
+
+def _drift_config(config: MonitorConfig, reference: ReferenceProfile) -> DriftConfig:
+    """The engine's settings from the monitor's, restricted to the reference's columns."""
+    from keelwatch.monitoring.drift.engine import DriftConfig
+
+    return DriftConfig(
+        stattest=config.stattest,
+        column_stattests={
+            k: v for k, v in config.column_stattests.items() if k in reference.columns
+        },
+        fdr_alpha=config.fdr_alpha,
+        min_samples=config.min_samples,
+        effect_size_floors={**DriftConfig().effect_size_floors, **config.effect_size_floors},
+        extra_stattests=tuple(config.extra_stattests),
+        column_effect_size_floors={
+            k: v for k, v in config.column_effect_size_floors.items() if k in reference.columns
+        },
+    )
+
+
+def _verdict(
+    reference: ReferenceProfile,
+    window: pd.DataFrame | ReferenceProfile,
+    config: MonitorConfig,
+    summary: dict[str, Any],
+) -> tuple[DriftStatus, DriftReport | None]:
+    """Test the window (or call it insufficient data) and add the verdict to ``summary``.
+
+    One verdict serves the stored row, the MLflow run and the HTML report.
+    """
+    from keelwatch.monitoring.drift.engine import compute_drift
+    from keelwatch.monitoring.drift.profiles import ReferenceProfile as ProfileType
+    from keelwatch.monitoring.service.html_report import summarise_report
+
+    window_rows = summary["window_rows"]
     if window_rows < config.min_rows:
-        status = DriftStatus.INSUFFICIENT_DATA
         summary.update(
-            status=status.value,
+            status=DriftStatus.INSUFFICIENT_DATA.value,
             detail=f"window has {window_rows} rows; the monitor needs at least {config.min_rows}",
             dataset_drift=None,
             share_drifted=None,
             columns={},
         )
-        report = None
-    else:
-        drift_config = DriftConfig(
-            stattest=config.stattest,
-            column_stattests={
-                k: v for k, v in config.column_stattests.items() if k in reference.columns
-            },
-            fdr_alpha=config.fdr_alpha,
-            min_samples=config.min_samples,
-            effect_size_floors={
-                **DriftConfig().effect_size_floors,
-                **config.effect_size_floors,
-            },
-            extra_stattests=tuple(config.extra_stattests),
-            column_effect_size_floors={
-                k: v for k, v in config.column_effect_size_floors.items() if k in reference.columns
-            },
-        )
-        report = compute_drift(reference, window, drift_config)
-        # One verdict for the stored row, the MLflow run and the HTML report.
-        verdict = summarise_report(report)
-        status = DriftStatus(verdict["status"])
-        if is_profile:
-            _add_sketch_ks(verdict["columns"], reference, window)  # type: ignore[arg-type]
-        summary.update(verdict)
-    finished_at = utcnow()
-    with db.session() as session:
-        result, _ = monitor_store.insert_result(
-            session,
-            monitor_id=params.monitor_id,
-            job_id=job_id,
-            model_name=params.model_name,
-            model_version=params.model_version,
-            status=status,
-            dataset_drift=summary.get("dataset_drift"),
-            share_drifted=summary.get("share_drifted"),
-            columns=summary.get("columns", {}),
-            report=summary,
-            window_rows=window_rows,
-            mode=params.mode.value,
-            started_at=started,
-            finished_at=finished_at,
-        )
-        finish_job(
-            session,
-            job_id,
-            status=JobStatus.SUCCEEDED,
-            result={"result_id": result.id, "status": status.value, "window_rows": window_rows},
-        )
-    if result.mlflow_run_id is not None:
-        return result
-    pictures: dict[str, ColumnPicture] = {}
-    if report is not None:
-        try:
-            pictures = column_pictures(reference, window)
-        except Exception:  # a picture must never cost the statistical result
-            logger.exception("drift check %s: could not draw its report's pictures", job_id)
-    rng = np.random.default_rng(0)
+        return DriftStatus.INSUFFICIENT_DATA, None
+    report = compute_drift(reference, window, _drift_config(config, reference))
+    verdict = summarise_report(report)
+    if isinstance(window, ProfileType):
+        _add_sketch_ks(verdict["columns"], reference, window)
+    summary.update(verdict)
+    return DriftStatus(verdict["status"]), report
+
+
+def _store_result(
+    session: Session,
+    job_id: str,
+    params: CheckParams,
+    status: DriftStatus,
+    summary: dict[str, Any],
+    *,
+    started: datetime,
+) -> DriftResult:
+    """The result row, once per job (a redelivered task gets the stored one back)."""
+    result, _ = monitor_store.insert_result(
+        session,
+        monitor_id=params.monitor_id,
+        job_id=job_id,
+        model_name=params.model_name,
+        model_version=params.model_version,
+        status=status,
+        dataset_drift=summary.get("dataset_drift"),
+        share_drifted=summary.get("share_drifted"),
+        columns=summary.get("columns", {}),
+        report=summary,
+        window_rows=summary["window_rows"],
+        mode=params.mode.value,
+        started_at=started,
+        finished_at=utcnow(),
+    )
+    return result
+
+
+def _finish_check_job(session: Session, job_id: str, result: DriftResult) -> None:
+    """The check's job succeeded (whatever the verdict): it points at its result."""
+    finish_job(
+        session,
+        job_id,
+        status=JobStatus.SUCCEEDED,
+        result={
+            "result_id": result.id,
+            "status": result.status.value,
+            "window_rows": result.window_rows,
+        },
+    )
+
+
+def _pictures(
+    job_id: str, reference: ReferenceProfile, window: pd.DataFrame | ReferenceProfile
+) -> dict[str, ColumnPicture]:
+    """Per-column pictures for the HTML report; none if drawing fails."""
+    from keelwatch.monitoring.service.html_report import column_pictures
+
+    try:
+        return column_pictures(reference, window)
+    except Exception:  # a picture must never cost the statistical result
+        logger.exception("drift check %s: could not draw its report's pictures", job_id)
+        return {}
+
+
+def _report_samples(
+    reference: ReferenceProfile, window: pd.DataFrame | ReferenceProfile, config: MonitorConfig
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(reference, current) samples for Evidently's second opinion; none unless configured."""
+    import numpy as np
+
+    from keelwatch.monitoring.drift.profiles import ReferenceProfile as ProfileType
+    from keelwatch.monitoring.service.outputs import sample_from_profile
+
     sample_rows = config.report_sample_rows if config.second_opinion else 0
-    reference_sample = current_sample = None
-    if sample_rows and report is not None:
-        reference_sample = sample_from_profile(reference, sample_rows, rng)
-        if is_profile:
-            current_sample = sample_from_profile(window, sample_rows, rng)  # type: ignore[arg-type]
-        else:
-            frame: pd.DataFrame = window  # type: ignore[assignment]
-            current_sample = frame.sample(n=min(sample_rows, len(frame)), random_state=0)
+    if not sample_rows:
+        return None, None
+    rng = np.random.default_rng(0)  # the same samples on every retry
+    reference_sample = sample_from_profile(reference, sample_rows, rng)
+    if isinstance(window, ProfileType):
+        return reference_sample, sample_from_profile(window, sample_rows, rng)
+    return reference_sample, window.sample(n=min(sample_rows, len(window)), random_state=0)
+
+
+def _log_outputs(
+    db: Database,
+    settings: Settings,
+    job_id: str,
+    params: CheckParams,
+    result: DriftResult,
+    summary: dict[str, Any],
+    pictures: dict[str, ColumnPicture],
+    samples: tuple[pd.DataFrame | None, pd.DataFrame | None],
+) -> DriftResult:
+    """Log the MLflow run and point the stored result at it; MLflow down leaves it without."""
+    from keelwatch.monitoring.service.outputs import log_check_run
+
     try:
         run_id, html_uri = log_check_run(
             settings,
@@ -347,8 +436,8 @@ def conclude(
             model_version=params.model_version,
             result=summary,
             pictures=pictures,
-            reference_sample=reference_sample,
-            current_sample=current_sample,
+            reference_sample=samples[0],
+            current_sample=samples[1],
         )
     except Exception:  # MLflow down: the stored result stands, the run is missing
         logger.exception("drift check %s: could not log its MLflow run", job_id)
