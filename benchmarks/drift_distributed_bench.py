@@ -150,7 +150,17 @@ def run(folder: Path, redis_url: str, rows: int, partition_rows: int, ref_rows: 
     version = services.registry.register_sklearn_model(
         "bench", model, reference, target="label", actor="bench"
     ).version
-    attach_reference_profile(services, "bench", version, reference, "bench", target="label")
+    with services.db.session() as session:
+        attach_reference_profile(
+            session,
+            services.registry,
+            services.settings.mlflow,
+            "bench",
+            version,
+            reference,
+            "bench",
+            target="label",
+        )
     del reference
     with services.db.session() as session:
         service.create_monitor(

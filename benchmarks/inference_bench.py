@@ -168,7 +168,10 @@ def run_fleet_job(
 
     started = time.perf_counter()
     job = submit_batch_inference(
-        services,
+        services.db,
+        services.sender,
+        services.registry,
+        services.settings.inference,
         BatchInferenceRequest(
             model=model_ref, input_uri=str(source), output_uri=str(output), chunk_rows=chunk_rows
         ),

@@ -64,7 +64,17 @@ def register(services: Services, rows: int = 5000) -> str:
     version = services.registry.register_sklearn_model(
         MODEL, model, train, target="default", actor="ann"
     )
-    attach_reference_profile(services, MODEL, version.version, train, actor="ann", target="default")
+    with services.db.session() as session:
+        attach_reference_profile(
+            session,
+            services.registry,
+            services.settings.mlflow,
+            MODEL,
+            version.version,
+            train,
+            actor="ann",
+            target="default",
+        )
     services.registry.approve(MODEL, version.version, actor="ann", reason="ok")
     services.registry.promote(MODEL, version.version, actor="ann", reason="ok")
     return version.version

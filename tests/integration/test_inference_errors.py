@@ -78,7 +78,10 @@ def test_type_mismatch_is_refused_at_submission_naming_column_and_types(
     try:
         with pytest.raises(InvalidInputError) as caught:
             submit_batch_inference(
-                services,
+                services.db,
+                services.sender,
+                services.registry,
+                services.settings.inference,
                 BatchInferenceRequest(model=f"typed/{version}", input_uri=str(source)),
                 actor="t",
             )
@@ -117,7 +120,10 @@ def test_missing_value_fails_the_job_by_column_row_and_type_without_data(
     services = Services(settings)
     try:
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(model=f"typed/{version}", input_uri=str(source), chunk_rows=500),
             actor="t",
         )

@@ -146,7 +146,10 @@ def test_batch_job_over_redis_matches_direct_predict(
     services = Services(settings)
     try:
         submitted = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model=f"churn/{version}",
                 input_uri=source.as_uri(),
@@ -206,7 +209,10 @@ def test_csv_input_and_model_alias(
     services = Services(settings)
     try:
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model="churn@champion",
                 input_uri=str(source),
@@ -240,7 +246,10 @@ def test_gpu_queue_without_cuda_runs_on_cpu_and_says_why(
     services = Services(settings)
     try:
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(model=f"churn/{version}", input_uri=str(source), device="gpu"),
             actor="carol",
         )
@@ -267,7 +276,10 @@ def test_embedded_filesystem_broker_runs_a_job(
     services = Services(settings)
     try:
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model=f"churn/{version}", input_uri=str(source), chunk_rows=1_000
             ),

@@ -128,7 +128,14 @@ def test_bad_input_is_refused_and_nothing_is_written(
     services, version, broker = fleet
     for fields, error, text in bad_inputs(tmp_path, version):
         with pytest.raises(error) as caught:
-            submit_batch_inference(services, BatchInferenceRequest(**fields), actor="tester")
+            submit_batch_inference(
+                services.db,
+                services.sender,
+                services.registry,
+                services.settings.inference,
+                BatchInferenceRequest(**fields),
+                actor="tester",
+            )
         assert text in str(caught.value), (fields, str(caught.value))
     assert_nothing_written(services, broker)
 
@@ -139,7 +146,10 @@ def test_good_submission_writes_job_audit_and_one_message_per_chunk(
     services, version, broker = fleet
     source = write_input(tmp_path / "in.parquet", feature_frame(2_500), row_group_rows=500)
     job = submit_batch_inference(
-        services,
+        services.db,
+        services.sender,
+        services.registry,
+        services.settings.inference,
         BatchInferenceRequest(model=f"churn/{version}", input_uri=str(source), chunk_rows=1_000),
         actor="tester",
     )

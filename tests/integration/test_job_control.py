@@ -85,7 +85,10 @@ def test_cancel_skips_chunks_and_retry_runs_them(
     frame = feature_frame(2_000, seed=3)
     source = write_input(tmp_path / "in.parquet", frame, row_group_rows=500)
     job = submit_batch_inference(
-        services,
+        services.db,
+        services.sender,
+        services.registry,
+        services.settings.inference,
         BatchInferenceRequest(model=f"churn/{version}", input_uri=str(source), chunk_rows=500),
         actor="tester",
     )

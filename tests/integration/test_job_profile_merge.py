@@ -57,7 +57,10 @@ def test_job_leaves_one_capped_profile_and_its_window_agrees_with_an_in_process_
     start_worker(settings, queues="cpu,monitoring", concurrency=2)
     try:
         submitted = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model=f"{MODEL}/{version}", input_uri=source.as_uri(), chunk_rows=5000
             ),

@@ -87,7 +87,17 @@ def test_prediction_and_target_drift_from_logged_outputs_and_late_labels(
     version = services.registry.register_sklearn_model(
         MODEL, model, train, target="churned", actor="ann"
     ).version
-    attach_reference_profile(services, MODEL, version, train, actor="ann", target="churned")
+    with services.db.session() as session:
+        attach_reference_profile(
+            session,
+            services.registry,
+            services.settings.mlflow,
+            MODEL,
+            version,
+            train,
+            actor="ann",
+            target="churned",
+        )
     with services.db.session() as session:
         info = profile_store.get_reference_profile(session, MODEL, version)
     assert info.columns == ["tenure", "spend", "prediction", "churned"]

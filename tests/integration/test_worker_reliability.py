@@ -122,7 +122,10 @@ def test_chunk_delivered_twice_writes_everything_once(
         # Submitted before any worker runs, then every chunk is enqueued a second time: the
         # fleet sees each payload twice, as after a broker redelivery.
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model=f"churn/{version}",
                 input_uri=str(source),
@@ -177,7 +180,10 @@ def test_worker_killed_mid_job_is_redelivered_and_job_completes(
     services = Services(settings)
     try:
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model=f"slow/{version}", input_uri=str(source), chunk_rows=200, log_sample_rate=1.0
             ),

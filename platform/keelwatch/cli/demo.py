@@ -201,7 +201,10 @@ def run_demo(
     worker = start_worker(settings, settings.data_dir / "demo-worker.log")
     try:
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model=f"{MODEL_NAME}@champion",
                 input_uri=str(score_path),
@@ -261,9 +264,18 @@ def _drift_step(
     settings = services.settings
     v1 = result.versions[0]
     console.print(f"[bold]5.[/] drift: reference profile of v{v1}, a shifted window, a monitor")
-    profile = attach_reference_profile(
-        services, MODEL_NAME, v1, train, DEMO_ACTOR, target="default", reason="demo: training data"
-    )
+    with services.db.session() as session:
+        profile = attach_reference_profile(
+            session,
+            services.registry,
+            services.settings.mlflow,
+            MODEL_NAME,
+            v1,
+            train,
+            DEMO_ACTOR,
+            target="default",
+            reason="demo: training data",
+        )
     console.print(f"   reference profile: {profile.rows:,} rows → {profile.artifact_uri}")
     shifted = make_training_data(max(score_rows // 2, 1), seed=3)[FEATURES]
     shifted["f0"] = shifted["f0"] + 0.5  # the population moved
@@ -273,7 +285,10 @@ def _drift_step(
     worker = start_worker(settings, settings.data_dir / "demo-drift-worker.log")
     try:
         job = submit_batch_inference(
-            services,
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
             BatchInferenceRequest(
                 model=f"{MODEL_NAME}@champion",
                 input_uri=str(shifted_path),

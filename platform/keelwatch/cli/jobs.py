@@ -100,14 +100,21 @@ def submit(
             model=model,
             input_uri=input_uri,
             output_uri=output,
-            device=device,  # type: ignore[arg-type]
+            device=device,
             chunk_rows=chunk_rows,
             log_sample_rate=sample_rate,
         )
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     with cli_services() as services:
-        job = submit_batch_inference(services, request, cli_actor(actor, services.settings))
+        job = submit_batch_inference(
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
+            request,
+            cli_actor(actor, services.settings),
+        )
         params = job.params
         if not as_json:
             console.print(
@@ -236,7 +243,10 @@ def cancel(
     from keelwatch.inference.control import cancel_job
 
     with cli_services() as services:
-        job = cancel_job(services, job_id, actor=cli_actor(actor, services.settings), reason=reason)
+        with services.db.session() as session:
+            job = cancel_job(
+                session, job_id, actor=cli_actor(actor, services.settings), reason=reason
+            )
         if as_json:
             typer.echo(_job_json(services, job, with_chunks=False))
             return
@@ -259,7 +269,13 @@ def retry(
     from keelwatch.inference.control import retry_job
 
     with cli_services() as services:
-        job = retry_job(services, job_id, actor=cli_actor(actor, services.settings), reason=reason)
+        job = retry_job(
+            services.db,
+            services.sender,
+            job_id,
+            actor=cli_actor(actor, services.settings),
+            reason=reason,
+        )
         if not as_json:
             console.print(
                 f"Retrying job {job.id}: {job.chunks_total - job.chunks_done} of "

@@ -523,9 +523,11 @@ def profile_attach(
     """
     from keelwatch.monitoring.service.profiles import attach_reference_profile
 
-    with cli_services() as services:
+    with cli_services() as services, services.db.session() as session:
         info = attach_reference_profile(
-            services,
+            session,
+            services.registry,
+            services.settings.mlflow,
             model,
             version,
             data,

@@ -1,8 +1,9 @@
 """Job control: cancel a pending or running job, retry a failed or cancelled one.
 
-Each is one transaction (state change and audit entry); a retry enqueues its chunks only after
-that commits. Workers see a cancelled job when a chunk of it starts and skip the chunk; chunks
-already running finish and keep their output, which a later retry does not redo.
+Each is one transaction (state change and audit entry): a cancel runs in the caller's session; a
+retry commits its own and enqueues its chunks only after that commit. Workers see a cancelled job
+when a chunk of it starts and skip the chunk; chunks already running finish and keep their
+output, which a later retry does not redo.
 """
 
 from __future__ import annotations
@@ -16,38 +17,44 @@ from keelwatch.storage.jobs import cancel_job as cancel_job_row
 from keelwatch.storage.jobs import get_job, reopen_job_for_retry, resolve_job_id
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from keelwatch.contract import TaskSender
     from keelwatch.entities import Job
-    from keelwatch.wiring import Services
+    from keelwatch.storage.db import Database
 
 
-def cancel_job(services: Services, job_id: str, *, actor: str, reason: str = "") -> Job:
-    """Cancel job ``job_id`` (a full id or a unique prefix); audited ``job.cancel``.
-
-    ConflictError when the job already finished (succeeded, failed or cancelled).
+def cancel_job(session: Session, job_id: str, *, actor: str, reason: str = "") -> Job:
+    """Cancel job ``job_id`` (a full id or a unique prefix) in the caller's transaction; audited
+    ``job.cancel``. ConflictError when the job already finished (succeeded, failed or cancelled).
     """
     why = reason.strip()
-    with services.db.session() as session:
-        full_id = resolve_job_id(session, job_id)
-        skipped = cancel_job_row(
-            session, full_id, error=f"cancelled by {actor}" + (f": {why}" if why else "")
-        )
-        record_audit(
-            session,
-            actor=actor,
-            action="job.cancel",
-            target=f"job:{full_id}",
-            reason=why,
-            details={"chunks_cancelled": len(skipped)},
-        )
-        return get_job(session, full_id)
+    full_id = resolve_job_id(session, job_id)
+    skipped = cancel_job_row(
+        session, full_id, error=f"cancelled by {actor}" + (f": {why}" if why else "")
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="job.cancel",
+        target=f"job:{full_id}",
+        reason=why,
+        details={"chunks_cancelled": len(skipped)},
+    )
+    return get_job(session, full_id)
 
 
-def retry_job(services: Services, job_id: str, *, actor: str, reason: str = "") -> Job:
+def retry_job(
+    db: Database, sender: TaskSender, job_id: str, *, actor: str, reason: str = ""
+) -> Job:
     """Run the chunks of a failed or cancelled batch-inference job that are not done again;
-    audited ``job.retry``. ConflictError for any other state or kind of job."""
+    audited ``job.retry``. ConflictError for any other state or kind of job.
+
+    Reopening and auditing commit together; the chunks are enqueued only after that commit.
+    """
     from keelwatch.inference.submit import enqueue_chunks, job_params
 
-    with services.db.session() as session:
+    with db.session() as session:
         full_id = resolve_job_id(session, job_id)
         job = get_job(session, full_id)
         if job.kind != JOB_BATCH_INFERENCE:
@@ -66,6 +73,6 @@ def retry_job(services: Services, job_id: str, *, actor: str, reason: str = "") 
             details={"chunks": chunks, "previous_state": job.status.value, "queue": queue},
         )
     # Committed: now the workers may see the chunks.
-    enqueue_chunks(services, full_id, chunks, queue)
-    with services.db.session() as session:
+    enqueue_chunks(db, sender, full_id, chunks, queue)
+    with db.session() as session:
         return get_job(session, full_id)

@@ -1,5 +1,10 @@
 """Submitting a batch-inference job: validate everything, write the job, then enqueue chunks.
 
+Three steps the caller can also take one by one (the caller owns the transaction):
+:func:`plan_batch_inference` (validation, no writes), :func:`create_batch_job` (rows and audit in
+the caller's session), :func:`enqueue_chunks` (after the commit);
+:func:`submit_batch_inference` does all three.
+
 Nothing is written unless the request is valid (model resolves, input exists, is readable, not
 empty and matches the model signature), and nothing is enqueued before the job row is committed,
 so a worker never receives a chunk it cannot find.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +28,7 @@ from keelwatch.contract import (
     BatchInferenceRequest,
     Device,
     InferenceChunkPayload,
+    TaskSender,
 )
 from keelwatch.entities import Job, JobStatus
 from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError
@@ -32,7 +39,11 @@ from keelwatch.storage.audit import record_audit
 from keelwatch.storage.jobs import create_job, finish_job
 
 if TYPE_CHECKING:
-    from keelwatch.wiring import Services
+    from sqlalchemy.orm import Session
+
+    from keelwatch.registry import ModelRegistry
+    from keelwatch.settings import InferenceSettings
+    from keelwatch.storage.db import Database
 
 
 class BatchInferenceParams(BaseModel):
@@ -64,16 +75,27 @@ def queue_for_device(device: Device) -> str:
     return QUEUE_GPU if device == "gpu" else QUEUE_CPU
 
 
-def submit_batch_inference(services: Services, request: BatchInferenceRequest, actor: str) -> Job:
-    """Validate ``request``, create the job and its chunks, audit it, then enqueue the chunks.
+@dataclass(frozen=True)
+class PlannedJob:
+    """A validated batch-inference request, ready to be written: what :func:`create_batch_job`
+    stores and what the audit entry says."""
+
+    job_id: str
+    params: BatchInferenceParams
+    bounds: list[tuple[int, int]]
+    rows: int
+
+
+def plan_batch_inference(
+    registry: ModelRegistry, defaults: InferenceSettings, request: BatchInferenceRequest
+) -> PlannedJob:
+    """Validate ``request`` against the registry and the input file; writes nothing.
 
     Raises NotFoundError for an unknown model and InvalidInputError for an input that is missing,
-    unreadable, empty, of an unsupported format or whose columns do not match the model signature;
-    in those cases no job row exists and no message was sent.
+    unreadable, empty, of an unsupported format or whose columns do not match the model signature.
     """
-    settings = services.settings
-    resolved = services.registry.resolve(request.model)
-    expected = services.registry.input_spec(resolved)
+    resolved = registry.resolve(request.model)
+    expected = registry.input_spec(resolved)
     expected_columns = list(expected) if expected is not None else None
 
     info = inspect_input(request.input_uri)
@@ -86,13 +108,12 @@ def submit_batch_inference(services: Services, request: BatchInferenceRequest, a
     output_dir = (
         local_path(request.output_uri)
         if request.output_uri
-        else Path(settings.inference.output_dir).resolve() / job_id
+        else Path(defaults.output_dir).resolve() / job_id
     )
     _refuse_used_output(output_dir)
 
-    chunk_rows = request.chunk_rows or settings.inference.chunk_rows
+    chunk_rows = request.chunk_rows or defaults.chunk_rows
     bounds = plan_chunks(info.rows, chunk_rows, info.row_group_rows)
-    queue = queue_for_device(request.device)
     params = BatchInferenceParams(
         model_ref=request.model,
         model_name=resolved.name,
@@ -104,54 +125,83 @@ def submit_batch_inference(services: Services, request: BatchInferenceRequest, a
         column_types=expected,
         output_dir=str(output_dir),
         device=request.device,
-        queue=queue,
+        queue=queue_for_device(request.device),
         chunk_rows=chunk_rows,
         log_sample_rate=(
             request.log_sample_rate
             if request.log_sample_rate is not None
-            else settings.inference.log_sample_rate
+            else defaults.log_sample_rate
         ),
     )
-    with services.db.session() as session:
-        job = create_job(
-            session,
-            kind=JOB_BATCH_INFERENCE,
-            params=params.model_dump(mode="json"),
-            submitted_by=actor,
-            chunk_bounds=bounds,
-            job_id=job_id,
-        )
-        record_audit(
-            session,
-            actor=actor,
-            action="job.submit",
-            target=f"job:{job_id}",
-            reason=f"batch inference of {info.rows} rows with {resolved.model_uri}",
-            details={
-                "kind": JOB_BATCH_INFERENCE,
-                "model": request.model,
-                "model_uri": resolved.model_uri,
-                "input": str(info.path),
-                "rows": info.rows,
-                "chunks": len(bounds),
-                "queue": queue,
-            },
-        )
-    enqueue_chunks(services, job_id, range(len(bounds)), queue)
+    return PlannedJob(job_id=job_id, params=params, bounds=list(bounds), rows=info.rows)
+
+
+def create_batch_job(session: Session, planned: PlannedJob, actor: str) -> Job:
+    """Write the job, its chunks and the ``job.submit`` audit entry in the caller's transaction.
+
+    Sends nothing: the caller commits, then calls :func:`enqueue_chunks`.
+    """
+    params = planned.params
+    job = create_job(
+        session,
+        kind=JOB_BATCH_INFERENCE,
+        params=params.model_dump(mode="json"),
+        submitted_by=actor,
+        chunk_bounds=planned.bounds,
+        job_id=planned.job_id,
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="job.submit",
+        target=f"job:{planned.job_id}",
+        reason=f"batch inference of {planned.rows} rows with {params.model_uri}",
+        details={
+            "kind": JOB_BATCH_INFERENCE,
+            "model": params.model_ref,
+            "model_uri": params.model_uri,
+            "input": params.input_path,
+            "rows": planned.rows,
+            "chunks": len(planned.bounds),
+            "queue": params.queue,
+        },
+    )
     return job
 
 
-def enqueue_chunks(services: Services, job_id: str, indexes: Iterable[int], queue: str) -> None:
+def submit_batch_inference(
+    db: Database,
+    sender: TaskSender,
+    registry: ModelRegistry,
+    defaults: InferenceSettings,
+    request: BatchInferenceRequest,
+    actor: str,
+) -> Job:
+    """Plan, write (one committed transaction), then enqueue the chunks of a batch job.
+
+    When the request is invalid no job row exists and no message was sent.
+    """
+    planned = plan_batch_inference(registry, defaults, request)
+    with db.session() as session:
+        job = create_batch_job(session, planned, actor)
+    # Committed: a worker now finds the job and its chunks.
+    enqueue_chunks(db, sender, job.id, range(len(planned.bounds)), planned.params.queue)
+    return job
+
+
+def enqueue_chunks(
+    db: Database, sender: TaskSender, job_id: str, indexes: Iterable[int], queue: str
+) -> None:
     """Send one chunk task per index (after the job's commit: a worker must find its rows)."""
     try:
         for index in indexes:
             payload = InferenceChunkPayload(job_id=job_id, chunk_index=index)
-            services.sender.send_task(INFERENCE_CHUNK, kwargs=payload.model_dump(), queue=queue)
+            sender.send_task(INFERENCE_CHUNK, kwargs=payload.model_dump(), queue=queue)
     except Exception as exc:
         # The job is committed but its chunks cannot all reach the fleet: say so on the job
         # rather than leave it pending forever. Chunks already sent find it failed and stop.
         message = f"could not enqueue chunks on queue {queue!r}: {exc}"
-        with services.db.session() as session:
+        with db.session() as session:
             finish_job(session, job_id, status=JobStatus.FAILED, error=message)
         raise KeelwatchError(f"job {job_id}: {message}") from exc
 

@@ -36,7 +36,9 @@ def submit_batch_inference_job(
     request: BatchInferenceRequest, services: ServicesDep, actor: ActorDep
 ) -> JobView:
     """Validate the request, create the job and enqueue its chunks on the fleet."""
-    job = submit_batch_inference(services, request, actor)
+    job = submit_batch_inference(
+        services.db, services.sender, services.registry, services.settings.inference, request, actor
+    )
     return JobView.from_job(job)
 
 
@@ -82,7 +84,9 @@ def cancel(
 ) -> JobView:
     """Chunks not started are skipped, running ones finish; 409 if the job already finished."""
     reason = body.reason if body is not None else ""
-    return JobView.from_job(cancel_job(services, job_id, actor=actor, reason=reason))
+    with services.db.session() as session:
+        job = cancel_job(session, job_id, actor=actor, reason=reason)
+    return JobView.from_job(job)
 
 
 @router.post("/{job_id}/retry", response_model=JobView, summary="Retry a failed or cancelled job")
@@ -91,4 +95,6 @@ def retry(
 ) -> JobView:
     """Enqueue again every chunk not done; 409 unless the job failed or was cancelled."""
     reason = body.reason if body is not None else ""
-    return JobView.from_job(retry_job(services, job_id, actor=actor, reason=reason))
+    return JobView.from_job(
+        retry_job(services.db, services.sender, job_id, actor=actor, reason=reason)
+    )

@@ -147,16 +147,19 @@ def attach_profile(
     """Compute and attach (or refresh) the version's reference profile from a data file."""
     from keelwatch.monitoring.service.profiles import attach_reference_profile
 
-    info = attach_reference_profile(
-        services,
-        model_name,
-        version,
-        body.data_uri,
-        actor,
-        reason=body.reason,
-        target=body.target,
-        predictions=body.predictions,
-    )
+    with services.db.session() as session:
+        info = attach_reference_profile(
+            session,
+            services.registry,
+            services.settings.mlflow,
+            model_name,
+            version,
+            body.data_uri,
+            actor,
+            reason=body.reason,
+            target=body.target,
+            predictions=body.predictions,
+        )
     return ProfileOut.of(info)
 
 

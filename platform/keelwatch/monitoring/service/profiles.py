@@ -27,11 +27,12 @@ from keelwatch.storage.audit import record_audit
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.orm import Session
 
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
     from keelwatch.monitoring.drift.report import ColumnRole
-    from keelwatch.settings import Settings
-    from keelwatch.wiring import Services
+    from keelwatch.registry import ModelRegistry
+    from keelwatch.settings import MlflowSettings, Settings
 
 PROFILE_ARTIFACT_DIR = "keelwatch"
 PROFILE_ARTIFACT_NAME = "reference-profile.npz"
@@ -58,7 +59,9 @@ def read_frame(source: str | Path) -> pd.DataFrame:
 
 
 def attach_reference_profile(
-    services: Services,
+    session: Session,
+    registry: ModelRegistry,
+    mlflow_settings: MlflowSettings,
     name: str,
     version: str | int,
     data: pd.DataFrame | str | Path,
@@ -76,6 +79,10 @@ def attach_reference_profile(
     outputs on ``data`` (prediction drift), named as the prediction log names them. Raises
     NotFoundError for an unknown model or version and InvalidInputError for unusable data or a
     model that cannot score it.
+
+    The MLflow artifact and version tag are written first (MLflow has no transaction to join);
+    the profile row and its audit entry go into the caller's ``session``, which the caller
+    commits.
     """
     import pandas as pd
 
@@ -84,7 +91,7 @@ def attach_reference_profile(
 
     if not actor.strip():
         raise InvalidInputError("actor must not be empty")
-    info = services.registry.get_version(name, version)
+    info = registry.get_version(name, version)
     source = str(data) if not isinstance(data, pd.DataFrame) else f"data frame ({len(data)} rows)"
     frame = data if isinstance(data, pd.DataFrame) else read_frame(data)
     labels = None
@@ -93,9 +100,7 @@ def attach_reference_profile(
             raise InvalidInputError(f"target column {target!r} is not in the data")
         labels = frame[target]
         frame = frame.drop(columns=[target])
-    expected = services.registry.input_columns(
-        ResolvedModel(info.name, info.version, info.model_uri)
-    )
+    expected = registry.input_columns(ResolvedModel(info.name, info.version, info.model_uri))
     if expected is not None:
         missing = [column for column in expected if column not in frame.columns]
         if missing:
@@ -108,7 +113,9 @@ def attach_reference_profile(
     roles: dict[str, ColumnRole] = {}
     columns: dict[str, Any] = {str(c): frame[c] for c in frame.columns}
     if predictions:
-        for output, values in _reference_predictions(services, info.name, info.version, frame):
+        for output, values in _reference_predictions(
+            registry, mlflow_settings, info.name, info.version, frame
+        ):
             if output in columns or output == target:
                 raise InvalidInputError(
                     f"model output {output!r} has the name of an input or target column"
@@ -121,8 +128,8 @@ def attach_reference_profile(
         roles=roles,
         metadata={"model": info.name, "version": info.version, "source": source},
     )
-    client = _client(services.settings)
-    run_id = info.run_id or _profile_run(services, info.name, info.version, client)
+    client = _client(mlflow_settings)
+    run_id = info.run_id or _profile_run(mlflow_settings, info.name, info.version, client)
     with tempfile.TemporaryDirectory(prefix="keelwatch-profile-") as folder:
         path = save_profile(profile, Path(folder) / PROFILE_ARTIFACT_NAME)
         client.log_artifact(run_id, str(path), artifact_path=PROFILE_ARTIFACT_DIR)
@@ -130,35 +137,38 @@ def attach_reference_profile(
         f"{client.get_run(run_id).info.artifact_uri}/{PROFILE_ARTIFACT_DIR}/{PROFILE_ARTIFACT_NAME}"
     )
     client.set_model_version_tag(info.name, info.version, TAG_REFERENCE_PROFILE, artifact_uri)
-    with services.db.session() as session:
-        stored, created = profile_store.upsert_reference_profile(
-            session,
-            model_name=info.name,
-            model_version=info.version,
-            artifact_uri=artifact_uri,
-            rows=profile.rows,
-            columns=list(profile.columns),
-            source=source,
-            actor=actor,
-        )
-        record_audit(
-            session,
-            actor=actor,
-            action="profile.attach" if created else "profile.refresh",
-            target=info.model_uri,
-            reason=reason or f"reference profile from {source}",
-            details={
-                "artifact_uri": artifact_uri,
-                "rows": profile.rows,
-                "columns": list(profile.columns),
-                "source": source,
-            },
-        )
+    stored, created = profile_store.upsert_reference_profile(
+        session,
+        model_name=info.name,
+        model_version=info.version,
+        artifact_uri=artifact_uri,
+        rows=profile.rows,
+        columns=list(profile.columns),
+        source=source,
+        actor=actor,
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="profile.attach" if created else "profile.refresh",
+        target=info.model_uri,
+        reason=reason or f"reference profile from {source}",
+        details={
+            "artifact_uri": artifact_uri,
+            "rows": profile.rows,
+            "columns": list(profile.columns),
+            "source": source,
+        },
+    )
     return stored
 
 
 def _reference_predictions(
-    services: Services, name: str, version: str, frame: pd.DataFrame
+    registry: ModelRegistry,
+    mlflow_settings: MlflowSettings,
+    name: str,
+    version: str,
+    frame: pd.DataFrame,
 ) -> list[tuple[str, Any]]:
     """The version's outputs on ``frame``, as the batch fleet names them in the prediction log."""
     from urllib.parse import urlparse
@@ -168,7 +178,7 @@ def _reference_predictions(
 
     from keelwatch.inference.execution import prediction_columns
 
-    location = services.registry.client.get_model_version_download_uri(name, version)
+    location = registry.client.get_model_version_download_uri(name, version)
     try:
         with tempfile.TemporaryDirectory(prefix="keelwatch-model-") as folder:
             if urlparse(location).scheme not in ("", "file"):
@@ -177,7 +187,7 @@ def _reference_predictions(
                 location = mlflow.artifacts.download_artifacts(
                     artifact_uri=location,
                     dst_path=folder,
-                    tracking_uri=services.settings.mlflow.tracking_uri,
+                    tracking_uri=mlflow_settings.tracking_uri,
                 )
             raw = mlflow.pyfunc.load_model(location).predict(frame)
     except Exception as exc:  # a flavor that cannot load here, or rejects the data
@@ -211,22 +221,22 @@ def load_reference_profile(settings: Settings, info: ReferenceProfileInfo) -> Re
     return load_profile(local)
 
 
-def _client(settings: Settings) -> Any:
+def _client(mlflow_settings: MlflowSettings) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(
-        tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri
+        tracking_uri=mlflow_settings.tracking_uri, registry_uri=mlflow_settings.registry_uri
     )
 
 
-def _profile_run(services: Services, name: str, version: str, client: Any) -> str:
+def _profile_run(mlflow_settings: MlflowSettings, name: str, version: str, client: Any) -> str:
     """A run to hold the profile of a version registered without one."""
     from urllib.parse import quote
 
     from keelwatch.registry.facade import EXPERIMENT_PREFIX
     from keelwatch.registry.registration import ensure_experiment
 
-    artifact_root = services.settings.mlflow.artifact_root.rstrip("/")
+    artifact_root = mlflow_settings.artifact_root.rstrip("/")
     experiment_id = ensure_experiment(
         client, f"{EXPERIMENT_PREFIX}{name}", f"{artifact_root}/{quote(name, safe='')}"
     )
