@@ -93,6 +93,17 @@ class WorkerSettings(BaseModel):
     )
 
 
+class AlertingSettings(BaseModel):
+    """Signals, rules, alerts and notifications (``KEELWATCH_ALERTING__*``)."""
+
+    signal_retention_days: int = Field(
+        30,
+        gt=0,
+        description="Signals older than this many days are purged by the daily housekeeping "
+        "task (keelwatch.housekeeping.purge_signals).",
+    )
+
+
 class ApiSettings(BaseModel):
     """HTTP API."""
 
@@ -119,6 +130,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = InferenceSettings()
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
+    alerting: AlertingSettings = AlertingSettings()
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
