@@ -171,12 +171,12 @@ def make_settings(
     """Settings for a test: everything under ``tmp_path``; broker embedded unless given."""
     return Settings(
         data_dir=tmp_path / "data",
-        database={"url": database_url},  # type: ignore[arg-type]
-        mlflow={  # type: ignore[arg-type]
+        database={"url": database_url},
+        mlflow={
             "tracking_uri": mlflow_uri,
             "artifact_root": (tmp_path / "mlartifacts").as_uri(),
         },
-        broker={  # type: ignore[arg-type]
+        broker={
             "url": broker_url,
             # Celery's result keys never collide with its queue keys: one database serves both.
             "result_backend": broker_url,

@@ -199,12 +199,12 @@ def test_compose_services_run_a_scheduled_drift_check(
     # the services), then the rest over HTTP like a user would.
     settings = Settings(
         data_dir=tmp_path / "data-test",
-        database={"url": pg_url},  # type: ignore[arg-type]
-        mlflow={  # type: ignore[arg-type]
+        database={"url": pg_url},
+        mlflow={
             "tracking_uri": mlflow_uri,
             "artifact_root": (tmp_path / "mlartifacts").as_uri(),
         },
-        broker={"url": redis_url, "result_backend": redis_url},  # type: ignore[arg-type]
+        broker={"url": redis_url, "result_backend": redis_url},
     )
     local = Services(settings)
     try:
