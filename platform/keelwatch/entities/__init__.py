@@ -2,7 +2,8 @@
 ``storage/`` ever sees an ORM object.
 
 What belongs here: frozen dataclasses, enums and named tuples, one module per area
-(``jobs``, ``predictions``, ``audit``, ``monitors``, ``registry``) and the clock (``time``).
+(``jobs``, ``predictions``, ``audit``, ``monitors``, ``registry``, ``signals``) and the clock
+(``time``).
 What does not: behaviour that needs I/O, SQLAlchemy, MLflow, Pydantic or settings. Entities
 import nothing of Keelwatch but ``keelwatch.errors`` and each other, so every layer, the pure
 ``monitoring`` packages included, may import them.
@@ -18,6 +19,7 @@ from keelwatch.entities.predictions import (
     PredictionLabel,
     PredictionRecord,
 )
+from keelwatch.entities.signals import Signal, labels_fingerprint
 from keelwatch.entities.time import utcnow
 
 __all__ = [
@@ -33,5 +35,7 @@ __all__ = [
     "LabelledPrediction",
     "PredictionLabel",
     "PredictionRecord",
+    "Signal",
+    "labels_fingerprint",
     "utcnow",
 ]
