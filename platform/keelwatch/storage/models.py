@@ -253,3 +253,28 @@ class DriftResultRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_drift_results_monitor_finished", "monitor_id", "finished_at"),)
+
+
+class SignalRow(Base):
+    """One observation of a signal series (see ``keelwatch.entities.signals``).
+
+    Append-only and purged by age (``alerting.signal_retention_days``). ``fingerprint`` is the
+    SHA-256 of the sorted labels, so one series is an indexed equality instead of a JSON match
+    that SQLite and PostgreSQL spell differently.
+    """
+
+    __tablename__ = "signals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[float] = mapped_column(Float)
+    labels: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(255), default="")
+
+    __table_args__ = (
+        Index("ix_signals_name_observed", "name", "observed_at"),
+        Index("ix_signals_fingerprint_observed", "fingerprint", "observed_at"),
+        Index("ix_signals_observed", "observed_at"),
+    )

@@ -348,8 +348,9 @@ def _store_result(
     *,
     started: datetime,
 ) -> DriftResult:
-    """The result row, once per job (a redelivered task gets the stored one back)."""
-    result, _ = monitor_store.insert_result(
+    """The result row and its signals, once per job (a redelivered task gets the stored one
+    back and writes nothing)."""
+    result, inserted = monitor_store.insert_result(
         session,
         monitor_id=params.monitor_id,
         job_id=job_id,
@@ -365,7 +366,25 @@ def _store_result(
         started_at=started,
         finished_at=utcnow(),
     )
+    if inserted:  # a redelivered task already wrote the signals with the row
+        _write_signals(session, params, result)
     return result
+
+
+def _write_signals(session: Session, params: CheckParams, result: DriftResult) -> None:
+    """The result's signals, in the transaction that stores the result (rules never see
+    signals of a result that was rolled back)."""
+    from keelwatch.alerting.signals import signals_for
+    from keelwatch.storage.signals import write_signals
+
+    labels = {"monitor": params.monitor_name}
+    try:
+        model_ref = monitor_store.get_monitor_by_id(session, params.monitor_id).model_ref
+    except NotFoundError:  # deleted while the check ran: the signals still say which monitor
+        model_ref = ""
+    if "@" in model_ref:  # the monitor follows an alias; a version ref has none
+        labels["alias"] = model_ref.rpartition("@")[2]
+    write_signals(session, signals_for(result, labels=labels))
 
 
 def _finish_check_job(session: Session, job_id: str, result: DriftResult) -> None:
@@ -456,7 +475,7 @@ def record_error(
 ) -> DriftResult:
     """Store an ``error`` result and finish the job failed (once)."""
     with db.session() as session:
-        result, _ = monitor_store.insert_result(
+        result, inserted = monitor_store.insert_result(
             session,
             monitor_id=params.monitor_id,
             job_id=job_id,
@@ -473,6 +492,8 @@ def record_error(
             finished_at=utcnow(),
             error=message,
         )
+        if inserted:
+            _write_signals(session, params, result)
         finish_job(session, job_id, status=JobStatus.FAILED, error=message)
     return result
 
