@@ -119,7 +119,8 @@ def _quoted(cur: _Cursor) -> str:
             elif escaped in _ESCAPES:
                 out.append(_ESCAPES[escaped])
             else:
-                raise cur.fail(f"unknown escape \\{escaped}" if escaped else "dangling \\")
+                message = f"unknown escape \\{escaped}" if escaped else "dangling \\"
+                raise cur.fail(message, cur.pos - 1)
             cur.pos += 1
         else:
             out.append(char)
