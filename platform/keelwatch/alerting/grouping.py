@@ -15,9 +15,10 @@ Firing alerts are grouped per :class:`~keelwatch.entities.alerts.Route` by the v
 
 Silenced and inhibited alerts are left out of the firing set, but an alert that was notified
 as firing always gets its resolved notice, silenced or not (alertmanager#226). When every alert
-of a group has resolved and been notified, the group ends; a later alert starts a new one (and
-waits ``group_wait`` again). Each notification carries a per-group ``sequence``: (group key,
-state, sequence) identifies it, so delivery can drop replays.
+of a group has resolved and been notified, the group ends; a later alert starts it again (and
+it waits ``group_wait`` again) with its sequence carried on. Each notification carries a
+per-group ``sequence``: (group key, state, sequence) identifies it, so delivery can drop
+replays.
 
 :func:`plan_notifications` is pure: the engine calls it on every beat tick with the alerts and
 the group states it stored, and stores the group states it returns.
@@ -135,19 +136,35 @@ def plan_notifications(
     for key in sorted(set(members) | set(groups)):
         group = groups.get(key)
         in_group = members.get(key, [])
-        if group is None:
+        if group is None or group.ended_at is not None:
             fired = [a.fired_at or now for a in in_group if a.state is AlertState.FIRING]
             if not fired:
+                if group is not None:
+                    plan.groups[key] = group  # dormant: keeps its sequence
                 continue
             due = max(now, min(fired) + route.group_wait)
-            group = GroupState(key=key, labels=labels_of[key], created_at=now, next_flush_at=due)
+            group = GroupState(
+                key=key,
+                labels=labels_of[key],
+                created_at=now,
+                next_flush_at=due,
+                sequence=group.sequence if group is not None else 0,
+            )
         if now < group.next_flush_at:
             plan.groups[key] = group
             continue
         group = _flush(route, group, in_group, muted, now, plan)
         still_firing = any(a.state is AlertState.FIRING for a in in_group)
-        if still_firing or group.notified_firing:
-            plan.groups[key] = group
+        if not still_firing and not group.notified_firing:
+            group = GroupState(
+                key=key,
+                labels=group.labels,
+                created_at=group.created_at,
+                next_flush_at=now,
+                sequence=group.sequence,
+                ended_at=now,
+            )
+        plan.groups[key] = group
     return plan
 
 
@@ -171,12 +188,20 @@ def _flush(
         if not a.state.active and a.fingerprint in group.notified_firing
     )
     flushed = replace(group, has_flushed=True, next_flush_at=now + route.group_interval)
-    if not _needs_update(group, firing, resolved, route, now):
+    # Alertmanager stops the pipeline when muting leaves nothing to say.
+    if not (firing or resolved) or not _needs_update(group, firing, resolved, route, now):
         return flushed
+    # A muted alert the receiver was told is firing stays "told", so it still gets its
+    # resolved notice later (alertmanager#226).
+    still_told = frozenset(
+        a.fingerprint
+        for a in in_group
+        if a.state is AlertState.FIRING and a.fingerprint in group.notified_firing
+    )
     sequence = group.sequence + 1
     sent = replace(
         flushed,
-        notified_firing=firing,
+        notified_firing=firing | still_told,
         notified_resolved=resolved,
         last_sent_at=now,
         sequence=sequence,

@@ -189,7 +189,13 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class GroupState:
-    """What the planner remembers about one aggregation group between ticks."""
+    """What the planner remembers about one aggregation group between ticks.
+
+    A group whose alerts have all resolved (and been notified) ends: ``ended_at`` is set and it
+    is kept dormant so its ``sequence`` keeps growing when the same key fires again; otherwise
+    the next episode's first notification would repeat an old (group key, state, sequence) and
+    be dropped as a replay. Dormant groups may be pruned after the notification log's retention.
+    """
 
     key: str
     labels: Mapping[str, str]
@@ -200,6 +206,7 @@ class GroupState:
     notified_resolved: frozenset[str] = frozenset()
     last_sent_at: datetime | None = None
     sequence: int = 0
+    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,7 +43,9 @@ def sig(value: float, minutes: float = 0, column: str = "f1", model: str = "m") 
     )
 
 
-def run(rules: list[Rule], steps: list[tuple[float, list[Signal]]], **kw: bool) -> list[Evaluation]:
+def run(
+    rules: list[Rule], steps: Sequence[tuple[float, list[Signal]]], **kw: bool
+) -> list[Evaluation]:
     alerts: dict[str, Alert] = {}
     out = []
     for minutes, signals in steps:
