@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR_NAME = ".keelwatch"
@@ -101,6 +101,16 @@ class AlertingSettings(BaseModel):
         gt=0,
         description="Signals older than this many days are purged by the daily housekeeping "
         "task (keelwatch.housekeeping.purge_signals).",
+    )
+    inbound_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token senders (Alertmanager's http_config.authorization) present to "
+        "POST /alerts/inbound/alertmanager; empty: bearer tokens are refused. Never shown.",
+    )
+    inbound_signing_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 key for X-Keelwatch-Signature on inbound alerts (t=<unix "
+        "seconds>,v1=<hex>); empty: signatures are refused. Never shown.",
     )
 
 

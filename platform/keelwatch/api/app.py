@@ -27,7 +27,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import keelwatch
-from keelwatch.api.routers import audit, health, jobs, monitors, predictions, registry
+from keelwatch.api.routers import (
+    alerts_inbound,
+    audit,
+    health,
+    jobs,
+    monitors,
+    predictions,
+    registry,
+)
 from keelwatch.errors import KeelwatchError
 from keelwatch.metrics import (
     UNMATCHED_ROUTE,
@@ -74,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Every router is imported explicitly: a missing one is an import error, never a silently
     # absent set of endpoints.
-    for router_module in (health, registry, jobs, monitors, predictions, audit):
+    for router_module in (health, registry, jobs, monitors, predictions, audit, alerts_inbound):
         app.include_router(router_module.router)
 
     _install_error_handlers(app, metrics)

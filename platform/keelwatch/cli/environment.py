@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from keelwatch.settings import Settings
 
@@ -73,6 +73,9 @@ def _flatten(model: BaseModel, prefix: str) -> Iterator[tuple[str, str]]:
 
 
 def _env_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        # A child process needs the real value; `keelwatch config` redacts it (cli/ops.py).
+        return value.get_secret_value()
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

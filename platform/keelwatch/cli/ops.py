@@ -390,6 +390,8 @@ def settings_lines(values: dict[str, str], *, width: int) -> list[str]:
 
 
 def _redact(name: str, value: str) -> str:
+    if name in {var.name for var in iter_env_vars() if var.type_name == "SecretStr"}:
+        return "***" if value else ""
     if "URL" in name or "URI" in name or "BACKEND" in name:
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
