@@ -117,6 +117,8 @@ def email_message(notification: Notification, config: EmailConfig) -> EmailMessa
     message["X-Keelwatch-State"] = notification.state.value
     message.set_content(plain_text(notification))
     message.add_alternative(html_text(notification), subtype="html")
+    # The default boundary is random; a fixed one keeps rendering a pure function.
+    message.set_boundary(f"==keelwatch-{notification.idempotency_key}==")
     return message
 
 

@@ -1,0 +1,655 @@
+"""Every notifier against a real receiver on loopback: one contract suite, run per notifier.
+
+The contract (Dagster-style: the same tests, a receiver fixture per notifier): a firing and then
+a resolved notification reach the receiver; ``render`` is pure and stable; a receiver that is
+down or answers 5xx / 429 / SMTP 4xx gives a retryable error, a 4xx / SMTP 5xx a permanent one;
+no secret appears in a repr, a target, a rendered request's repr or an error message; a bad
+config is refused naming the field. Then per-notifier tests check each wire format: the signed
+webhook, Slack's Block Kit, PagerDuty's Events v2 schema, Debian's real Alertmanager, and a
+multipart email over STARTTLS with login.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keelwatch.alerting.notifiers import (
+    MASK,
+    NOTIFIER_TYPES,
+    HttpRequest,
+    Notifier,
+    NotifierConfigError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    create_notifier,
+)
+from keelwatch.alerting.notifiers.pagerduty import dedup_key
+from keelwatch.alerting.notifiers.webhook import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    SignatureError,
+    sign,
+    verify_signature,
+)
+from keelwatch.entities.notifications import Notification, NotificationState, NotifiedAlert
+from tests.integration.notifier_receivers import (
+    ALERTMANAGER_BIN,
+    HttpCapture,
+    HttpReceiver,
+    alertmanager,
+    free_port,
+    http_receiver,
+    smtp_receiver,
+)
+
+pytestmark = pytest.mark.integration
+
+FIRING, RESOLVED = NotificationState.FIRING, NotificationState.RESOLVED
+WEBHOOK_SECRET = "whsec-0123456789-abcdefghij"
+SLACK_PATH = "/services/T0KEEL/B0WATCH/slackSecretPath0123456789"
+ROUTING_KEY = "R0uTiNgKeY0123456789abcdefABCDEF"
+AM_TOKEN = "am-bearer-token-0123456789"
+SMTP_USER, SMTP_PASSWORD = "keelwatch", "smtp-password-0123456789"
+
+
+def make_notification(
+    state: NotificationState = FIRING,
+    *,
+    fingerprint: str = "a1b2c3d4e5f60718",
+    sequence: int = 1,
+    created_at: datetime | None = None,
+) -> Notification:
+    created = created_at or datetime.now(UTC).replace(microsecond=0)
+    alert = NotifiedAlert(
+        fingerprint=fingerprint,
+        status=state,
+        labels={
+            "alertname": "DriftDetected",
+            "model": "churn",
+            "version": "3",
+            "severity": "critical",
+            "monitor": "churn-drift",
+        },
+        annotations={"summary": f"Dataset drift on churn v3 ({fingerprint})"},
+        value=0.4213,
+        starts_at=created - timedelta(minutes=5),
+        ends_at=created if state is RESOLVED else None,
+        generator_url="http://keelwatch.local/monitors/churn-drift",
+        runbook_url="https://runbooks.example/drift",
+    )
+    return Notification(
+        group_key='{}:{alertname="DriftDetected"}',
+        state=state,
+        sequence=sequence,
+        alerts=(alert,),
+        created_at=created,
+        receiver="ml-oncall",
+        links={"mlflow": "http://mlflow.local/#/models/churn/versions/3"},
+    )
+
+
+# --------------------------------------------------------------------------- channels
+
+
+@dataclass
+class Channel:
+    """One notifier type wired to its live receiver."""
+
+    type_name: str
+    config: dict[str, Any]
+    down_config: dict[str, Any]
+    secrets: tuple[str, ...]
+    state_of: Callable[[str], str | None]
+    """The last state the receiver holds for an alert fingerprint (``None``: never seen)."""
+    fault: Callable[[str], contextlib.AbstractContextManager[dict[str, Any]]]
+    """``fault("retryable"|"permanent")`` yields the config of a receiver failing that way."""
+
+    def notifier(self) -> Notifier[Any, Any]:
+        return create_notifier(self.type_name, self.config)
+
+
+def _status_fault(receiver: HttpReceiver, config: dict[str, Any]) -> Callable[..., Any]:
+    @contextlib.contextmanager
+    def fault(kind: str) -> Iterator[dict[str, Any]]:
+        receiver.status = 503 if kind == "retryable" else 400
+        try:
+            yield config
+        finally:
+            receiver.status = 200
+
+    return fault
+
+
+def _last(captures: list[HttpCapture], pick: Callable[[HttpCapture], str | None]) -> str | None:
+    states = [state for state in map(pick, captures) if state is not None]
+    return states[-1] if states else None
+
+
+@contextlib.contextmanager
+def webhook_channel(_tmp_path: Path) -> Iterator[Channel]:
+    with http_receiver() as receiver:
+
+        def state_of(fingerprint: str) -> str | None:
+            def pick(capture: HttpCapture) -> str | None:
+                for alert in capture.json()["alerts"]:
+                    if alert["fingerprint"] == fingerprint:
+                        return str(alert["status"])
+                return None
+
+            return _last(receiver.requests, pick)
+
+        config = {"url": f"{receiver.url}/hooks/keelwatch", "secret": WEBHOOK_SECRET}
+        down = {**config, "url": f"http://127.0.0.1:{free_port()}/hooks"}
+        yield Channel(
+            "webhook", config, down, (WEBHOOK_SECRET,), state_of, _status_fault(receiver, config)
+        )
+
+
+@contextlib.contextmanager
+def slack_channel(_tmp_path: Path) -> Iterator[Channel]:
+    with http_receiver() as receiver:
+
+        def state_of(fingerprint: str) -> str | None:
+            def pick(capture: HttpCapture) -> str | None:
+                message = capture.json()
+                if fingerprint not in json_text(message["blocks"]):
+                    return None
+                header = message["blocks"][0]["text"]["text"]
+                return "resolved" if header.startswith("[RESOLVED]") else "firing"
+
+            return _last(receiver.requests, pick)
+
+        config = {"url": receiver.url + SLACK_PATH}
+        down = {"url": f"http://127.0.0.1:{free_port()}{SLACK_PATH}"}
+        secrets = (SLACK_PATH.rsplit("/", 1)[1],)
+        yield Channel("slack", config, down, secrets, state_of, _status_fault(receiver, config))
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+PD_SEVERITIES = {"critical", "error", "warning", "info"}
+
+
+def pagerduty_check(capture: HttpCapture) -> tuple[int, bytes]:
+    """What PagerDuty's Events API v2 checks before it answers 202."""
+    event = capture.json()
+    errors = []
+    if not isinstance(event.get("routing_key"), str) or len(event["routing_key"]) != 32:
+        errors.append("routing_key must be a 32-character string")
+    if event.get("event_action") not in {"trigger", "acknowledge", "resolve"}:
+        errors.append("event_action is invalid")
+    if not 0 < len(event.get("dedup_key", "")) <= 255:
+        errors.append("dedup_key is required for this receiver and at most 255 characters")
+    if event.get("event_action") == "trigger":
+        payload = event.get("payload") or {}
+        errors += [
+            f"payload.{k} is missing"
+            for k in ("summary", "source", "severity")
+            if not payload.get(k)
+        ]
+        if payload.get("severity") not in PD_SEVERITIES:
+            errors.append("payload.severity is invalid")
+        if len(payload.get("summary", "")) > 1024:
+            errors.append("payload.summary is too long")
+        datetime.fromisoformat(payload["timestamp"])
+    if errors:
+        return 400, json_text({"status": "invalid event", "errors": errors}).encode()
+    body = {"status": "success", "message": "Event processed", "dedup_key": event["dedup_key"]}
+    return 202, json_text(body).encode()
+
+
+@contextlib.contextmanager
+def pagerduty_channel(_tmp_path: Path) -> Iterator[Channel]:
+    with http_receiver() as receiver:
+        receiver.responder = pagerduty_check
+
+        def state_of(fingerprint: str) -> str | None:
+            def pick(capture: HttpCapture) -> str | None:
+                event = capture.json()
+                if event["dedup_key"] != f"keelwatch-{fingerprint}":
+                    return None
+                return {"trigger": "firing", "resolve": "resolved"}.get(event["event_action"])
+
+            accepted = [c for c in receiver.requests if pagerduty_check(c)[0] == 202]
+            return _last(accepted, pick)
+
+        config = {"routing_key": ROUTING_KEY, "url": f"{receiver.url}/v2/enqueue"}
+        down = {**config, "url": f"http://127.0.0.1:{free_port()}/v2/enqueue"}
+        yield Channel(
+            "pagerduty", config, down, (ROUTING_KEY,), state_of, _status_fault(receiver, config)
+        )
+
+
+@contextlib.contextmanager
+def alertmanager_channel(tmp_path: Path) -> Iterator[Channel]:
+    if ALERTMANAGER_BIN is None:
+        pytest.skip(
+            "prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)"
+        )
+    with alertmanager(tmp_path) as am:
+
+        def state_of(fingerprint: str) -> str | None:
+            now = datetime.now(UTC)
+            for alert in am.alerts():
+                if alert["annotations"].get("keelwatch_fingerprint") == fingerprint:
+                    ends = datetime.fromisoformat(alert["endsAt"])
+                    return "resolved" if ends <= now else "firing"
+            # Alertmanager's API lists active alerts only: a resolved one drops out.
+            return "resolved" if seen.get(fingerprint) else None
+
+        seen: dict[str, bool] = {}
+
+        def tracking_state_of(fingerprint: str) -> str | None:
+            state = state_of(fingerprint)
+            if state == "firing":
+                seen[fingerprint] = True
+            return state
+
+        @contextlib.contextmanager
+        def fault(kind: str) -> Iterator[dict[str, Any]]:
+            # The real Alertmanager cannot be told to fail; a stand-in answers like a proxy would.
+            with http_receiver() as stand_in:
+                stand_in.status = 503 if kind == "retryable" else 400
+                yield {"url": stand_in.url, "bearer_token": AM_TOKEN}
+
+        config = {"url": am.url, "bearer_token": AM_TOKEN}
+        down = {**config, "url": f"http://127.0.0.1:{free_port()}"}
+        yield Channel("alertmanager", config, down, (AM_TOKEN,), tracking_state_of, fault)
+
+
+@contextlib.contextmanager
+def email_channel(tmp_path: Path) -> Iterator[Channel]:
+    with smtp_receiver(tls_dir=tmp_path, login=(SMTP_USER, SMTP_PASSWORD)) as smtp:
+        handler = smtp.handler
+
+        def state_of(fingerprint: str) -> str | None:
+            states = []
+            for capture in handler.messages:
+                message = email.message_from_bytes(capture.content, policy=email.policy.default)
+                if fingerprint in str(message["Subject"]):
+                    states.append(str(message["X-Keelwatch-State"]))
+            return states[-1] if states else None
+
+        @contextlib.contextmanager
+        def fault(kind: str) -> Iterator[dict[str, Any]]:
+            if kind == "retryable":
+                handler.data_reply = "451 4.3.0 Mailbox temporarily unavailable"
+            else:
+                handler.rcpt_reply = "550 5.1.1 No such user"
+            try:
+                yield config
+            finally:
+                handler.data_reply = handler.rcpt_reply = None
+
+        config = {
+            "host": smtp.host,
+            "port": smtp.port,
+            "from_addr": "keelwatch@example.org",
+            "to": ["oncall@example.org", "ml@example.org"],
+            "starttls": True,
+            "username": SMTP_USER,
+            "password": SMTP_PASSWORD,
+            "ca_file": str(smtp.ca_file),
+        }
+        down = {**config, "port": free_port()}
+        yield Channel("email", config, down, (SMTP_PASSWORD,), state_of, fault)
+
+
+CHANNELS = {
+    "webhook": webhook_channel,
+    "slack": slack_channel,
+    "pagerduty": pagerduty_channel,
+    "alertmanager": alertmanager_channel,
+    "email": email_channel,
+}
+
+
+def test_every_registered_notifier_has_a_contract_channel() -> None:
+    assert set(CHANNELS) == set(NOTIFIER_TYPES)
+
+
+@pytest.fixture(params=sorted(CHANNELS))
+def channel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Channel]:
+    with CHANNELS[request.param](tmp_path) as live:
+        yield live
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+def _assert_no_secret(text: str, secrets: tuple[str, ...]) -> None:
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_firing_then_resolved_reach_the_receiver(channel: Channel) -> None:
+    notifier = channel.notifier()
+    fingerprint = f"fp{channel.type_name}0123"
+    assert channel.state_of(fingerprint) is None
+
+    receipt = notifier.deliver(make_notification(FIRING, fingerprint=fingerprint))
+    assert channel.state_of(fingerprint) == "firing"
+    assert receipt.notifier == channel.type_name
+    assert receipt.attempts
+
+    resolved = make_notification(RESOLVED, fingerprint=fingerprint, sequence=2)
+    notifier.deliver(resolved)
+    assert channel.state_of(fingerprint) == "resolved"
+    _assert_no_secret(repr(receipt), channel.secrets)
+
+
+def test_render_is_pure_and_stable(channel: Channel) -> None:
+    notifier = channel.notifier()
+    notification = make_notification()
+    first, second = notifier.render(notification), notifier.render(notification)
+    assert len(first) == len(second) >= 1
+
+    def wire(request: Any) -> bytes:
+        if isinstance(request, HttpRequest):
+            return request.body
+        assert isinstance(request, EmailMessage)
+        return request.as_bytes()
+
+    assert [wire(r) for r in first] == [wire(r) for r in second]
+    other = notifier.render(make_notification(RESOLVED))
+    assert [wire(r) for r in other] != [wire(r) for r in first]
+
+
+def test_receiver_down_is_retryable_and_names_no_secret(channel: Channel) -> None:
+    notifier = create_notifier(channel.type_name, channel.down_config)
+    with pytest.raises(RetryableDeliveryError) as caught:
+        notifier.deliver(make_notification())
+    assert caught.value.retryable
+    _assert_no_secret(str(caught.value), channel.secrets)
+
+
+@pytest.mark.parametrize("kind", ["retryable", "permanent"])
+def test_receiver_failures_are_classified(channel: Channel, kind: str) -> None:
+    expected = RetryableDeliveryError if kind == "retryable" else PermanentDeliveryError
+    with channel.fault(kind) as config:
+        notifier = create_notifier(channel.type_name, config)
+        with pytest.raises(expected) as caught:
+            notifier.deliver(make_notification())
+    assert caught.value.retryable is (kind == "retryable")
+    assert caught.value.response_code is not None
+    _assert_no_secret(str(caught.value), channel.secrets)
+
+
+def test_secrets_never_show(channel: Channel) -> None:
+    notifier = channel.notifier()
+    shown = [
+        repr(notifier),
+        str(notifier),
+        notifier.target,
+        repr(notifier.config),
+        str(notifier.config),
+        repr(notifier.render(make_notification())),
+    ]
+    for text in shown:
+        _assert_no_secret(text, channel.secrets)
+    assert MASK in repr(notifier.config)
+
+
+def test_bad_config_is_refused_naming_the_field(channel: Channel) -> None:
+    with pytest.raises(NotifierConfigError, match="colour") as caught:
+        create_notifier(channel.type_name, {**channel.config, "colour": "red"})
+    assert channel.type_name in str(caught.value)
+    _assert_no_secret(str(caught.value), channel.secrets)
+    secret_field = next(
+        k for k, v in channel.config.items() if any(s in str(v) for s in channel.secrets)
+    )
+    with pytest.raises(NotifierConfigError, match=secret_field):
+        create_notifier(channel.type_name, {**channel.config, secret_field: 12})
+
+
+def test_unknown_notifier_type_is_refused() -> None:
+    with pytest.raises(NotifierConfigError, match=r"unknown notifier type 'teams'.*webhook"):
+        create_notifier("teams", {})
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def verify_like_the_docs(secret: str, header: str, body: bytes, tolerance_s: int = 300) -> bool:
+    """The receiver snippet from docs/alerting.md, standard library only, kept in step here."""
+    import hashlib
+    import hmac
+
+    items = dict(part.split("=", 1) for part in header.split(","))
+    timestamp = int(items["t"])
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    fresh = abs(time.time() - timestamp) <= tolerance_s
+    return fresh and hmac.compare_digest(expected.hexdigest(), items["v1"])
+
+
+def test_webhook_is_signed_verifiable_and_idempotent() -> None:
+    notification = make_notification()
+    with http_receiver() as receiver:
+        notifier = create_notifier("webhook", {"url": receiver.url, "secret": WEBHOOK_SECRET})
+        notifier.deliver(notification)
+        notifier.deliver(notification)  # a broker redelivery sends the same notification
+    first, second = receiver.requests
+    header = first.headers[SIGNATURE_HEADER.lower()]
+    timestamp = verify_signature(WEBHOOK_SECRET, header, first.body)
+    assert verify_like_the_docs(WEBHOOK_SECRET, header, first.body)
+    assert first.body == second.body
+    keys = {c.headers[IDEMPOTENCY_HEADER.lower()] for c in receiver.requests}
+    assert keys == {notification.idempotency_key}
+    body = first.json()
+    assert body["status"] == "firing" and body["sequence"] == 1
+    assert body["groupKey"] == notification.group_key
+    (alert,) = body["alerts"]
+    assert alert["labels"]["model"] == "churn" and alert["value"] == pytest.approx(0.4213)
+    assert alert["runbookURL"] == "https://runbooks.example/drift"
+
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_signature(WEBHOOK_SECRET, header, first.body + b" ")
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_signature("another-secret-0123456789", header, first.body)
+    later = datetime.fromtimestamp(timestamp + 301, UTC)
+    with pytest.raises(SignatureError, match="replay"):
+        verify_signature(WEBHOOK_SECRET, header, first.body, now=later)
+    with pytest.raises(SignatureError, match="needs t="):
+        verify_signature(WEBHOOK_SECRET, "v1=00", first.body)
+    # A rotated secret: either signature may match.
+    rotated = f"{header},v1=" + "0" * 64
+    assert verify_signature(WEBHOOK_SECRET, rotated, first.body) == timestamp
+
+
+def test_webhook_signs_at_send_time_so_a_late_retry_still_verifies() -> None:
+    old = make_notification(created_at=datetime.now(UTC) - timedelta(minutes=30))
+    with http_receiver() as receiver:
+        create_notifier("webhook", {"url": receiver.url, "secret": WEBHOOK_SECRET}).deliver(old)
+    (capture,) = receiver.requests
+    verify_signature(WEBHOOK_SECRET, capture.headers[SIGNATURE_HEADER.lower()], capture.body)
+
+
+def test_sign_matches_a_hand_computed_hmac() -> None:
+    # echo -n '1700000000.{}' | openssl dgst -sha256 -hmac 'whsec-0123456789-abcdefghij'
+    import hashlib
+    import hmac
+
+    digest = hmac.new(WEBHOOK_SECRET.encode(), b"1700000000.{}", hashlib.sha256).hexdigest()
+    assert sign(WEBHOOK_SECRET, b"{}", 1700000000) == f"t=1700000000,v1={digest}"
+
+
+def test_too_many_requests_is_retryable_with_retry_after() -> None:
+    with http_receiver() as receiver:
+        receiver.status, receiver.reply_headers = 429, {"Retry-After": "7"}
+        notifier = create_notifier("webhook", {"url": receiver.url, "secret": WEBHOOK_SECRET})
+        with pytest.raises(RetryableDeliveryError, match="429") as caught:
+            notifier.deliver(make_notification())
+    assert caught.value.retry_after_s == 7.0
+
+
+def test_a_receiver_that_hangs_times_out_as_retryable() -> None:
+    def hang(_capture: HttpCapture) -> tuple[int, bytes]:
+        time.sleep(2)
+        return 200, b"late"
+
+    with http_receiver() as receiver:
+        receiver.responder = hang
+        config = {"url": receiver.url, "secret": WEBHOOK_SECRET, "timeout_s": 0.3}
+        with pytest.raises(RetryableDeliveryError, match="timed out"):
+            create_notifier("webhook", config).deliver(make_notification())
+
+
+# --------------------------------------------------------------------------- Slack
+
+
+def test_slack_block_kit_message() -> None:
+    with http_receiver() as receiver:
+        notifier = create_notifier("slack", {"url": receiver.url + SLACK_PATH})
+        notifier.deliver(make_notification(FIRING))
+        notifier.deliver(make_notification(RESOLVED, sequence=2))
+    firing, resolved = (c.json() for c in receiver.requests)
+    assert receiver.requests[0].path == SLACK_PATH
+    header, section = firing["blocks"][0], firing["blocks"][1]
+    assert header == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "[FIRING] DriftDetected"},
+    }
+    assert "Dataset drift on churn v3" in section["text"]["text"]
+    fields = [f["text"] for f in section["fields"]]
+    assert fields == ["*Model*\nchurn", "*Version*\n3", "*Value*\n0.4213", "*Severity*\ncritical"]
+    buttons = {b["text"]["text"]: b["url"] for b in firing["blocks"][-1]["elements"]}
+    assert buttons == {
+        "Runbook": "https://runbooks.example/drift",
+        "MLflow": "http://mlflow.local/#/models/churn/versions/3",
+    }
+    assert "DriftDetected" in firing["text"]
+    assert resolved["blocks"][0]["text"]["text"] == "[RESOLVED] DriftDetected"
+    assert "resolved" in json_text(resolved["blocks"][1])
+
+
+# --------------------------------------------------------------------------- PagerDuty
+
+
+def test_pagerduty_events_share_a_stable_dedup_key() -> None:
+    with http_receiver() as receiver:
+        receiver.responder = pagerduty_check
+        config = {"routing_key": ROUTING_KEY, "url": f"{receiver.url}/v2/enqueue"}
+        notifier = create_notifier("pagerduty", config)
+        firing = make_notification(FIRING)
+        notifier.deliver(firing)
+        notifier.deliver(make_notification(NotificationState.ACKNOWLEDGED, sequence=2))
+        notifier.deliver(make_notification(RESOLVED, sequence=3))
+    events = [c.json() for c in receiver.requests]
+    assert all(pagerduty_check(c)[0] == 202 for c in receiver.requests)
+    assert [e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"]
+    assert {e["dedup_key"] for e in events} == {dedup_key(firing.alerts[0])}
+    assert dedup_key(firing.alerts[0]) == "keelwatch-a1b2c3d4e5f60718"
+    payload = events[0]["payload"]
+    assert payload["severity"] == "critical" and payload["source"] == "churn"
+    assert payload["custom_details"]["labels"]["monitor"] == "churn-drift"
+    assert "payload" not in events[2]
+    assert events[0]["links"][0] == {"href": "https://runbooks.example/drift", "text": "Runbook"}
+
+
+def test_pagerduty_default_endpoint_is_the_public_events_api() -> None:
+    notifier = create_notifier("pagerduty", {"routing_key": ROUTING_KEY})
+    assert notifier.target == "https://events.pagerduty.com/v2/enqueue"
+
+
+# --------------------------------------------------------------------------- Alertmanager
+
+
+@pytest.mark.skipif(ALERTMANAGER_BIN is None, reason="prometheus-alertmanager is not installed")
+def test_alertmanager_holds_the_alert_with_its_labels_then_drops_it(tmp_path: Path) -> None:
+    with alertmanager(tmp_path) as am:
+        notifier = create_notifier("alertmanager", {"url": am.url})
+        notifier.deliver(make_notification(FIRING))
+        (alert,) = am.alerts()
+        assert alert["labels"] == {
+            "alertname": "DriftDetected",
+            "model": "churn",
+            "version": "3",
+            "severity": "critical",
+            "monitor": "churn-drift",
+        }
+        assert alert["annotations"]["summary"].startswith("Dataset drift on churn v3")
+        assert alert["annotations"]["value"] == "0.4213"
+        assert alert["generatorURL"] == "http://keelwatch.local/monitors/churn-drift"
+        assert alert["status"]["state"] in {"active", "unprocessed"}
+        notifier.deliver(make_notification(RESOLVED, sequence=2))
+        active = [a for a in am.alerts() if datetime.fromisoformat(a["endsAt"]) > datetime.now(UTC)]
+        assert active == []
+
+
+# --------------------------------------------------------------------------- email
+
+
+def _parse(content: bytes) -> EmailMessage:
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_email_is_multipart_plain_and_html_over_plain_smtp() -> None:
+    notification = make_notification()
+    with smtp_receiver() as smtp:
+        config = {
+            "host": smtp.host,
+            "port": smtp.port,
+            "from_addr": "keelwatch@example.org",
+            "to": ["oncall@example.org"],
+        }
+        create_notifier("email", config).deliver(notification)
+    (capture,) = smtp.handler.messages
+    assert capture.rcpt_tos == ["oncall@example.org"]
+    message = _parse(capture.content)
+    assert message["Subject"] == (
+        "[Keelwatch] [FIRING] Dataset drift on churn v3 (a1b2c3d4e5f60718)"
+    )
+    assert message["Message-ID"] == f"<{notification.idempotency_key}@keelwatch>"
+    plain = message.get_body(("plain",))
+    rich = message.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert "model: churn" in plain.get_content()
+    assert "<strong>firing</strong>" in rich.get_content()
+
+
+def test_email_starttls_with_login_and_trust(tmp_path: Path) -> None:
+    with smtp_receiver(tls_dir=tmp_path, login=(SMTP_USER, SMTP_PASSWORD)) as smtp:
+        config = {
+            "host": smtp.host,
+            "port": smtp.port,
+            "from_addr": "keelwatch@example.org",
+            "to": ["oncall@example.org"],
+            "starttls": True,
+            "username": SMTP_USER,
+            "password": SMTP_PASSWORD,
+            "ca_file": str(smtp.ca_file),
+        }
+        create_notifier("email", config).deliver(make_notification())
+        assert len(smtp.handler.messages) == 1
+
+        wrong = {**config, "password": "not-the-password-0000"}
+        with pytest.raises(PermanentDeliveryError, match="login as 'keelwatch' refused") as bad:
+            create_notifier("email", wrong).deliver(make_notification())
+        assert "not-the-password-0000" not in str(bad.value)
+
+        untrusted = {k: v for k, v in config.items() if k != "ca_file"}
+        with pytest.raises(PermanentDeliveryError, match="certificate not trusted"):
+            create_notifier("email", untrusted).deliver(make_notification())
+
+        without_tls = {**config, "starttls": False}
+        with pytest.raises(PermanentDeliveryError):
+            # The server requires STARTTLS first, so it refuses (530) the login or the mail.
+            create_notifier("email", without_tls).deliver(make_notification())
+    assert len(smtp.handler.messages) == 1
