@@ -24,6 +24,7 @@ from keelwatch.contract import (
     ALL_QUEUES,
     DRIFT_DISPATCH_DUE,
     HOUSEKEEPING_HEARTBEAT,
+    HOUSEKEEPING_PURGE_SIGNALS,
     INFERENCE_CHUNK,
     QUEUE_CPU,
     QUEUE_MONITORING,
@@ -40,6 +41,8 @@ TASK_TIME_LIMIT_S = 1900
 HEARTBEAT_INTERVAL_S = 60.0
 #: How often beat looks for due drift monitors (their own schedules are interval/cron).
 DRIFT_DISPATCH_INTERVAL_S = 30.0
+#: How often beat purges signals past their retention (one day: retention is counted in days).
+SIGNAL_PURGE_INTERVAL_S = 86_400.0
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -91,6 +94,7 @@ def celery_config(
         "task_routes": {
             INFERENCE_CHUNK: {"queue": QUEUE_CPU},
             HOUSEKEEPING_HEARTBEAT: {"queue": QUEUE_MONITORING},
+            HOUSEKEEPING_PURGE_SIGNALS: {"queue": QUEUE_MONITORING},
             "keelwatch.monitoring.*": {"queue": QUEUE_MONITORING},
         },
         "task_serializer": "json",
@@ -117,6 +121,11 @@ def celery_config(
             "keelwatch-drift-dispatch": {
                 "task": DRIFT_DISPATCH_DUE,
                 "schedule": DRIFT_DISPATCH_INTERVAL_S,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            "keelwatch-signal-purge": {
+                "task": HOUSEKEEPING_PURGE_SIGNALS,
+                "schedule": SIGNAL_PURGE_INTERVAL_S,
                 "options": {"queue": QUEUE_MONITORING},
             },
         },

@@ -20,6 +20,8 @@ ALL_QUEUES = (QUEUE_CPU, QUEUE_GPU, QUEUE_MONITORING)
 # Task names (stable: they are the wire format).
 INFERENCE_CHUNK = "keelwatch.inference.run_chunk"
 HOUSEKEEPING_HEARTBEAT = "keelwatch.housekeeping.heartbeat"
+#: Daily: delete signals older than ``alerting.signal_retention_days``.
+HOUSEKEEPING_PURGE_SIGNALS = "keelwatch.housekeeping.purge_signals"
 # Drift checks (queue ``monitoring``; every ``keelwatch.monitoring.*`` name is routed there).
 DRIFT_CHECK_START = "keelwatch.monitoring.drift.start_check"
 DRIFT_PARTITION_PROFILE = "keelwatch.monitoring.drift.profile_partition"

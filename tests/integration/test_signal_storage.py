@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
@@ -156,3 +158,56 @@ def test_a_drift_check_writes_its_signals_with_its_result(
         assert again == written
     finally:
         services.db.dispose()
+
+
+def test_retention_setting_and_beat_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keelwatch.celery_config import SIGNAL_PURGE_INTERVAL_S, celery_config
+    from keelwatch.contract import HOUSEKEEPING_PURGE_SIGNALS, QUEUE_MONITORING
+    from keelwatch.settings import Settings
+
+    assert Settings().alerting.signal_retention_days == 30
+    monkeypatch.setenv("KEELWATCH_ALERTING__SIGNAL_RETENTION_DAYS", "7")
+    settings = Settings()
+    assert settings.alerting.signal_retention_days == 7
+    monkeypatch.setenv("KEELWATCH_ALERTING__SIGNAL_RETENTION_DAYS", "0")
+    with pytest.raises(ValueError, match="signal_retention_days"):
+        Settings()
+    config = celery_config(settings)
+    entry = config["beat_schedule"]["keelwatch-signal-purge"]
+    assert entry["task"] == HOUSEKEEPING_PURGE_SIGNALS
+    assert entry["schedule"] == SIGNAL_PURGE_INTERVAL_S == 86_400.0
+    assert config["task_routes"][HOUSEKEEPING_PURGE_SIGNALS] == {"queue": QUEUE_MONITORING}
+
+
+def test_a_worker_purges_signals_past_their_retention(
+    tmp_path: Path, mlflow_uri: str, start_worker: Callable[..., Any]
+) -> None:
+    """The beat task on a real worker deletes what is older than the 30-day default."""
+    from keelwatch.celery_config import create_client
+    from keelwatch.contract import HOUSEKEEPING_PURGE_SIGNALS
+
+    settings = make_settings(
+        tmp_path, database_url=f"sqlite:///{tmp_path / 'kw.db'}", mlflow_uri=mlflow_uri
+    )
+    upgrade_database(settings.database.url)
+    db = Database(settings.database.url)
+    now = utcnow()
+    with db.session() as session:
+        store.write_signals(
+            session,
+            [
+                Signal("ops.queue.depth", 4, {"queue": "cpu"}, now - timedelta(days=31)),
+                Signal("ops.queue.depth", 2, {"queue": "cpu"}, now - timedelta(days=29)),
+            ],
+        )
+    start_worker(settings, queues="monitoring", concurrency=1)
+    client = create_client(settings)
+    try:
+        outcome = client.send_task(HOUSEKEEPING_PURGE_SIGNALS).get(timeout=120)
+    finally:
+        client.close()
+    assert outcome["deleted"] == 1 and outcome["retention_days"] == 30
+    with db.session() as session:
+        left = store.series(session, "ops.queue.depth", labels={"queue": "cpu"})
+    db.dispose()
+    assert [s.value for s in left] == [2.0]

@@ -1,14 +1,16 @@
-"""Scheduled housekeeping. The heartbeat proves that beat, the broker and a worker are alive."""
+"""Scheduled housekeeping. The heartbeat proves that beat, the broker and a worker are alive;
+the signal purge keeps the signals table to its retention."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task, shared_task
 
-from keelwatch.contract import HOUSEKEEPING_HEARTBEAT
-from keelwatch_workers.runtime import describe_runtime
+from keelwatch.contract import HOUSEKEEPING_HEARTBEAT, HOUSEKEEPING_PURGE_SIGNALS
+from keelwatch_workers.celery_app import task_settings
+from keelwatch_workers.runtime import describe_runtime, get_runtime
 
 
 @shared_task(name=HOUSEKEEPING_HEARTBEAT, bind=True)
@@ -19,3 +21,19 @@ def heartbeat(self: Task[Any, Any]) -> dict[str, Any]:
         "hostname": self.request.hostname,
         **describe_runtime(),
     }
+
+
+@shared_task(name=HOUSEKEEPING_PURGE_SIGNALS, bind=True, acks_late=True)
+def purge_signals(self: Task[Any, Any]) -> dict[str, Any]:
+    """Delete signals observed before now minus ``alerting.signal_retention_days``.
+
+    Idempotent: a redelivered purge deletes what has aged since, which is nothing or little.
+    """
+    from keelwatch.storage.signals import purge_older_than
+
+    runtime = get_runtime(task_settings(self))
+    days = runtime.settings.alerting.signal_retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    with runtime.db.session() as session:
+        deleted = purge_older_than(session, cutoff)
+    return {"deleted": deleted, "cutoff": cutoff.isoformat(), "retention_days": days}
