@@ -90,13 +90,14 @@ def test_lifecycle_on_redis_and_postgresql(
     settings = make_settings(
         tmp_path, database_url=pg_url, mlflow_uri=mlflow_uri, broker_url=redis_url
     )
-    result = run_demo(
-        settings,
-        console=Console(file=(tmp_path / "demo.txt").open("w"), width=120),
-        train_rows=2_000,
-        score_rows=SCORE_ROWS,
-        timeout_s=300,
-    )
+    with (tmp_path / "demo.txt").open("w") as transcript:
+        result = run_demo(
+            settings,
+            console=Console(file=transcript, width=120),
+            train_rows=2_000,
+            score_rows=SCORE_ROWS,
+            timeout_s=300,
+        )
     _check_lifecycle(settings, result)
 
 
@@ -104,11 +105,12 @@ def test_lifecycle_on_embedded_defaults(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "kw")
     assert settings.database.url.startswith("sqlite")
     assert settings.broker_is_embedded
-    result = run_demo(
-        settings,
-        console=Console(file=(tmp_path / "demo.txt").open("w"), width=120),
-        train_rows=2_000,
-        score_rows=SCORE_ROWS,
-        timeout_s=300,
-    )
+    with (tmp_path / "demo.txt").open("w") as transcript:
+        result = run_demo(
+            settings,
+            console=Console(file=transcript, width=120),
+            train_rows=2_000,
+            score_rows=SCORE_ROWS,
+            timeout_s=300,
+        )
     _check_lifecycle(settings, result)
