@@ -653,3 +653,20 @@ def test_email_starttls_with_login_and_trust(tmp_path: Path) -> None:
             # The server requires STARTTLS first, so it refuses (530) the login or the mail.
             create_notifier("email", without_tls).deliver(make_notification())
     assert len(smtp.handler.messages) == 1
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def test_the_layer_contract_keeps_storage_and_the_broker_out_of_notifiers(tmp_path: Path) -> None:
+    from tests.unit.test_import_contracts import copy_sources, lint_imports
+
+    copy_sources(tmp_path)
+    slack = tmp_path / "platform" / "keelwatch" / "alerting" / "notifiers" / "slack.py"
+    slack.write_text(slack.read_text() + "\nimport sqlalchemy\nimport keelwatch.storage.db\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "keelwatch.alerting.notifiers is not allowed to import sqlalchemy" in result.stdout
+    assert (
+        "keelwatch.alerting.notifiers is not allowed to import keelwatch.storage" in result.stdout
+    )
