@@ -126,7 +126,7 @@ class QueueDepthCollector(Collector):
         )
         try:
             depths = self._probe()
-        except Exception as exc:  # a scrape must not fail because the broker is down
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the broker is down
             logger.warning("queue depth unavailable: %s", exc)
             if self._on_error is not None:
                 self._on_error(exc)
@@ -161,7 +161,7 @@ class InferenceProgressCollector(Collector):
         try:
             with self._database.session() as session:
                 totals = rows_done_by_kind(session)
-        except Exception as exc:  # e.g. the database is down: report nothing, count the error
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: report nothing, count the error
             logger.warning("inference progress unavailable: %s", exc)
             if self._on_error is not None:
                 self._on_error(exc)
@@ -199,7 +199,7 @@ class JobStatesCollector(Collector):
         try:
             with self._database.session() as session:
                 counts = count_jobs_by_status(session)
-        except Exception as exc:  # the database is down: report nothing, count the error
+        except Exception as exc:  # noqa: BLE001 - the database is down: report nothing, count the error
             logger.warning("job states unavailable: %s", exc)
             if self._on_error is not None:
                 self._on_error(exc)
@@ -263,7 +263,7 @@ class ChampionVersionCollector(Collector):
         )
         try:
             champions = self._champions()
-        except Exception as exc:  # MLflow is down: no series this scrape, count the error
+        except Exception as exc:  # noqa: BLE001 - MLflow is down: no series this scrape, count the error
             logger.warning("champion versions unavailable: %s", exc)
             if self._on_error is not None:
                 self._on_error(exc)
@@ -294,28 +294,28 @@ def api_metrics(
     metrics.add_collector(
         QueueDepthCollector(
             lambda: broker_queue_depths(settings),
-            on_error=lambda exc: metrics.count_error("metrics", "queue_depth"),
+            on_error=lambda _exc: metrics.count_error("metrics", "queue_depth"),
         )
     )
     metrics.add_collector(
         InferenceProgressCollector(
-            database, on_error=lambda exc: metrics.count_error("metrics", "inference_rows")
+            database, on_error=lambda _exc: metrics.count_error("metrics", "inference_rows")
         )
     )
     metrics.add_collector(
-        JobStatesCollector(database, on_error=lambda exc: metrics.count_error("metrics", "jobs"))
+        JobStatesCollector(database, on_error=lambda _exc: metrics.count_error("metrics", "jobs"))
     )
     if champions is not None:
         metrics.add_collector(
             ChampionVersionCollector(
-                champions, on_error=lambda exc: metrics.count_error("metrics", "champions")
+                champions, on_error=lambda _exc: metrics.count_error("metrics", "champions")
             )
         )
     from keelwatch.monitoring.service.metrics import DriftResultsCollector
 
     metrics.add_collector(
         DriftResultsCollector(
-            database, on_error=lambda exc: metrics.count_error("metrics", "drift_results")
+            database, on_error=lambda _exc: metrics.count_error("metrics", "drift_results")
         )
     )
     return metrics

@@ -264,9 +264,12 @@ def _check_linked_to_version(client: MlflowClient, run: Any, result: DriftResult
     assert run.data.tags["keelwatch.model"] == MODEL
     assert run.data.tags["keelwatch.version"] == result.model_version
     # The version's logged model (the one its registration run output).
-    [output] = client.get_run(str(version.run_id)).outputs.model_outputs
+    outputs = client.get_run(str(version.run_id)).outputs
+    assert outputs is not None
+    [output] = outputs.model_outputs
     assert [m.model_id for m in run.inputs.model_inputs] == [output.model_id]
     logged = client.get_logged_model(output.model_id)
+    assert logged.metrics is not None
     assert any(m.run_id == run.info.run_id and m.key == "income.drifted" for m in logged.metrics)
     found = client.search_runs(
         [run.info.experiment_id],

@@ -111,9 +111,9 @@ def test_job_leaves_one_capped_profile_and_its_window_agrees_with_an_in_process_
         if column.role == "prediction":
             window[name] = scored[name].to_numpy()
     exact = compute_drift(reference, window)
-    for column in exact.columns:
-        stored = result.columns[column.column]
-        assert (stored["status"], stored["drifted"]) == (column.status, column.drifted), column
+    for verdict in exact.columns:
+        stored = result.columns[verdict.column]
+        assert (stored["status"], stored["drifted"]) == (verdict.status, verdict.drifted), verdict
     assert result.columns["income"]["drifted"] is True
     assert result.report["prediction_drifted"] == exact.prediction_drifted
 

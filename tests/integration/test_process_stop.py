@@ -49,7 +49,7 @@ def wait_for_text(path: Path, text: bytes, timeout_s: float = 120.0) -> None:
 def test_supervisor_warm_stops_a_worker_without_killing_its_pool(
     embedded_settings: Settings, tmp_path: Path
 ) -> None:
-    argv = worker_command(embedded_settings, role="all", concurrency=2, hostname="stop@%h")
+    argv = worker_command(role="all", concurrency=2, hostname="stop@%h")
     supervisor = Supervisor(
         [ChildSpec("worker", argv)],
         env=subprocess_env(embedded_settings),

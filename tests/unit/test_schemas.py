@@ -46,14 +46,12 @@ def _models_of(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _route_models(module: ModuleType) -> list[tuple[str, type[BaseModel]]]:
-    models = []
+    models: list[tuple[str, type[BaseModel]]] = []
     for route in module.router.routes:
         assert isinstance(route, APIRoute)
-        for model in _models_of(route.response_model):
-            models.append((route.path, model))
+        models.extend((route.path, model) for model in _models_of(route.response_model))
         for param in route.dependant.body_params:
-            for model in _models_of(param.field_info.annotation):
-                models.append((route.path, model))
+            models.extend((route.path, model) for model in _models_of(param.field_info.annotation))
     return models
 
 

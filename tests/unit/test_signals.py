@@ -206,4 +206,4 @@ def test_converters_are_a_registry_keyed_by_result_type() -> None:
     ]
     register_converter(ModerationRate, convert)  # the same converter again is harmless
     with pytest.raises(ValueError, match="already registered"):
-        register_converter(ModerationRate, lambda r: [])
+        register_converter(ModerationRate, lambda _r: [])

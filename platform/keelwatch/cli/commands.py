@@ -43,7 +43,6 @@ def api_command(
 
 
 def worker_command(
-    settings: Settings,
     *,
     role: str = "all",
     queues: Sequence[str] | None = None,

@@ -223,9 +223,7 @@ def _run_stack(
     specs = [ChildSpec("api", api_command(settings), f"{api_url}/healthz", api_url)]
     if not no_worker:
         queues = ",".join(ROLE_QUEUES["all"])
-        argv = worker_command(
-            settings, role="all", concurrency=concurrency, hostname="keelwatch-up@%h"
-        )
+        argv = worker_command(role="all", concurrency=concurrency, hostname="keelwatch-up@%h")
         specs.append(ChildSpec("worker", argv, None, f"queues {queues}, {concurrency} processes"))
     if not no_beat:
         specs.append(ChildSpec("beat", beat_command(settings), None, "periodic tasks"))
@@ -312,7 +310,6 @@ def worker(
     chosen = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     settings.ensure_data_dir()
     argv = worker_command(
-        settings,
         role=role,
         queues=chosen,
         concurrency=concurrency,

@@ -100,7 +100,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         fail(f"{path}: cannot read labels ({exc})")
-    except Exception as exc:  # pyarrow raises its own error types for corrupt files
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own error types for corrupt files
         fail(f"{path}: cannot read labels ({type(exc).__name__}: {exc})")
 
 

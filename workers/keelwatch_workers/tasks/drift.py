@@ -74,7 +74,7 @@ def start_check(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
         outcome = checks.start_check(runtime.db, runtime.settings, payload.job_id)
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
         return _fail(self, job_id, exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything else may be transient: the shared helper retries or gives up
         return _give_up_or_retry(self, job_id, exc)
     if outcome.action == "fan_out":
         header = [
@@ -109,7 +109,7 @@ def profile_partition(self: Task[Any, Any], job_id: str, partition_index: int) -
         )
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
         return _fail(self, job_id, exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything else may be transient: the shared helper retries or gives up
         return _give_up_or_retry(self, job_id, exc)
 
 
@@ -132,7 +132,7 @@ def finish_check(
         return checks.finish_distributed(runtime.db, runtime.settings, job_id, partitions)
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
         return _fail(self, job_id, exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything else may be transient: the shared helper retries or gives up
         return _give_up_or_retry(self, job_id, exc)
 
 

@@ -59,7 +59,7 @@ def run_chunk(self: Task[Any, Any], job_id: str, chunk_index: int) -> dict[str, 
         logger.error("job %s chunk %s failed: %s", job_id, chunk_index, message)
         fail_inference_chunk(runtime.db, job_id, chunk_index, message)
         return {"status": "failed", "error": message}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - anything else is treated as transient and retried
         TASK_ERRORS.labels(INFERENCE_CHUNK, "transient").inc()
         # Exception texts may quote input rows: only the type and a fixed sentence are stored
         # or logged, here and in Celery's own retry line.

@@ -164,7 +164,7 @@ class QueueConsumerProbe:
                 return self._value
             try:
                 self._value = (self._lookup(), "")
-            except Exception as exc:  # a broker problem is reported, never raised
+            except Exception as exc:  # noqa: BLE001 - a broker problem is reported, never raised
                 self._value = (None, _describe(exc))
             self._at = time.monotonic()
             return self._value
@@ -245,7 +245,7 @@ async def _run_check(check: Callable[[], str]) -> CheckResult:
         status: Literal["ok", "fail"] = "ok"
     except TimeoutError:
         status, detail = "fail", f"no answer within {CHECK_TIMEOUT_S:g}s"
-    except Exception as exc:  # any failure of a dependency is a failed check, not a 500
+    except Exception as exc:  # noqa: BLE001 - any failure of a dependency is a failed check, not a 500
         status, detail = "fail", _describe(exc)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     return CheckResult(status=status, detail=detail, duration_ms=elapsed_ms)

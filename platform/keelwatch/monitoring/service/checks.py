@@ -284,7 +284,7 @@ def _summary(
         **(extra or {}),
     }
     if params.mode is not CheckMode.IN_PROCESS and isinstance(window, ProfileType):
-        summary["distributed"] = distributed_note(reference, window)
+        summary["distributed"] = distributed_note(window)
     return summary
 
 
@@ -505,7 +505,7 @@ def fail_check(db: Database, job_id: str, message: str) -> None:
         record_error(db, job_id, params, message, started=utcnow())
 
 
-def distributed_note(reference: ReferenceProfile, window: ReferenceProfile) -> dict[str, Any]:
+def distributed_note(window: ReferenceProfile) -> dict[str, Any]:
     """What a check on merged profiles reports, with the DKW bound for sampled columns."""
     import math
 

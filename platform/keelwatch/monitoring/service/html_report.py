@@ -329,7 +329,7 @@ def render_drift_report(
             "column", "role", "kind", "statistic", "value", "p", "q", "effect size",
             "floor", "verdict", "rows ref / cur", "note",
         ):  # fmt: skip
-            out.append(f"<th>{header}</th>")
+            out.append(f"<th>{header}</th>")  # noqa: PERF401 - one HTML line per header
         out.append("</tr></thead><tbody>")
         for c in columns:
             word = column_verdict(str(c.get("status")), c.get("drifted"))

@@ -77,7 +77,7 @@ class DriftResultsCollector(Collector):
         try:
             with self._database.session() as session:
                 latest = latest_results(session)
-        except Exception as exc:  # a scrape must not fail because the database is down
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the database is down
             logger.warning("drift results unavailable: %s", exc)
             if self._on_error is not None:
                 self._on_error(exc)

@@ -222,7 +222,7 @@ def _model_id(client: Any, model_name: str, model_version: str) -> str | None:
     """The logged model behind the version (MLflow 3), or None (older versions, or unknown)."""
     try:
         version = client.get_model_version(model_name, model_version)
-    except Exception:  # a deleted version must not cost the check its run
+    except Exception:  # noqa: BLE001 - a deleted version must not cost the check its run
         logger.warning("drift run: model %s version %s not found", model_name, model_version)
         return None
     model_id = getattr(version, "model_id", None)
@@ -234,7 +234,7 @@ def _model_id(client: Any, model_name: str, model_version: str) -> str | None:
         return None
     try:
         outputs = client.get_run(version.run_id).outputs
-    except Exception:
+    except Exception:  # noqa: BLE001 - a deleted run must not cost the check its run
         logger.warning("drift run: the run of %s version %s is gone", model_name, model_version)
         return None
     models = [m.model_id for m in (outputs.model_outputs if outputs else [])]
