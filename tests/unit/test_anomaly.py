@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,7 +13,9 @@ from keelwatch.entities.signals import Signal
 from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.anomaly import (
     CusumParams,
+    CusumPoint,
     EwmaParams,
+    EwmaPoint,
     anomaly_signals,
     cusum_chart,
     ewma_chart,
@@ -90,10 +93,11 @@ def _step(shift: float, seed: int = 11) -> list[float]:
 
 def test_a_step_shift_alarms_once_within_the_expected_run_length() -> None:
     series = _step(3.0)
-    for points in (
+    charts: list[Sequence[EwmaPoint | CusumPoint]] = [
         ewma_chart(series, EwmaParams(warmup=30)),
         cusum_chart(series, CusumParams(warmup=30)),
-    ):
+    ]
+    for points in charts:
         alarms = [i for i, p in enumerate(points) if p.alarm]
         # In control for 40 points, then a 3-sd shift: the average run length is about 2-4
         # points for both charts; 10 leaves room for the warm-up's estimation error.

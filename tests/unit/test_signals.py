@@ -94,8 +94,8 @@ def test_fingerprint_is_sha256_of_sorted_labels_whatever_the_order() -> None:
 
 
 def test_signal_turns_booleans_into_0_and_1() -> None:
-    assert Signal("drift.dataset.drifted", True, {}, AT).value == 1.0  # type: ignore[arg-type]
-    assert Signal("drift.dataset.drifted", False, {}, AT).value == 0.0  # type: ignore[arg-type]
+    assert Signal("drift.dataset.drifted", True, {}, AT).value == 1.0
+    assert Signal("drift.dataset.drifted", False, {}, AT).value == 0.0
 
 
 @pytest.mark.parametrize(
