@@ -13,8 +13,6 @@ shows the same check in a dozen lines of standard-library Python.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -22,16 +20,22 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 
+from keelwatch.alerting.inbound import (
+    DEFAULT_SIGNATURE_TOLERANCE_S,
+    SIGNATURE_HEADER,
+    AuthenticationError,
+    check_body_signature,
+    sign_body,
+)
 from keelwatch.alerting.notifiers._contract import HttpRequest, NotifierConfig
 from keelwatch.alerting.notifiers._http import HttpNotifier, display_url, isoformat, json_body
 from keelwatch.entities.notifications import Notification, NotifiedAlert
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError
 
-SIGNATURE_HEADER = "X-Keelwatch-Signature"
 IDEMPOTENCY_HEADER = "X-Keelwatch-Idempotency-Key"
 PAYLOAD_VERSION = "1"
-DEFAULT_TOLERANCE_S = 300
+DEFAULT_TOLERANCE_S = DEFAULT_SIGNATURE_TOLERANCE_S
 
 
 class SignatureError(InvalidInputError):
@@ -46,9 +50,11 @@ class WebhookConfig(NotifierConfig):
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The ``X-Keelwatch-Signature`` header value for ``body`` sent at ``timestamp``."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+    """The ``X-Keelwatch-Signature`` header value for ``body`` sent at ``timestamp``.
+
+    One scheme for both directions: inbound alerts (``keelwatch.alerting.inbound``) accept the
+    same header, so this delegates to it rather than keeping a second copy of the HMAC."""
+    return sign_body(secret, body, timestamp)
 
 
 def verify_signature(
@@ -65,31 +71,12 @@ def verify_signature(
     (several are accepted, so a secret can be rotated), or the timestamp is more than
     ``tolerance_s`` away from ``now`` (a replay). ``now`` defaults to the current time.
     """
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for item in header.split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep:
-            raise SignatureError(f"{SIGNATURE_HEADER}: malformed item {key!r} (expected k=v)")
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                raise SignatureError(f"{SIGNATURE_HEADER}: t is not a unix timestamp") from None
-        elif key == "v1":
-            candidates.append(value)
-    if timestamp is None or not candidates:
-        raise SignatureError(f"{SIGNATURE_HEADER}: needs t=<timestamp> and v1=<signature>")
-    expected = sign(secret, body, timestamp).rpartition("v1=")[2]
-    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
-        raise SignatureError(f"{SIGNATURE_HEADER}: signature does not match the body")
-    current = (now or utcnow()).timestamp()
-    if abs(current - timestamp) > tolerance_s:
-        raise SignatureError(
-            f"{SIGNATURE_HEADER}: timestamp is {abs(current - timestamp):.0f}s away from now "
-            f"(tolerance {tolerance_s:g}s): rejected as a possible replay"
+    try:
+        return check_body_signature(
+            header, body, secret, now=now or utcnow(), tolerance_s=tolerance_s
         )
-    return timestamp
+    except AuthenticationError as exc:
+        raise SignatureError(str(exc)) from None
 
 
 def alert_payload(alert: NotifiedAlert) -> dict[str, Any]:
@@ -151,3 +138,17 @@ class WebhookNotifier(HttpNotifier[WebhookConfig]):
         signature = sign(self.config.secret.get_secret_value(), request.body, timestamp)
         signed = replace(request, headers={**request.headers, SIGNATURE_HEADER: signature})
         return super().send_one(signed)
+
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "IDEMPOTENCY_HEADER",
+    "SIGNATURE_HEADER",
+    "SignatureError",
+    "WebhookConfig",
+    "WebhookNotifier",
+    "alert_payload",
+    "notification_payload",
+    "sign",
+    "verify_signature",
+]
