@@ -16,7 +16,7 @@ import email
 import email.policy
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -670,3 +670,20 @@ def test_the_layer_contract_keeps_storage_and_the_broker_out_of_notifiers(tmp_pa
     assert (
         "keelwatch.alerting.notifiers is not allowed to import keelwatch.storage" in result.stdout
     )
+
+
+def test_email_subject_is_one_line_and_addresses_cannot_inject_headers() -> None:
+    multi_line = make_notification()
+    alert = replace(
+        multi_line.alerts[0], annotations={"summary": "Drift on churn\nBcc: attacker@example.org"}
+    )
+    multi_line = replace(multi_line, alerts=(alert,))
+    config = {"host": "127.0.0.1", "from_addr": "keelwatch@example.org", "to": ["a@example.org"]}
+    (message,) = create_notifier("email", config).render(multi_line)
+    assert message["Subject"] == "[Keelwatch] [FIRING] Drift on churn Bcc: attacker@example.org"
+    assert message["Bcc"] is None
+    injected = {**config, "from_addr": "keelwatch@example.org\nBcc: attacker@example.org"}
+    with pytest.raises(NotifierConfigError, match="from_addr"):
+        create_notifier("email", injected)
+    with pytest.raises(NotifierConfigError, match=r"to\.0"):
+        create_notifier("email", {**config, "to": ["a@example.org\r\nBcc: b@example.org"]})

@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 
@@ -27,6 +28,9 @@ from keelwatch.alerting.notifiers._contract import (
 )
 from keelwatch.entities.notifications import Notification, NotifiedAlert
 
+# An address (optionally with a display name) on one line: a CR or LF would inject headers.
+Address = Annotated[str, Field(pattern=r"^[^\r\n]+@[^\r\n]+$", max_length=320)]
+
 
 class EmailConfig(NotifierConfig):
     """Where and how to send: ``host``/``port`` of the SMTP server, ``from_addr``, ``to``
@@ -36,8 +40,8 @@ class EmailConfig(NotifierConfig):
 
     host: str = Field(min_length=1)
     port: int = Field(default=25, ge=1, le=65535)
-    from_addr: str = Field(min_length=3, pattern=r".@.")
-    to: list[str] = Field(min_length=1)
+    from_addr: Address
+    to: list[Address] = Field(min_length=1)
     starttls: bool = False
     username: str | None = None
     password: SecretStr | None = None
@@ -52,7 +56,9 @@ def _value(value: float | None) -> str:
 def subject(notification: Notification, prefix: str) -> str:
     """``[Keelwatch] [FIRING] drift_detected on churn (2 alerts)``."""
     first = notification.alerts[0]
-    text = f"{prefix} [{notification.state.value.upper()}] {first.summary}".strip()
+    # A templated summary may span lines; a header may not (it would inject headers).
+    summary = " ".join(first.summary.split())
+    text = f"{prefix} [{notification.state.value.upper()}] {summary}".strip()
     if len(notification.alerts) > 1:
         text += f" ({len(notification.alerts)} alerts)"
     return text
