@@ -14,7 +14,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("drift_bench", "drift_distributed_bench", "inference_bench", "predlog_bench")
+BENCHMARKS = (
+    "drift_bench",
+    "drift_distributed_bench",
+    "inference_bench",
+    "predlog_bench",
+    "rules_bench",
+)
 
 
 def main() -> int:

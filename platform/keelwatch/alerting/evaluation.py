@@ -33,6 +33,8 @@ from keelwatch.entities.signals import Signal
 
 __all__ = ["Evaluation", "RuleIndex", "evaluate", "latest_per_series"]
 
+_IDENTITY_CACHE_SIZE = 1_000_000
+
 
 class RuleIndex:
     """Rules grouped by signal name, then by their first ``=`` matcher's (label, value)."""
@@ -43,6 +45,9 @@ class RuleIndex:
             lambda: defaultdict(lambda: defaultdict(list))
         )
         self._unindexed: dict[str, list[Rule]] = defaultdict(list)
+        # (rule name, signal name, series fingerprint) -> (alert labels, alert fingerprint):
+        # the same series meets the same rules at every evaluation.
+        self._identities: dict[tuple[str, str, str], tuple[dict[str, str], str]] = {}
         for rule in rules:
             self.rules[rule.name] = rule
             equality = next((m for m in rule.matchers if m.op is MatchOp.EQUAL), None)
@@ -56,6 +61,17 @@ class RuleIndex:
         found = list(self._unindexed.get(signal.name, ()))
         for label, by_value in self._by_equality.get(signal.name, {}).items():
             found.extend(by_value.get(signal.labels.get(label, ""), ()))
+        return found
+
+    def identity(self, rule: Rule, signal: Signal) -> tuple[dict[str, str], str]:
+        """The labels and fingerprint of the alert ``rule`` raises for ``signal``'s series."""
+        key = (rule.name, signal.name, signal.fingerprint)
+        found = self._identities.get(key)
+        if found is None:
+            if len(self._identities) >= _IDENTITY_CACHE_SIZE:
+                self._identities.clear()
+            labels = alert_labels(rule, signal.labels)
+            found = self._identities[key] = (labels, alert_fingerprint(labels))
         return found
 
     def matching(self, signal: Signal) -> list[Rule]:
@@ -112,14 +128,19 @@ def evaluate(
         if transition is not None:
             transitions.append(transition)
 
+    # A series below its threshold matters only if its rule has an active alert to release;
+    # skipping the others spares most identity work on a quiet fleet.
+    releasable = {a.rule_name for a in alerts.values() if a.state.active}
     for signal in latest_per_series(signals):
         for rule in index.matching(signal):
-            labels = alert_labels(rule, signal.labels)
-            fingerprint = alert_fingerprint(labels)
+            holds = condition_holds(rule, signal.value)
+            if not holds and rule.name not in releasable:
+                continue
+            labels, fingerprint = index.identity(rule, signal)
             seen.add(fingerprint)
             current = out.get(fingerprint)
-            if condition_holds(rule, signal.value):
-                record(*hold(rule, labels, signal.value, now, current))
+            if holds:
+                record(*hold(rule, labels, signal.value, now, current, fingerprint))
             elif current is not None:
                 record(*release(current, now))
     for fingerprint, alert in alerts.items():

@@ -16,6 +16,7 @@ Rules, as Prometheus applies them:
 
 from __future__ import annotations
 
+import hashlib
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -30,7 +31,6 @@ from keelwatch.entities.alerts import (
     Comparison,
     Rule,
 )
-from keelwatch.entities.signals import labels_fingerprint
 from keelwatch.errors import ConflictError, InvalidInputError
 
 __all__ = [
@@ -69,8 +69,10 @@ def alert_labels(rule: Rule, signal_labels: Mapping[str, str]) -> dict[str, str]
 
 
 def alert_fingerprint(labels: Mapping[str, str]) -> str:
-    """Stable id of an alert: the first 16 hex digits of SHA-256 over the sorted labels."""
-    return labels_fingerprint(labels)[:16]
+    """Stable id of an alert: the first 16 hex digits of SHA-256 over the ``repr`` of its
+    labels as sorted (name, value) pairs (``repr`` quotes and escapes, so no two label sets
+    share an encoding)."""
+    return hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest()[:16]
 
 
 def _rendered(rule: Rule, labels: Mapping[str, str], value: float) -> dict[str, str]:
@@ -83,14 +85,17 @@ def hold(
     value: float,
     now: datetime,
     current: Alert | None,
+    fingerprint: str | None = None,
 ) -> tuple[Alert, AlertTransition | None]:
     """Advance an alert whose condition holds at ``now``; returns it and the transition, if any.
 
-    ``labels`` are the alert's labels (:func:`alert_labels`), ``current`` its previous state.
+    ``labels`` are the alert's labels (:func:`alert_labels`), ``current`` its previous state,
+    ``fingerprint`` the labels' :func:`alert_fingerprint` when the caller already has it.
     """
     annotations = _rendered(rule, labels, value)
     if current is None or not current.state.active:
-        fingerprint = alert_fingerprint(labels)
+        if fingerprint is None:
+            fingerprint = alert_fingerprint(labels)
         state = AlertState.FIRING if rule.hold_for.total_seconds() <= 0 else AlertState.PENDING
         alert = Alert(
             fingerprint=fingerprint,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 from keelwatch.errors import InvalidInputError
 
@@ -52,14 +53,32 @@ def format_value(value: float) -> str:
     return f"{value:.6g}"
 
 
-def render_template(template: str, labels: Mapping[str, str], value: float) -> str:
-    """Substitute placeholders in a template that passed :func:`check_template`."""
+_VALUE = object()
 
-    def substitute(found: re.Match[str]) -> str:
+
+@lru_cache(maxsize=4096)
+def _parts(template: str) -> tuple[tuple[str, str | object | None], ...]:
+    # Split once per template: (literal, label name | _VALUE | None) pairs.
+    parts: list[tuple[str, str | object | None]] = []
+    last = 0
+    for found in _PLACEHOLDER.finditer(template):
         expression = _EXPRESSION.fullmatch(found.group(1))
         if expression is None:  # checked at rule creation; keep the text rather than fail late
-            return found.group(0)
+            continue
         label = expression.group(1)
-        return format_value(value) if label is None else labels.get(label, "")
+        parts.append((template[last : found.start()], _VALUE if label is None else label))
+        last = found.end()
+    parts.append((template[last:], None))
+    return tuple(parts)
 
-    return _PLACEHOLDER.sub(substitute, template)
+
+def render_template(template: str, labels: Mapping[str, str], value: float) -> str:
+    """Substitute placeholders in a template that passed :func:`check_template`."""
+    out: list[str] = []
+    for literal, slot in _parts(template):
+        out.append(literal)
+        if slot is _VALUE:
+            out.append(format_value(value))
+        elif isinstance(slot, str):
+            out.append(labels.get(slot, ""))
+    return "".join(out)
