@@ -9,6 +9,22 @@ import nothing of Keelwatch but ``keelwatch.errors`` and each other, so every la
 ``monitoring`` packages included, may import them.
 """
 
+from keelwatch.entities.alerts import (
+    Acknowledgement,
+    Alert,
+    AlertState,
+    AlertTransition,
+    Comparison,
+    GroupState,
+    InhibitRule,
+    Matcher,
+    MatchOp,
+    NotificationIntent,
+    Route,
+    Rule,
+    Severity,
+    Silence,
+)
 from keelwatch.entities.audit import AliasChange, AuditEntry
 from keelwatch.entities.jobs import ChunkStatus, Job, JobChunk, JobStatus
 from keelwatch.entities.predictions import (
@@ -23,9 +39,16 @@ from keelwatch.entities.signals import Signal, labels_fingerprint
 from keelwatch.entities.time import utcnow
 
 __all__ = [
+    "Acknowledgement",
+    "Alert",
+    "AlertState",
+    "AlertTransition",
     "AliasChange",
     "AuditEntry",
     "ChunkStatus",
+    "Comparison",
+    "GroupState",
+    "InhibitRule",
     "Job",
     "JobChunk",
     "JobStatus",
@@ -33,9 +56,16 @@ __all__ = [
     "LabelValue",
     "LabelWriteResult",
     "LabelledPrediction",
+    "MatchOp",
+    "Matcher",
+    "NotificationIntent",
     "PredictionLabel",
     "PredictionRecord",
+    "Route",
+    "Rule",
+    "Severity",
     "Signal",
+    "Silence",
     "labels_fingerprint",
     "utcnow",
 ]
