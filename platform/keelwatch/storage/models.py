@@ -279,3 +279,81 @@ class SignalRow(Base):
         Index("ix_signals_fingerprint_observed", "fingerprint", "observed_at"),
         Index("ix_signals_observed", "observed_at"),
     )
+
+
+class NotifierRow(Base):
+    """A notification target (webhook, Slack, PagerDuty, Alertmanager, email) and its route.
+
+    ``config`` holds secrets as given (a later issue encrypts them at rest); no API or CLI
+    output shows it unmasked. ``route`` carries the grouping of this receiver (``group_by``,
+    ``group_wait_s``, ``group_interval_s``, ``repeat_interval_s``, ``send_resolved``).
+    """
+
+    __tablename__ = "notifiers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    route: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class NotificationGroupRow(Base):
+    """The grouping planner's state of one aggregation group, kept between ticks."""
+
+    __tablename__ = "notification_groups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    receiver: Mapped[str] = mapped_column(String(255))
+    group_key: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("receiver", "group_key", name="uq_notification_groups_receiver_key"),
+    )
+
+
+class NotificationLogRow(Base):
+    """One notification decided by the planner and what became of its delivery.
+
+    ``idempotency_key`` (a hash of group key, state and sequence) is UNIQUE: two dispatchers or
+    a redelivered tick insert each notification once, so each is delivered once.
+    """
+
+    __tablename__ = "notification_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    notifier: Mapped[str] = mapped_column(String(255))
+    group_key: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    sequence: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_notification_log_status_created", "status", "created_at"),)
+
+
+class NotificationDeadLetterRow(Base):
+    """A notification given up on (retries spent or a permanent failure), until replayed."""
+
+    __tablename__ = "notification_dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    log_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("notification_log.id", ondelete="CASCADE"),
+    )
+    notifier: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    replayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_notification_dead_letters_log_id", "log_id"),)
