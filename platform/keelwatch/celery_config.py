@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from keelwatch.contract import (
+    ALERTING_DELIVER,
     ALL_QUEUES,
     DRIFT_DISPATCH_DUE,
     HOUSEKEEPING_HEARTBEAT,
@@ -96,6 +97,7 @@ def celery_config(
             HOUSEKEEPING_HEARTBEAT: {"queue": QUEUE_MONITORING},
             HOUSEKEEPING_PURGE_SIGNALS: {"queue": QUEUE_MONITORING},
             "keelwatch.monitoring.*": {"queue": QUEUE_MONITORING},
+            ALERTING_DELIVER: {"queue": QUEUE_MONITORING},
         },
         "task_serializer": "json",
         "result_serializer": "json",

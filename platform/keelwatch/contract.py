@@ -27,6 +27,8 @@ DRIFT_CHECK_START = "keelwatch.monitoring.drift.start_check"
 DRIFT_PARTITION_PROFILE = "keelwatch.monitoring.drift.profile_partition"
 DRIFT_CHECK_FINISH = "keelwatch.monitoring.drift.finish_check"
 DRIFT_DISPATCH_DUE = "keelwatch.monitoring.drift.dispatch_due"
+#: Deliver one notification-log row through its notifier (queue ``monitoring``, acks_late).
+ALERTING_DELIVER = "keelwatch.alerting.deliver"
 
 # Job kinds stored in the jobs table.
 JOB_BATCH_INFERENCE = "batch_inference"

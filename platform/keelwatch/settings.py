@@ -112,6 +112,20 @@ class AlertingSettings(BaseModel):
         description="HMAC-SHA256 key for X-Keelwatch-Signature on inbound alerts (t=<unix "
         "seconds>,v1=<hex>); empty: signatures are refused. Never shown.",
     )
+    delivery_max_attempts: int = Field(
+        6,
+        ge=1,
+        description="Attempts per notification before it becomes a dead letter (retryable "
+        "failures only; a permanent failure is dead-lettered at once).",
+    )
+    delivery_backoff_base_s: float = Field(
+        2.0,
+        gt=0,
+        description="Retry n waits uniform(0, min(max, base * 2**(n-1))) seconds (full jitter).",
+    )
+    delivery_backoff_max_s: float = Field(
+        300.0, gt=0, description="Cap of one notification retry's wait, in seconds."
+    )
 
 
 class ApiSettings(BaseModel):

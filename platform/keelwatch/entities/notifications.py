@@ -130,3 +130,62 @@ class Notification:
     def resolved(self) -> tuple[NotifiedAlert, ...]:
         """The alerts that resolved."""
         return tuple(a for a in self.alerts if a.status is NotificationState.RESOLVED)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one notification's delivery is: waiting or retrying, delivered, or given up."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class NotifierTarget:
+    """A stored notifier: its name (the receiver of its route), type, config and route.
+
+    ``config`` may hold secrets: show it only through ``masked_config`` of the delivery code.
+    ``route`` carries ``group_by``, ``group_wait_s``, ``group_interval_s``,
+    ``repeat_interval_s`` and ``send_resolved`` (defaults where absent).
+    """
+
+    name: str
+    type: str
+    config: Mapping[str, object]
+    route: Mapping[str, object]
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One row of the notification log: what was decided, for whom, and its delivery outcome.
+
+    ``payload`` is the notification as JSON (it never holds a notifier secret); ``last_error``
+    is scrubbed of secrets before it is stored.
+    """
+
+    id: int
+    idempotency_key: str
+    notifier: str
+    group_key: str
+    state: NotificationState
+    sequence: int
+    payload: Mapping[str, object]
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    last_error: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A notification given up on: which log row, which notifier, why, and if it was replayed."""
+
+    id: int
+    log_id: int
+    notifier: str
+    reason: str
+    failed_at: datetime
+    replayed_at: datetime | None = None

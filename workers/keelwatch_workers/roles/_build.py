@@ -14,7 +14,11 @@ from keelwatch_workers.celery_app import KeelwatchCelery, create_app
 from keelwatch_workers.environment import prepare_worker_environment
 
 INFERENCE_TASKS = ("keelwatch_workers.tasks.inference",)
-MONITORING_TASKS = ("keelwatch_workers.tasks.housekeeping", "keelwatch_workers.tasks.drift")
+MONITORING_TASKS = (
+    "keelwatch_workers.tasks.housekeeping",
+    "keelwatch_workers.tasks.drift",
+    "keelwatch_workers.tasks.notifications",
+)
 
 
 def build_role_app(task_modules: Sequence[str], queues: Sequence[str]) -> KeelwatchCelery:

@@ -1,0 +1,320 @@
+"""Notification delivery: from alerts to log rows to one delivery task per notification.
+
+:func:`dispatch_notifications` runs on every tick (beat, or after a result is evaluated): for
+each stored notifier (its name is the route's receiver) it plans with
+:func:`keelwatch.alerting.grouping.plan_notifications` over the persisted group states, stores
+the new group states and one notification-log row per intent in one transaction, commits, and
+only then enqueues ``keelwatch.alerting.deliver`` for the rows *it* created. The log's UNIQUE
+idempotency key (group key, state, sequence) makes a second dispatcher (another API or beat
+replica, a redelivered tick) insert nothing and enqueue nothing, so nobody is paged twice.
+
+:func:`deliver_notification` is the body of the delivery task: it sends a pending row through
+its notifier and records the outcome; the task turns a :class:`DeliveryOutcome` of ``retry``
+into a Celery retry after :func:`backoff_s` (exponential, full jitter) and, out of attempts,
+into a dead letter. Delivery never touches alert state.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import SecretStr
+
+from keelwatch.alerting.grouping import muted_alerts, plan_notifications, to_notification
+from keelwatch.alerting.notifiers import (
+    MASK,
+    DeliveryError,
+    NotifierConfigError,
+    PermanentDeliveryError,
+    create_notifier,
+)
+from keelwatch.contract import ALERTING_DELIVER, QUEUE_MONITORING, TaskSender
+from keelwatch.entities.alerts import Alert, GroupState, Route, Silence
+from keelwatch.entities.notifications import (
+    DeliveryStatus,
+    Notification,
+    NotificationState,
+    NotifiedAlert,
+    NotifierTarget,
+)
+from keelwatch.entities.time import utcnow
+from keelwatch.errors import NotFoundError
+from keelwatch.storage import notifications as store
+from keelwatch.storage.db import Database
+
+__all__ = [
+    "DeliveryOutcome",
+    "backoff_s",
+    "deliver_notification",
+    "dispatch_notifications",
+    "enqueue_delivery",
+    "masked_config",
+    "notification_from_payload",
+    "notification_to_payload",
+    "route_of",
+]
+
+# --------------------------------------------------------------------------- routes and config
+
+
+def route_of(target: NotifierTarget) -> Route:
+    """The grouping route of a notifier (Alertmanager's defaults where ``route`` is silent)."""
+    r = target.route
+    defaults = Route(receiver=target.name)
+    group_by = r.get("group_by")
+    return Route(
+        receiver=target.name,
+        group_by=tuple(str(x) for x in group_by)
+        if isinstance(group_by, list | tuple)
+        else defaults.group_by,
+        group_wait=_seconds(r.get("group_wait_s"), defaults.group_wait),
+        group_interval=_seconds(r.get("group_interval_s"), defaults.group_interval),
+        repeat_interval=_seconds(r.get("repeat_interval_s"), defaults.repeat_interval),
+        send_resolved=bool(r.get("send_resolved", defaults.send_resolved)),
+    )
+
+
+def _seconds(value: object, default: timedelta) -> timedelta:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    return default
+
+
+def masked_config(type_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as it may be shown: every secret field replaced by ``**********``."""
+    notifier = create_notifier(type_name, config)
+    shown: dict[str, Any] = {}
+    for name in type(notifier.config).model_fields:
+        value = getattr(notifier.config, name)
+        shown[name] = MASK if isinstance(value, SecretStr) else _plain(value)
+    shown["target"] = notifier.target
+    return shown
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def notification_to_payload(n: Notification) -> dict[str, Any]:
+    """The notification as JSON for the log row (no notifier secret is ever in it)."""
+    return {
+        "group_key": n.group_key,
+        "state": n.state.value,
+        "sequence": n.sequence,
+        "created_at": n.created_at.isoformat(),
+        "receiver": n.receiver,
+        "group_labels": dict(n.group_labels),
+        "links": dict(n.links),
+        "alerts": [
+            {
+                "fingerprint": a.fingerprint,
+                "status": a.status.value,
+                "labels": dict(a.labels),
+                "annotations": dict(a.annotations),
+                "starts_at": a.starts_at.isoformat(),
+                "ends_at": a.ends_at.isoformat() if a.ends_at else None,
+                "value": a.value,
+                "generator_url": a.generator_url,
+                "runbook_url": a.runbook_url,
+            }
+            for a in n.alerts
+        ],
+    }
+
+
+def notification_from_payload(payload: Mapping[str, Any]) -> Notification:
+    """The inverse of :func:`notification_to_payload`."""
+    return Notification(
+        group_key=payload["group_key"],
+        state=NotificationState(payload["state"]),
+        sequence=int(payload["sequence"]),
+        created_at=datetime.fromisoformat(payload["created_at"]),
+        receiver=payload.get("receiver", ""),
+        group_labels=payload.get("group_labels", {}),
+        links=payload.get("links", {}),
+        alerts=tuple(
+            NotifiedAlert(
+                fingerprint=a["fingerprint"],
+                status=NotificationState(a["status"]),
+                labels=a["labels"],
+                annotations=a.get("annotations", {}),
+                starts_at=datetime.fromisoformat(a["starts_at"]),
+                ends_at=datetime.fromisoformat(a["ends_at"]) if a.get("ends_at") else None,
+                value=a.get("value"),
+                generator_url=a.get("generator_url"),
+                runbook_url=a.get("runbook_url"),
+            )
+            for a in payload["alerts"]
+        ),
+    )
+
+
+def _group_to_json(g: GroupState) -> dict[str, Any]:
+    def iso(t: datetime | None) -> str | None:
+        return None if t is None else t.isoformat()
+
+    return {
+        "labels": dict(g.labels),
+        "created_at": g.created_at.isoformat(),
+        "next_flush_at": g.next_flush_at.isoformat(),
+        "has_flushed": g.has_flushed,
+        "notified_firing": sorted(g.notified_firing),
+        "notified_resolved": sorted(g.notified_resolved),
+        "last_sent_at": iso(g.last_sent_at),
+        "sequence": g.sequence,
+        "ended_at": iso(g.ended_at),
+    }
+
+
+def _group_from_json(key: str, d: Mapping[str, Any]) -> GroupState:
+    def when(v: str | None) -> datetime | None:
+        return None if v is None else datetime.fromisoformat(v)
+
+    return GroupState(
+        key=key,
+        labels=d["labels"],
+        created_at=datetime.fromisoformat(d["created_at"]),
+        next_flush_at=datetime.fromisoformat(d["next_flush_at"]),
+        has_flushed=bool(d["has_flushed"]),
+        notified_firing=frozenset(d["notified_firing"]),
+        notified_resolved=frozenset(d["notified_resolved"]),
+        last_sent_at=when(d["last_sent_at"]),
+        sequence=int(d["sequence"]),
+        ended_at=when(d["ended_at"]),
+    )
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def enqueue_delivery(sender: TaskSender, log_id: int) -> None:
+    """Enqueue the delivery of log row ``log_id`` (after the commit that created it)."""
+    sender.send_task(ALERTING_DELIVER, args=[log_id], queue=QUEUE_MONITORING)
+
+
+def dispatch_notifications(
+    db: Database,
+    sender: TaskSender,
+    now: datetime,
+    *,
+    alerts: Mapping[str, Alert] | None = None,
+    silences: Iterable[Silence] | None = None,
+) -> int:
+    """Plan, log and enqueue the notifications due at ``now``; returns how many this call
+    enqueued (0 for a replica that lost the race: the other one enqueued them).
+
+    ``alerts`` and ``silences`` default to what ``keelwatch.storage.alerts`` holds.
+    """
+    created: list[int] = []
+    with db.session() as session:
+        if alerts is None or silences is None:
+            from keelwatch.storage import alerts as alert_store
+
+            if alerts is None:
+                alerts = alert_store.load_alerts(session)
+            if silences is None:
+                silences = alert_store.list_silences(session, active_at=now)
+        muted = muted_alerts(alerts.values(), now, silences=list(silences))
+        for target in store.list_notifiers(session):
+            route = route_of(target)
+            stored = store.load_group_states(session, target.name)
+            groups = {k: _group_from_json(k, v) for k, v in stored.items()}
+            plan = plan_notifications(route, alerts, groups, now, muted=muted)
+            changed = {
+                k: _group_to_json(g)
+                for k, g in plan.groups.items()
+                if _group_to_json(g) != stored.get(k)
+            }
+            store.save_group_states(session, target.name, changed, now)
+            rows: list[dict[str, Any]] = []
+            for intent in plan.intents:
+                notification = to_notification(intent, alerts)
+                rows.append(
+                    {
+                        "idempotency_key": notification.idempotency_key,
+                        "notifier": target.name,
+                        "group_key": notification.group_key,
+                        "state": notification.state.value,
+                        "sequence": notification.sequence,
+                        "payload": notification_to_payload(notification),
+                        "created_at": now,
+                    }
+                )
+            created.extend(store.insert_notifications(session, rows))
+    for log_id in created:
+        enqueue_delivery(sender, log_id)
+    return len(created)
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one delivery attempt came to: ``sent``, ``skipped`` (not pending any more),
+    ``retry`` (retryable failure, attempts left), or ``dead`` (dead-lettered)."""
+
+    status: str
+    attempts: int
+    message: str = ""
+    retry_after_s: float | None = None
+
+
+def backoff_s(
+    attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None
+) -> float:
+    """Seconds before the retry after failed attempt ``attempt`` (1-based): full jitter,
+    uniform in [0, min(max_s, base_s * 2**(attempt-1))] (AWS's "full jitter"), so a receiver
+    coming back is not hit by every retry at once."""
+    ceiling = min(max_s, base_s * 2 ** max(attempt - 1, 0))
+    return (rng or random.Random()).uniform(0.0, ceiling)  # jitter, not crypto
+
+
+def deliver_notification(
+    db: Database, log_id: int, *, max_attempts: int, now: datetime | None = None
+) -> DeliveryOutcome:
+    """Send log row ``log_id`` once through its notifier and record what happened.
+
+    A row that is not pending (sent already: a redelivered task) is skipped. A retryable
+    failure with attempts left returns ``retry``; out of attempts, or a permanent failure
+    (or a notifier deleted or misconfigured since), the row is dead-lettered exactly once.
+    """
+    with db.session() as session:
+        record = store.get_notification(session, log_id)
+        if record.status is not DeliveryStatus.PENDING:
+            return DeliveryOutcome("skipped", record.attempts, f"already {record.status.value}")
+        try:
+            target: NotifierTarget | None = store.get_notifier(session, record.notifier)
+        except NotFoundError:  # deleted since the notification was planned
+            target = None
+    attempts = record.attempts + 1
+    try:
+        if target is None:
+            raise PermanentDeliveryError(f"notifier {record.notifier!r} no longer exists")
+        notifier = create_notifier(target.type, target.config)
+        notifier.deliver(notification_from_payload(record.payload))
+    except (DeliveryError, NotifierConfigError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        retryable = isinstance(exc, DeliveryError) and exc.retryable
+        with db.session() as session:
+            if retryable and attempts < max_attempts:
+                store.record_failed_attempt(session, log_id, attempts, reason)
+                return DeliveryOutcome(
+                    "retry", attempts, reason, getattr(exc, "retry_after_s", None)
+                )
+            store.dead_letter(session, log_id, reason=reason, attempts=attempts, at=now or utcnow())
+        return DeliveryOutcome("dead", attempts, reason)
+    with db.session() as session:
+        store.mark_sent(session, log_id, now or utcnow(), attempts)
+    return DeliveryOutcome("sent", attempts)

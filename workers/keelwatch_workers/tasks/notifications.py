@@ -1,0 +1,52 @@
+"""Notification delivery: a thin Celery adapter over ``keelwatch.alerting.delivery``.
+
+``acks_late``: a worker killed mid-delivery leaves the message to be redelivered; the log row
+is still pending, so it is sent then (a receiver may see it twice only if the kill fell between
+its send and the row's update, and it can drop the repeat by the idempotency key it carries).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+
+from keelwatch.contract import ALERTING_DELIVER, QUEUE_MONITORING
+from keelwatch_workers.celery_app import task_settings
+from keelwatch_workers.runtime import get_runtime
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name=ALERTING_DELIVER, bind=True, acks_late=True, max_retries=None)
+def deliver(self: Task[Any, Any], log_id: int) -> dict[str, Any]:
+    """Deliver notification-log row ``log_id``; retry with full-jitter backoff, then dead-letter.
+
+    Attempts are counted in the row, not in Celery's retry count, so a replayed dead letter
+    starts again from one and a redelivered message does not get extra attempts.
+    """
+    from keelwatch.alerting.delivery import backoff_s, deliver_notification
+
+    runtime = get_runtime(task_settings(self))
+    alerting = runtime.settings.alerting
+    outcome = deliver_notification(runtime.db, log_id, max_attempts=alerting.delivery_max_attempts)
+    if outcome.status == "retry":
+        wait = backoff_s(
+            outcome.attempts,
+            base_s=alerting.delivery_backoff_base_s,
+            max_s=alerting.delivery_backoff_max_s,
+        )
+        if outcome.retry_after_s is not None:
+            wait = max(wait, min(outcome.retry_after_s, alerting.delivery_backoff_max_s))
+        logger.warning(
+            "notification %s: attempt %s failed, retrying in %.1fs: %s",
+            log_id,
+            outcome.attempts,
+            wait,
+            outcome.message,
+        )
+        raise self.retry(countdown=wait, queue=QUEUE_MONITORING)
+    if outcome.status == "dead":
+        logger.error("notification %s: dead-lettered: %s", log_id, outcome.message)
+    return {"log_id": log_id, "status": outcome.status, "attempts": outcome.attempts}
