@@ -29,7 +29,7 @@ a 0, so "not drifted" is never claimed for a column that was not tested.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from keelwatch.entities.monitors import DriftResult, DriftStatus
@@ -44,6 +44,42 @@ _CONVERTERS: dict[type, Converter] = {}
 
 #: Column statuses whose statistics were computed (see ``drift.report.ColumnStatus``).
 _TESTED = "ok"
+
+
+#: Signal names drift results emit (see the module docstring).
+DRIFT_SIGNAL_NAMES = frozenset(
+    {
+        "drift.check.window_rows",
+        "drift.check.error",
+        "drift.dataset.drifted",
+        "drift.dataset.share_drifted",
+        "drift.prediction.drifted",
+        "drift.target.drifted",
+        "drift.column.statistic",
+        "drift.column.p_value",
+        "drift.column.q_value",
+        "drift.column.effect_size",
+        "drift.column.drifted",
+        "drift.column.missing_rate",
+    }
+)
+#: Names other producers emit: EWMA/CUSUM alarms (``keelwatch.monitoring.anomaly``) and inbound
+#: Alertmanager alerts (``keelwatch.alerting.inbound``). Spelled out here because this module
+#: is pure and imports neither.
+_OTHER_SIGNAL_NAMES = frozenset({"anomaly.ewma", "anomaly.cusum", "inbound.alertmanager.firing"})
+_EXTRA_SIGNAL_NAMES: set[str] = set()
+
+
+def register_signal_names(names: Iterable[str]) -> None:
+    """Add the names a new producer emits (operational series, bias audits, ...) to the
+    catalogue rules are checked against."""
+    _EXTRA_SIGNAL_NAMES.update(names)
+
+
+def known_signal_names() -> frozenset[str]:
+    """The signal catalogue: every name a rule may watch (``rules.rule_from_dict``'s
+    ``known_signals``)."""
+    return DRIFT_SIGNAL_NAMES | _OTHER_SIGNAL_NAMES | frozenset(_EXTRA_SIGNAL_NAMES)
 
 
 def register_converter(
