@@ -357,3 +357,89 @@ class NotificationDeadLetterRow(Base):
     replayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (Index("ix_notification_dead_letters_log_id", "log_id"),)
+
+class AlertRuleRow(Base):
+    """One alerting rule; ``definition`` is ``keelwatch.alerting.rules.rule_to_dict``'s form."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    source: Mapped[str] = mapped_column(String(255), default="")
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AlertRow(Base):
+    """One alert (one fingerprint) across all its episodes; the current state only."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    rule_name: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    annotations: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+    episode: Mapped[int] = mapped_column(Integer)
+    runbook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    active_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_evaluated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    acknowledged_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index("ix_alerts_state", "state"),
+        Index("ix_alerts_rule_name", "rule_name"),
+    )
+
+
+class AlertHistoryRow(Base):
+    """One transition of an alert. Each state is entered at most once per episode, so the
+    unique constraint makes a replayed evaluation unable to write history twice."""
+
+    __tablename__ = "alert_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    rule_name: Mapped[str] = mapped_column(String(128))
+    episode: Mapped[int] = mapped_column(Integer)
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "fingerprint", "episode", "to_state", name="uq_alert_history_episode_state"
+        ),
+        Index("ix_alert_history_fingerprint_at", "fingerprint", "at"),
+    )
+
+
+class SilenceRow(Base):
+    """A silence: matchers (their text, e.g. ``model="credit"``), who, why, and when."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    matchers: Mapped[list[str]] = mapped_column(JsonType)
+    author: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_when_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expired_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    expired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
+
