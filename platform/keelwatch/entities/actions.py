@@ -102,6 +102,7 @@ class ActionExecution:
     created_at: datetime
     decided_by: str
     alert_labels: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
     result: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None

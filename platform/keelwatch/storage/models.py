@@ -358,6 +358,7 @@ class NotificationDeadLetterRow(Base):
 
     __table_args__ = (Index("ix_notification_dead_letters_log_id", "log_id"),)
 
+
 class AlertRuleRow(Base):
     """One alerting rule; ``definition`` is ``keelwatch.alerting.rules.rule_to_dict``'s form."""
 
@@ -443,3 +444,51 @@ class SilenceRow(Base):
 
     __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
 
+
+class ActionPolicyRow(Base):
+    """One action policy; ``definition`` is what ``keelwatch.actions.policies`` parses."""
+
+    __tablename__ = "action_policies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ActionExecutionRow(Base):
+    """One execution of a policy for one firing episode of one alert.
+
+    UNIQUE (policy, alert_fingerprint, episode): however often an episode is re-evaluated or
+    a dispatch is redelivered, the second insert fails and nothing runs twice.
+    """
+
+    __tablename__ = "action_executions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    policy: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(255))
+    alert_fingerprint: Mapped[str] = mapped_column(String(64))
+    episode: Mapped[int] = mapped_column(Integer)
+    alert_labels: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    params: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    decided_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "policy",
+            "alert_fingerprint",
+            "episode",
+            name="uq_action_executions_policy_alert_episode",
+        ),
+        Index("ix_action_executions_model_created", "model", "created_at"),
+        Index("ix_action_executions_status", "status"),
+    )
