@@ -183,9 +183,12 @@ def run_inference_chunk(
         output_path=str(output_path),
         model=model,
         params=params,
+        # The merge runs before the job is marked succeeded, so whoever sees the job finished
+        # also sees its one merged profile (and a crash before the commit redoes both).
+        on_last_chunk=(
+            (lambda: input_profiler.finish(output_dir)) if input_profiler is not None else None
+        ),
     )
-    if finished and input_profiler is not None:
-        input_profiler.finish(output_dir)
     return ChunkOutcome(
         job_id,
         chunk_index,
@@ -392,6 +395,7 @@ def _complete(
     output_path: str,
     model: LoadedModel,
     params: BatchInferenceParams,
+    on_last_chunk: Callable[[], None] | None = None,
 ) -> bool:
     with db.session() as session:
         # Locking the job row first serialises the completions of one job, so the "all chunks
@@ -410,6 +414,8 @@ def _complete(
         job = get_job(session, job_id)
         if job.chunks_done < job.chunks_total:
             return False
+        if on_last_chunk is not None:
+            on_last_chunk()
         chunks = list_chunks(session, job_id)
         devices: dict[str, int] = {}
         for chunk in chunks:
