@@ -202,7 +202,11 @@ def after_commit_dispatch(db: Database, sender: TaskSender, now: datetime) -> No
     evaluation (a redelivered task) sends and acts once. A failure here never undoes the
     evaluation: the next tick dispatches again.
     """
-    del db, sender, now  # the dispatchers arrive with the notification and action work
+    from keelwatch.alerting.delivery import dispatch_notifications
+
+    # Notifications run on every tick, changed or not: group_wait, group_interval and
+    # repeat_interval come due with time alone.
+    dispatch_notifications(db, sender, now)
 
 
 # --- alerts ------------------------------------------------------------------------------------
