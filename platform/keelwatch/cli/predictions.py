@@ -98,10 +98,12 @@ def _read_frame(path: Path) -> pd.DataFrame:
                 path, dtype={"request_id": str}, keep_default_na=False, na_values=[""]
             )
         return pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        # These name the file, a line and field counts, never a cell's value.
         fail(f"{path}: cannot read labels ({exc})")
     except Exception as exc:  # noqa: BLE001 - pyarrow raises its own error types for corrupt files
-        fail(f"{path}: cannot read labels ({type(exc).__name__}: {exc})")
+        # Other readers' messages may quote the cells they choked on: say only what failed.
+        fail(f"{path}: cannot read labels ({type(exc).__name__}; not a valid CSV/Parquet file?)")
 
 
 def _request_id(value: Any) -> Any:
