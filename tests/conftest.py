@@ -199,6 +199,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KEELWATCH_INFERENCE__LOG_SAMPLE_RATE": str(settings.inference.log_sample_rate),
         "KEELWATCH_INFERENCE__OUTPUT_DIR": settings.inference.output_dir,
         "KEELWATCH_BROKER__VISIBILITY_TIMEOUT_S": str(settings.broker.visibility_timeout_s),
+        "KEELWATCH_ALERTING__DELIVERY_MAX_ATTEMPTS": str(settings.alerting.delivery_max_attempts),
+        "KEELWATCH_ALERTING__DELIVERY_BACKOFF_BASE_S": str(
+            settings.alerting.delivery_backoff_base_s
+        ),
+        "KEELWATCH_ALERTING__DELIVERY_BACKOFF_MAX_S": str(settings.alerting.delivery_backoff_max_s),
         **(
             {"KEELWATCH_WORKER__METRICS_PORT": str(settings.worker.metrics_port)}
             if settings.worker.metrics_port
