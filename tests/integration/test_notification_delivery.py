@@ -3,6 +3,7 @@ a real webhook receiver on loopback; retries, one dead letter, replay; two dispa
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,16 +12,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete
+from typer.testing import CliRunner
 
-from keelwatch.alerting.delivery import dispatch_notifications, enqueue_delivery
+from keelwatch.alerting.delivery import dispatch_notifications
 from keelwatch.alerting.notifiers import verify_signature
 from keelwatch.celery_config import create_client
+from keelwatch.cli.app import app as cli_app
 from keelwatch.entities.alerts import Alert, AlertState, Severity
 from keelwatch.entities.notifications import DeliveryStatus
 from keelwatch.storage import notifications as store
+from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import Database, upgrade_database
 from keelwatch.storage.models import NotificationGroupRow
-from tests.conftest import WorkerProcess, make_settings
+from tests.conftest import WorkerProcess, make_settings, settings_env
 from tests.integration.notifier_receivers import http_receiver
 
 SECRET = "s3cret-signing-key-0123456789"
@@ -139,7 +143,9 @@ def test_worker_delivers_signed_webhook_once(
 
 
 def test_receiver_down_retries_then_one_dead_letter_and_replay_delivers(
-    worker_db: tuple[Any, Database], start_worker: Callable[..., WorkerProcess]
+    worker_db: tuple[Any, Database],
+    start_worker: Callable[..., WorkerProcess],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings, db = worker_db
     start_worker(settings, queues="monitoring", concurrency=2)
@@ -164,10 +170,17 @@ def test_receiver_down_retries_then_one_dead_letter_and_replay_delivers(
         assert row.status is DeliveryStatus.DEAD and row.attempts == 3
         assert "503" in letters[0].reason and SECRET not in letters[0].reason
 
+        for key, value in settings_env(settings).items():
+            monkeypatch.setenv(key, value)
+        runner = CliRunner()
+        listed = runner.invoke(cli_app, ["alerts", "dead-letters", "--json"])
+        assert listed.exit_code == 0, listed.output
+        assert [d["id"] for d in json.loads(listed.output)] == [letters[0].id]
         receiver.status = 200
-        with db.session() as session:
-            replayed = store.replay_dead_letter(session, letters[0].id, datetime.now(UTC))
-        enqueue_delivery(client, replayed.log_id)
+        replay = runner.invoke(cli_app, ["alerts", "dead-letters", "replay", str(letters[0].id)])
+        assert replay.exit_code == 0, replay.output
+        again = runner.invoke(cli_app, ["alerts", "dead-letters", "replay", str(letters[0].id)])
+        assert again.exit_code == 2 and "replayed already" in again.output
 
         def sent() -> bool:
             with db.session() as session:
@@ -177,3 +190,54 @@ def test_receiver_down_retries_then_one_dead_letter_and_replay_delivers(
         assert len(receiver.requests) == 4
         with db.session() as session:
             assert store.list_dead_letters(session) == []
+            audit = list_audit(session)
+        assert [e.action for e in audit if e.action.startswith("notification.")] == [
+            "notification.replay"
+        ]
+
+
+def test_notifiers_cli_masks_secrets_tests_and_refuses_bad_input(
+    worker_db: tuple[Any, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, db = worker_db
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        outcome = runner.invoke(cli_app, [*args])
+        return outcome.exit_code, outcome.output
+
+    with http_receiver() as receiver:
+        code, out = run(
+            *("notifiers", "add", "ops", "--type", "webhook", "--url", receiver.url + "/k"),
+            *("--secret", SECRET, "--actor", "erin"),
+        )
+        assert code == 0, out
+        assert SECRET not in out
+        code, out = run("notifiers", "list", "--json")
+        assert code == 0 and SECRET not in out
+        (shown,) = json.loads(out)
+        assert shown["config"]["secret"] == "**********"
+        code, out = run("notifiers", "test", "ops")
+        assert code == 0 and "delivered" in out, out
+        (request,) = receiver.requests
+        verify_signature(SECRET, request.headers["x-keelwatch-signature"], request.body)
+        receiver.status = 500
+        code, out = run("notifiers", "test", "ops")
+        assert code == 1 and "500" in out
+    code, out = run("notifiers", "add", "x", "--type", "carrier-pigeon", "--url", "http://h/")
+    assert code == 2 and "unknown notifier type 'carrier-pigeon'" in out
+    code, out = run("notifiers", "add", "y", "--type", "webhook", "--url", "http://h/")
+    assert code == 2 and "secret" in out
+    code, out = run(
+        "notifiers", "add", "ops", "--type", "webhook", "--url", "http://h/", "--secret", SECRET
+    )
+    assert code == 2 and "already exists" in out
+    code, out = run("notifiers", "delete", "ops")
+    assert code == 0, out
+    code, out = run("notifiers", "delete", "ops")
+    assert code == 2 and "no notifier named 'ops'" in out
+    with db.session() as session:
+        actions = [e.action for e in list_audit(session) if e.action.startswith("notifier.")]
+    assert sorted(actions) == ["notifier.add", "notifier.delete"]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 import keelwatch
-from keelwatch.cli import drift, jobs, models, monitors, ops
+from keelwatch.cli import alerts, drift, jobs, models, monitors, notifiers, ops
 
 #: ``-h`` as well as ``--help``; click hands it down to every sub-command's context.
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
@@ -51,6 +51,8 @@ app.add_typer(jobs.infer_app, name="infer")
 app.add_typer(jobs.jobs_app, name="jobs")
 app.add_typer(drift.drift_app, name="drift")
 app.add_typer(monitors.monitors_app, name="monitors")
+app.add_typer(alerts.alerts_app, name="alerts")
+app.add_typer(notifiers.notifiers_app, name="notifiers")
 ops.register(app)
 
 
