@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from keelwatch.contract import (
+    ACTION_EXECUTE,
     ALERTING_DELIVER,
     ALL_QUEUES,
     DRIFT_DISPATCH_DUE,
@@ -94,6 +95,7 @@ def celery_config(
         "task_default_routing_key": QUEUE_CPU,
         "task_routes": {
             INFERENCE_CHUNK: {"queue": QUEUE_CPU},
+            ACTION_EXECUTE: {"queue": QUEUE_CPU},
             HOUSEKEEPING_HEARTBEAT: {"queue": QUEUE_MONITORING},
             HOUSEKEEPING_PURGE_SIGNALS: {"queue": QUEUE_MONITORING},
             "keelwatch.monitoring.*": {"queue": QUEUE_MONITORING},

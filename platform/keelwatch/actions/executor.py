@@ -1,0 +1,211 @@
+"""Run one action execution against the registry; record the outcome in the audit log and as
+MLflow tags on the versions involved (``keelwatch.action.<id>``), so the MLflow UI shows why a
+champion changed.
+
+Exactly once, also across a worker SIGKILLed mid-action: the execution is claimed with a
+conditional UPDATE (pending → running); a redelivered message finds it running and resumes.
+Each action records its target before acting, and on resume checks whether the act already
+happened (a rollback tags the version it left with this execution's id in its reason), so it
+never acts twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from keelwatch.entities.actions import ActionExecution, ActionKind, ExecutionStatus
+from keelwatch.entities.registry import TAG_ROLLED_BACK_REASON
+from keelwatch.entities.time import utcnow
+from keelwatch.errors import InvalidInputError, KeelwatchError, NotFoundError
+from keelwatch.registry import ModelRegistry
+from keelwatch.storage import actions as store
+from keelwatch.storage.audit import record_audit
+from keelwatch.storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+#: Registered-model tag naming the model's trainer, ``package.module:function``.
+TAG_TRAINER = "keelwatch.trainer"
+TAG_ACTION_PREFIX = "keelwatch.action."
+
+
+class ActionFailedError(KeelwatchError):
+    """An action that cannot succeed (no known-good version, a trainer that raised, ...)."""
+
+
+def _why(execution: ActionExecution) -> str:
+    return (
+        f"alert {execution.alert_fingerprint} episode {execution.episode} "
+        f"(execution {execution.id}, policy {execution.policy})"
+    )
+
+
+def _tag_versions(
+    registry: ModelRegistry, execution: ActionExecution, versions: list[str], what: str
+) -> None:
+    text = f"{what} by policy {execution.policy} for alert {execution.alert_fingerprint}"
+    for version in versions:
+        registry.client.set_model_version_tag(
+            execution.model, version, f"{TAG_ACTION_PREFIX}{execution.id}", text
+        )
+
+
+def _rollback(db: Database, registry: ModelRegistry, execution: ActionExecution) -> dict[str, Any]:
+    model = execution.model
+    champion = registry.policy.champion_alias
+    current = registry.resolve(f"{model}@{champion}").version
+    planned = execution.result.get("from_version")
+    if planned is not None and current != planned:
+        # Resumed after a crash: did *this* execution already move the champion away?
+        left = registry.get_version(model, str(planned))
+        if f"execution {execution.id}," in left.tags.get(TAG_ROLLED_BACK_REASON, ""):
+            _tag_versions(registry, execution, [str(planned), current], "rollback")
+            return {"from_version": planned, "to_version": current, "resumed": True}
+    with db.session() as session:
+        store.record_result(session, execution.id, {"from_version": current})
+    restored = registry.rollback(
+        model, actor=f"policy:{execution.policy}", reason=f"rollback for {_why(execution)}"
+    )
+    _tag_versions(registry, execution, [current, restored.version], "rollback")
+    return {"from_version": current, "to_version": restored.version}
+
+
+def _promote(registry: ModelRegistry, execution: ActionExecution) -> dict[str, Any]:
+    model = execution.model
+    source = execution.params.get("from_alias", "challenger")
+    version = registry.resolve(f"{model}@{source}").version
+    info = registry.promote(
+        model,
+        version,
+        actor=f"policy:{execution.policy}",
+        reason=(
+            f"promote {source} for {_why(execution)}; no evaluation gate yet (it arrives with "
+            "the evaluation issue)"
+        ),
+    )
+    _tag_versions(registry, execution, [info.version], "promote")
+    return {"version": info.version, "from_alias": source}
+
+
+def load_trainer(spec: str) -> Callable[..., Any]:
+    """Import ``package.module:function``; InvalidInputError if it is not a callable there."""
+    module_name, _, function = spec.partition(":")
+    if not module_name or not function:
+        raise InvalidInputError(f"trainer {spec!r} is not 'package.module:function'")
+    try:
+        found = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidInputError(f"trainer {spec!r} cannot be imported: {exc}") from None
+    if not callable(found):
+        raise InvalidInputError(f"trainer {spec!r} is not callable")
+    return found  # type: ignore[no-any-return]
+
+
+def _retrain(registry: ModelRegistry, execution: ActionExecution) -> dict[str, Any]:
+    import pandas as pd
+
+    model = execution.model
+    spec = (registry.client.get_registered_model(model).tags or {}).get(TAG_TRAINER)
+    if not spec:
+        raise ActionFailedError(
+            f"model {model!r} has no trainer (keelwatch models set-trainer {model} MODULE:FUNC)"
+        )
+    dataset = execution.params.get("dataset")
+    if not dataset:
+        raise ActionFailedError("retrain needs params.dataset (a Parquet or CSV training file)")
+    trainer = load_trainer(spec)
+    frame = pd.read_csv(dataset) if dataset.endswith(".csv") else pd.read_parquet(dataset)
+    target = execution.params.get("target")
+    try:
+        fitted = trainer(frame)
+    except Exception as exc:  # noqa: BLE001 - the user's trainer: any error fails the action
+        raise ActionFailedError(f"trainer {spec} raised {type(exc).__name__}: {exc}") from None
+    actor = f"policy:{execution.policy}"
+    info = registry.register_sklearn_model(
+        model, fitted, frame, target, actor=actor, reason=f"retrain for {_why(execution)}"
+    )
+    registry.set_alias(
+        model, "challenger", info.version, actor=actor, reason=f"retrained for {_why(execution)}"
+    )
+    _tag_versions(registry, execution, [info.version], "retrain")
+    return {"version": info.version, "alias": "challenger", "trainer": spec}
+
+
+def _act(db: Database, registry: ModelRegistry, execution: ActionExecution) -> dict[str, Any]:
+    if execution.action is ActionKind.ROLLBACK:
+        return _rollback(db, registry, execution)
+    if execution.action is ActionKind.PROMOTE:
+        return _promote(registry, execution)
+    if execution.action is ActionKind.RETRAIN:
+        return _retrain(registry, execution)
+    return {"notified": True}  # notify: the notification is the whole action
+
+
+def _finish(
+    db: Database,
+    execution: ActionExecution,
+    status: ExecutionStatus,
+    reason: str,
+    result: Mapping[str, Any],
+) -> None:
+    now = utcnow()
+    with db.session() as session:
+        if store.finish_execution(
+            session, execution.id, status, reason=reason, result=result, now=now
+        ):
+            record_audit(
+                session,
+                actor=f"policy:{execution.policy}",
+                action=f"action.{status.value}",
+                target=f"model:{execution.model}",
+                reason=f"alert {execution.alert_fingerprint}: {reason}",
+                details={
+                    "execution_id": execution.id,
+                    "action": execution.action.value,
+                    "alert": execution.alert_fingerprint,
+                    "episode": execution.episode,
+                    **dict(result),
+                },
+                at=now,
+            )
+
+
+def execute_action(db: Database, registry: ModelRegistry, execution_id: int) -> ActionExecution:
+    """Claim and run one execution; returns it as it ended. A finished one is returned as is.
+
+    Errors a retry cannot fix (Keelwatch errors: no known-good version, a trainer that
+    raised, a missing alias) fail the execution with their message; anything else is raised
+    for the task's retry, which resumes the running execution.
+    """
+    with db.session() as session:
+        store.claim_execution(session, execution_id, utcnow())
+        execution = store.get_execution(session, execution_id)
+    if execution is None:
+        raise NotFoundError(f"action execution {execution_id} does not exist")
+    if execution.status is not ExecutionStatus.RUNNING:
+        return execution  # finished, rejected, skipped or awaiting: nothing to do
+    try:
+        result = _act(db, registry, execution)
+    except KeelwatchError as exc:
+        logger.warning("action execution %s failed: %s", execution_id, exc)
+        with db.session() as session:
+            current = store.get_execution(session, execution_id)
+        planned = dict(current.result) if current is not None else {}
+        _finish(db, execution, ExecutionStatus.FAILED, str(exc), planned)
+    else:
+        _finish(db, execution, ExecutionStatus.SUCCEEDED, f"{execution.action.value} done", result)
+    with db.session() as session:
+        final = store.get_execution(session, execution_id)
+    assert final is not None  # it existed above, and executions are never deleted
+    return final
+
+
+def fail_execution(db: Database, execution_id: int, message: str) -> None:
+    """Mark a running execution failed (the task gave up on transient errors)."""
+    with db.session() as session:
+        execution = store.get_execution(session, execution_id)
+    if execution is not None:
+        _finish(db, execution, ExecutionStatus.FAILED, message, dict(execution.result))
