@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from keelwatch.contract import (
     ACTION_EXECUTE,
     ALERTING_DELIVER,
+    ALERTING_EVALUATE_TICK,
     ALL_QUEUES,
     DRIFT_DISPATCH_DUE,
     HOUSEKEEPING_HEARTBEAT,
@@ -43,6 +44,8 @@ TASK_TIME_LIMIT_S = 1900
 HEARTBEAT_INTERVAL_S = 60.0
 #: How often beat looks for due drift monitors (their own schedules are interval/cron).
 DRIFT_DISPATCH_INTERVAL_S = 30.0
+#: How often beat evaluates the rules on the latest signals (``for`` durations, resolution).
+ALERT_EVALUATION_INTERVAL_S = 15.0
 #: How often beat purges signals past their retention (one day: retention is counted in days).
 SIGNAL_PURGE_INTERVAL_S = 86_400.0
 
@@ -100,6 +103,7 @@ def celery_config(
             HOUSEKEEPING_PURGE_SIGNALS: {"queue": QUEUE_MONITORING},
             "keelwatch.monitoring.*": {"queue": QUEUE_MONITORING},
             ALERTING_DELIVER: {"queue": QUEUE_MONITORING},
+            ALERTING_EVALUATE_TICK: {"queue": QUEUE_MONITORING},
         },
         "task_serializer": "json",
         "result_serializer": "json",
@@ -125,6 +129,11 @@ def celery_config(
             "keelwatch-drift-dispatch": {
                 "task": DRIFT_DISPATCH_DUE,
                 "schedule": DRIFT_DISPATCH_INTERVAL_S,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            "keelwatch-alert-evaluation": {
+                "task": ALERTING_EVALUATE_TICK,
+                "schedule": ALERT_EVALUATION_INTERVAL_S,
                 "options": {"queue": QUEUE_MONITORING},
             },
             "keelwatch-signal-purge": {

@@ -31,6 +31,8 @@ DRIFT_DISPATCH_DUE = "keelwatch.monitoring.drift.dispatch_due"
 ACTION_EXECUTE = "keelwatch.actions.execute"
 #: Deliver one notification-log row through its notifier (queue ``monitoring``, acks_late).
 ALERTING_DELIVER = "keelwatch.alerting.deliver"
+#: Beat: evaluate every rule on the latest signal of each series (``for`` and resolution).
+ALERTING_EVALUATE_TICK = "keelwatch.alerting.evaluate_tick"
 
 # Job kinds stored in the jobs table.
 JOB_BATCH_INFERENCE = "batch_inference"

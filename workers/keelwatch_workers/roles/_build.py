@@ -18,6 +18,7 @@ MONITORING_TASKS = (
     "keelwatch_workers.tasks.housekeeping",
     "keelwatch_workers.tasks.drift",
     "keelwatch_workers.tasks.notifications",
+    "keelwatch_workers.tasks.alerting",
 )
 
 

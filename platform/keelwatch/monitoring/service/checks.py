@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
+    from keelwatch.entities.signals import Signal
     from keelwatch.monitoring.drift.engine import DriftConfig
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
     from keelwatch.monitoring.drift.report import DriftReport
@@ -384,7 +385,30 @@ def _write_signals(session: Session, params: CheckParams, result: DriftResult) -
         model_ref = ""
     if "@" in model_ref:  # the monitor follows an alias; a version ref has none
         labels["alias"] = model_ref.rpartition("@")[2]
-    write_signals(session, signals_for(result, labels=labels))
+    signals = signals_for(result, labels=labels)
+    write_signals(session, signals)
+    _evaluate_rules(session, signals)
+
+
+def _evaluate_rules(session: Session, signals: list[Signal]) -> None:
+    """Rules are evaluated when a result arrives, in the transaction that stores it.
+
+    A savepoint keeps a failed evaluation (a concurrent tick inserted the same alert first)
+    from costing the result: the signals are stored, and the next tick evaluates them again.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from keelwatch.alerting.service import evaluate
+
+    try:
+        with session.begin_nested():
+            evaluate(session, signals, utcnow())
+    except (SQLAlchemyError, KeelwatchError) as exc:
+        logger.warning(
+            "rule evaluation of %d signals deferred to the tick: %s",
+            len(signals),
+            type(exc).__name__,
+        )
 
 
 def _finish_check_job(session: Session, job_id: str, result: DriftResult) -> None:
