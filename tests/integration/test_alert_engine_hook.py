@@ -177,3 +177,15 @@ def _check_and_roll_back(services: Services, job_id: str) -> int:
         assert states == {"dataset-drift": AlertState.FIRING, "share-drifted": AlertState.PENDING}
         raise _AbortError  # ...and the transaction fails after it
     return stored[0]
+
+
+def test_the_tick_is_on_beat_every_15_seconds_on_the_monitoring_queue() -> None:
+    from keelwatch.celery_config import ALERT_EVALUATION_INTERVAL_S, celery_config
+    from keelwatch.contract import ALERTING_EVALUATE_TICK, QUEUE_MONITORING
+    from keelwatch.settings import Settings
+
+    config = celery_config(Settings())
+    entry = config["beat_schedule"]["keelwatch-alert-evaluation"]
+    assert entry["task"] == ALERTING_EVALUATE_TICK == "keelwatch.alerting.evaluate_tick"
+    assert entry["schedule"] == ALERT_EVALUATION_INTERVAL_S == 15.0
+    assert config["task_routes"][ALERTING_EVALUATE_TICK] == {"queue": QUEUE_MONITORING}
