@@ -14,11 +14,12 @@ from keelwatch.alerting import service as engine
 from keelwatch.alerting.signals import known_signal_names
 from keelwatch.entities.alerts import AlertState
 from keelwatch.entities.monitors import DriftStatus
+from keelwatch.entities.signals import Signal
 from keelwatch.entities.time import utcnow
 from keelwatch.monitoring.service import checks, service
 from keelwatch.storage import alerts as alert_store
 from keelwatch.storage import signals as signal_store
-from keelwatch.storage.db import upgrade_database
+from keelwatch.storage.db import Database, upgrade_database
 from keelwatch.wiring import Services
 from tests.conftest import make_settings
 from tests.integration.test_drift_checks import MODEL, frame, register
@@ -189,3 +190,51 @@ def test_the_tick_is_on_beat_every_15_seconds_on_the_monitoring_queue() -> None:
     assert entry["task"] == ALERTING_EVALUATE_TICK == "keelwatch.alerting.evaluate_tick"
     assert entry["schedule"] == ALERT_EVALUATION_INTERVAL_S == 15.0
     assert config["task_routes"][ALERTING_EVALUATE_TICK] == {"queue": QUEUE_MONITORING}
+
+
+class _RecordingSender:
+    """Records what dispatch enqueues (the broker's side is tested with real workers in the
+    notification and action suites)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        del args, kwargs, options
+        self.sent.append(name)
+
+
+def test_after_commit_dispatch_notifies_and_acts_once_per_firing_episode(
+    database: Database,
+) -> None:
+    from keelwatch.actions.policies import parse_policy
+    from keelwatch.contract import ACTION_EXECUTE, ALERTING_DELIVER
+    from keelwatch.storage import actions as action_store
+    from keelwatch.storage import notifications as notifier_store
+
+    now = utcnow()
+    with database.session() as session:
+        engine.apply_rules(session, RULE, "ann", known_signal_names(), now=now)
+        notifier_store.add_notifier(
+            session,
+            name="hook",
+            type="webhook",
+            config={"url": "http://127.0.0.1:9/", "secret": "s3cret-value-for-tests"},
+            route={"group_by": ["model"], "group_wait_s": 0, "group_interval_s": 60},
+            created_by="ann",
+        )
+        policy = parse_policy(
+            {
+                "name": "rollback-on-drift",
+                "match": '{alertname="dataset-drift"}',
+                "action": "rollback",
+            }
+        )
+        action_store.save_policy(session, policy, actor="ann", now=now)
+        drifted = Signal("drift.dataset.drifted", 1, {"model": MODEL, "alias": "champion"}, now)
+        engine.evaluate(session, [drifted], now)
+    first, second = _RecordingSender(), _RecordingSender()
+    engine.after_commit_dispatch(database, first, now)
+    engine.after_commit_dispatch(database, second, now)  # a second replica, or the next tick
+    assert sorted(first.sent) == [ACTION_EXECUTE, ALERTING_DELIVER]
+    assert second.sent == []

@@ -202,11 +202,18 @@ def after_commit_dispatch(db: Database, sender: TaskSender, now: datetime) -> No
     evaluation (a redelivered task) sends and acts once. A failure here never undoes the
     evaluation: the next tick dispatches again.
     """
+    from keelwatch.actions.dispatch import dispatch_for_alerts
     from keelwatch.alerting.delivery import dispatch_notifications
 
-    # Notifications run on every tick, changed or not: group_wait, group_interval and
+    # Notifications run on every call, changed or not: group_wait, group_interval and
     # repeat_interval come due with time alone.
     dispatch_notifications(db, sender, now)
+    # Every firing alert, not only the ones that just fired: one whose dispatch was lost (a
+    # crash after the evaluation committed) is picked up here; executions are unique per
+    # (policy, fingerprint, episode), so the others are not run twice.
+    with db.session() as session:
+        firing = store.list_alerts(session, states=[AlertState.FIRING], limit=10_000)
+    dispatch_for_alerts(db, sender, firing, now)
 
 
 # --- alerts ------------------------------------------------------------------------------------

@@ -51,6 +51,20 @@ def _give_up_or_retry(task: Task[Any, Any], job_id: str, exc: Exception) -> dict
     return {"status": "error", "error": message, "job_id": job_id}
 
 
+def _dispatch_alerts(task: Task[Any, Any]) -> None:
+    """After a result committed (its rules evaluated with it): notify and act now rather than
+    at the next tick. Never fails the check: the tick dispatches again."""
+    from datetime import UTC, datetime
+
+    from keelwatch.alerting.service import after_commit_dispatch
+
+    runtime = get_runtime(task_settings(task))
+    try:
+        after_commit_dispatch(runtime.db, task.app, datetime.now(UTC))
+    except Exception as exc:  # noqa: BLE001 - the result is stored; the beat tick dispatches again
+        logger.warning("alert dispatch after a drift result deferred to the tick: %r", exc)
+
+
 def _fail(task: Task[Any, Any], job_id: str, exc: BaseException) -> dict[str, Any]:
     message = str(exc) or type(exc).__name__
     logger.error("drift check %s failed: %s", job_id, message)
@@ -76,6 +90,8 @@ def start_check(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
         return _fail(self, job_id, exc)
     except Exception as exc:  # noqa: BLE001 - anything else may be transient: the shared helper retries or gives up
         return _give_up_or_retry(self, job_id, exc)
+    if outcome.action == "finished":
+        _dispatch_alerts(self)
     if outcome.action == "fan_out":
         header = [
             self.app.signature(
@@ -129,11 +145,13 @@ def finish_check(
     if failed:
         return {"status": "error", "job_id": job_id, "error": failed[0]["error"]}
     try:
-        return checks.finish_distributed(runtime.db, runtime.settings, job_id, partitions)
+        finished = checks.finish_distributed(runtime.db, runtime.settings, job_id, partitions)
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
         return _fail(self, job_id, exc)
     except Exception as exc:  # noqa: BLE001 - anything else may be transient: the shared helper retries or gives up
         return _give_up_or_retry(self, job_id, exc)
+    _dispatch_alerts(self)
+    return finished
 
 
 @shared_task(name=DRIFT_DISPATCH_DUE, bind=True, acks_late=True, ignore_result=True)
