@@ -11,8 +11,8 @@ What belongs here:
   inhibition and grouping (``group_by``, ``group_wait``, ``group_interval``,
   ``repeat_interval`` as Alertmanager defines them).
 - ``notifiers/``: delivery, one module per notifier type behind one contract.
-- later, the engine service that loads rules and state through ``storage/`` and runs them when
-  a result arrives and on a beat tick.
+- ``service``: the engine service that loads rules and state through ``storage/`` and runs them
+  when a result arrives and on a beat tick (not pure: it takes a session).
 
 What does not: SQLAlchemy sessions, Celery tasks, HTTP servers or settings in the pure modules
 (signal conversion, rules, lifecycle, grouping, silences). Those modules import only
