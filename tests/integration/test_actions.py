@@ -99,14 +99,16 @@ def rollback_policy(**extra: Any) -> Policy:
 
 def wait_for_status(services: Services, execution_id: int, timeout: float = 90.0) -> Any:
     deadline = time.monotonic() + timeout
+    status = "missing"
     while time.monotonic() < deadline:
         with services.db.session() as session:
             execution = store.get_execution(session, execution_id)
         assert execution is not None
+        status = execution.status
         if execution.status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
             return execution
         time.sleep(0.2)
-    raise TimeoutError(f"execution {execution_id} still {execution.status}")
+    raise TimeoutError(f"execution {execution_id} still {status}")
 
 
 def test_worker_rolls_back_once_per_episode(

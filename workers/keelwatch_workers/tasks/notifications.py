@@ -15,6 +15,7 @@ from celery import Task, shared_task
 from keelwatch.contract import ALERTING_DELIVER, QUEUE_MONITORING
 from keelwatch_workers.celery_app import task_settings
 from keelwatch_workers.runtime import get_runtime
+from keelwatch_workers.tasks.retry import retry_later
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def deliver(self: Task[Any, Any], log_id: int) -> dict[str, Any]:
             wait,
             outcome.message,
         )
-        raise self.retry(countdown=wait, queue=QUEUE_MONITORING)
+        retry_later(self, countdown=wait, queue=QUEUE_MONITORING)
     if outcome.status == "dead":
         logger.error("notification %s: dead-lettered: %s", log_id, outcome.message)
     return {"log_id": log_id, "status": outcome.status, "attempts": outcome.attempts}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task
 
@@ -54,3 +54,12 @@ def retry_or_give_up(
     if queue is None:
         raise task.retry(exc=retry_exc, countdown=countdown)
     raise task.retry(exc=retry_exc, countdown=countdown, queue=queue)
+
+
+def retry_later(task: Task[Any, Any], *, countdown: float, queue: str) -> NoReturn:
+    """Retry ``task`` after ``countdown`` seconds on ``queue`` (raises ``celery.exceptions.Retry``).
+
+    For tasks that count their attempts in their own row (notification delivery does, so a
+    replayed dead letter starts again from one) and so choose the countdown themselves.
+    """
+    raise task.retry(countdown=countdown, queue=queue)
