@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Registered-model tag naming the model's trainer, ``package.module:function``.
 TAG_TRAINER = "keelwatch.trainer"
-TAG_ACTION_PREFIX = "keelwatch.action."
+#: Version tag prefix: ``keelwatch.action.<execution id>`` says why a champion changed.
+TAG_EXECUTION_PREFIX = "keelwatch.action."
 
 
 class ActionFailedError(KeelwatchError):
@@ -49,7 +50,7 @@ def _tag_versions(
     text = f"{what} by policy {execution.policy} for alert {execution.alert_fingerprint}"
     for version in versions:
         registry.client.set_model_version_tag(
-            execution.model, version, f"{TAG_ACTION_PREFIX}{execution.id}", text
+            execution.model, version, f"{TAG_EXECUTION_PREFIX}{execution.id}", text
         )
 
 
