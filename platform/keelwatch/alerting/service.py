@@ -87,6 +87,7 @@ def apply_rules(
     *,
     now: datetime,
     source: str = "api",
+    reason: str = "",
 ) -> AppliedRules:
     """Validate rules (a YAML text, or a list of mappings from the API) and upsert them by name.
 
@@ -108,6 +109,7 @@ def apply_rules(
         actor=actor,
         action="rule.apply",
         target=",".join(r.name for r in parsed)[:255] or "(none)",
+        reason=reason,
         details={
             "source": source,
             "created": outcome.created,
@@ -119,11 +121,15 @@ def apply_rules(
     return outcome
 
 
-def delete_rule(session: Session, name: str, actor: str, *, now: datetime) -> None:
+def delete_rule(
+    session: Session, name: str, actor: str, *, now: datetime, reason: str = ""
+) -> None:
     """Delete a rule (audited ``rule.delete``); its active alerts resolve on the next tick."""
     if not store.delete_rule(session, name):
         raise NotFoundError(f"no alerting rule named {name!r}")
-    record_audit(session, actor=actor, action="rule.delete", target=f"rule:{name}", at=now)
+    record_audit(
+        session, actor=actor, action="rule.delete", target=f"rule:{name}", reason=reason, at=now
+    )
 
 
 def list_rules(session: Session) -> list[store.StoredRule]:
