@@ -7,6 +7,7 @@ test's settings; what it wrote is read back from the database and the audit log.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from keelwatch.cli.app import app as cli_app
+from keelwatch.entities.time import utcnow
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import Database, upgrade_database
@@ -147,3 +149,117 @@ def test_rules_delete_is_audited_and_unknown_name_fails(
     assert code == 2 and "dataset-drift" in out
     code, out = cli("rules", "delete", "column-drift")
     assert code != 0  # --reason is required
+
+
+# --- alerts, acknowledgements, silences --------------------------------------------------------
+
+
+def _raise_alerts(db: Database) -> None:
+    """Store the two rules and evaluate one batch: one alert firing, one pending."""
+    from keelwatch.alerting import service
+    from keelwatch.alerting.signals import known_signal_names
+    from keelwatch.entities.signals import Signal
+    from keelwatch.entities.time import utcnow
+
+    now = utcnow()
+    labels = {"model": "credit-risk", "version": "2"}
+    batch = [
+        Signal("drift.column.p_value", 0.01, {**labels, "column": "income"}, now),
+        Signal("drift.dataset.drifted", 1.0, labels, now),
+    ]
+    with db.session() as session:
+        service.apply_rules(session, RULES, "setup", known_signal_names(), now=now)
+        service.evaluate(session, batch, now)
+
+
+def _alerts(cli: Cli, *args: str) -> list[dict[str, Any]]:
+    code, out = cli("alerts", "list", "--json", *args)
+    assert code == 0, out
+    return list(json.loads(out))
+
+
+def test_alerts_list_filters_by_state_and_show_accepts_prefix(
+    sqlite_cli: tuple[Cli, Database],
+) -> None:
+    cli, db = sqlite_cli
+    _raise_alerts(db)
+    everything = _alerts(cli)
+    assert sorted(a["state"] for a in everything) == ["firing", "pending"]
+    firing = _alerts(cli, "--state", "firing")
+    assert [a["rule"] for a in firing] == ["dataset-drift"]
+    assert [a["rule"] for a in _alerts(cli, "--state", "pending")] == ["column-drift"]
+    assert _alerts(cli, "--state", "resolved") == []
+    code, out = cli("alerts", "list", "--state", "burning")
+    assert code == 2 and "burning" in out
+    code, out = cli("alerts", "list")
+    assert code == 0 and "dataset-drift" in out
+
+    fingerprint = firing[0]["fingerprint"]
+    code, out = cli("alerts", "show", fingerprint[:8], "--json")
+    assert code == 0, out
+    shown = json.loads(out)
+    assert shown["fingerprint"] == fingerprint
+    assert [(h["from"], h["to"]) for h in shown["history"]] == [(None, "firing")]
+    code, out = cli("alerts", "show", fingerprint[:8])
+    assert code == 0 and "(new) -> firing" in out and 'model="credit-risk"' in out
+
+    code, out = cli("alerts", "show", "0" * 64)
+    assert code == 2 and "no alert with fingerprint" in out
+    code, out = cli("alerts", "show", "not-hex")
+    assert code == 2 and "hexadecimal" in out
+    code, out = cli("alerts", "show", "")
+    assert code == 2
+
+
+def test_alerts_ack_records_assignee_and_audits(sqlite_cli: tuple[Cli, Database]) -> None:
+    cli, db = sqlite_cli
+    _raise_alerts(db)
+    fingerprint = _alerts(cli, "--state", "firing")[0]["fingerprint"]
+    code, out = cli(
+        "alerts", "ack", fingerprint[:10], "--assignee", "dana", "--comment", "on it",
+        "--actor", "erin",
+    )  # fmt: skip
+    assert code == 0, out
+    acked = _alerts(cli, "--state", "firing")[0]["acknowledgement"]
+    assert acked["assignee"] == "dana" and acked["comment"] == "on it"
+    audit = _actions(db, "alert.ack")
+    assert [(e.actor, e.target, e.reason) for e in audit] == [
+        ("erin", f"alert:{fingerprint}", "on it")
+    ]
+    code, out = cli("alerts", "ack", fingerprint, "--assignee", "  ")
+    assert code == 2  # a blank assignee is refused by the lifecycle
+
+
+def test_alerts_silence_and_unsilence_are_audited(sqlite_cli: tuple[Cli, Database]) -> None:
+    from keelwatch.alerting import service
+
+    cli, db = sqlite_cli
+    code, out = cli(
+        "alerts", "silence", "--match", 'model="credit-risk"', "--match", 'column=~"inc.*"',
+        "--for", "2h", "--comment", "retraining", "--until-resolved", "--actor", "erin",
+    )  # fmt: skip
+    assert code == 0, out
+    silence_id = out.split()[1]
+    with db.session() as session:
+        (stored,) = service.list_silences(session)
+    assert stored.id == silence_id and stored.ends_when_resolved
+    assert [str(m) for m in stored.matchers] == ['model="credit-risk"', 'column=~"inc.*"']
+    assert stored.author == "erin" and stored.comment == "retraining"
+    assert timedelta(hours=2) - (stored.ends_at - stored.starts_at) < timedelta(seconds=1)
+
+    code, out = cli("alerts", "unsilence", silence_id, "--actor", "erin")
+    assert code == 0, out
+    with db.session() as session:
+        assert service.list_silences(session, active_at=utcnow() + timedelta(seconds=1)) == []
+    assert [e.target for e in _actions(db, "silence.create")] == [f"silence:{silence_id}"]
+    assert [e.actor for e in _actions(db, "silence.expire")] == ["erin"]
+
+    code, out = cli("alerts", "unsilence", "no-such-id")
+    assert code == 2 and "no silence" in out
+    base = ("alerts", "silence", "--for", "1h", "--comment", "x")
+    code, out = cli(*base, "--match", 'model="a"', "--match", "model=~")
+    assert code == 2 and "--match #2, column" in out
+    code, out = cli(*base[:2], "--match", 'model="a"', "--for", "soon", "--comment", "x")
+    assert code == 2 and "--for" in out
+    code, out = cli(*base, "--match", "")
+    assert code == 2 and "at least one matcher" in out

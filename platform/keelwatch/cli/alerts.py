@@ -1,4 +1,8 @@
-"""``keelwatch alerts ...``: alerts and their notifications (dead letters for now).
+"""``keelwatch alerts ...``: alerts (list, show, ack), silences, and notifications given up on.
+
+``list`` and ``show`` read alerts and their history (``show`` accepts a unique fingerprint
+prefix); ``ack`` (audited ``alert.ack``), ``silence`` (``silence.create``) and ``unsilence``
+(``silence.expire``) act with the CLI actor.
 
 ``dead-letters`` lists notifications given up on; ``dead-letters replay ID`` puts one back to
 pending and enqueues its delivery (audited ``notification.replay``).
@@ -7,13 +11,19 @@ pending and enqueues its delivery (audited ``notification.replay``).
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli.support import cli_actor, cli_services
+from keelwatch.cli.support import cli_actor, cli_services, fail
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from keelwatch.entities.alerts import Alert, Matcher
 
 console = Console(markup=False)
 
@@ -91,3 +101,234 @@ def replay(
             )
         enqueue_delivery(services.sender, letter.log_id)
     typer.echo(f"replayed dead letter {letter.id}: notification {letter.log_id} re-enqueued")
+
+
+# --- alerts, acknowledgements, silences --------------------------------------------------------
+
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _alert_json(alert: Alert) -> dict[str, Any]:
+    ack = alert.acknowledgement
+    return {
+        "fingerprint": alert.fingerprint,
+        "rule": alert.rule_name,
+        "state": alert.state.value,
+        "severity": alert.severity.value,
+        "value": alert.value,
+        "episode": alert.episode,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "runbook_url": alert.runbook_url,
+        "active_since": alert.active_since.isoformat(),
+        "fired_at": _iso(alert.fired_at),
+        "resolved_at": _iso(alert.resolved_at),
+        "last_evaluated_at": alert.last_evaluated_at.isoformat(),
+        "acknowledgement": (
+            None
+            if ack is None
+            else {"assignee": ack.assignee, "at": ack.at.isoformat(), "comment": ack.comment}
+        ),
+    }
+
+
+def _resolve_fingerprint(session: Session, prefix: str) -> str:
+    """The one fingerprint starting with ``prefix`` (as ``git`` resolves short hashes)."""
+    from sqlalchemy import select
+
+    from keelwatch.storage.models import AlertRow
+
+    wanted = prefix.strip().lower()
+    if not wanted or not all(c in "0123456789abcdef" for c in wanted):
+        fail(f"fingerprint {prefix!r} is not a hexadecimal fingerprint or prefix")
+    found = list(
+        session.scalars(
+            select(AlertRow.fingerprint).where(AlertRow.fingerprint.startswith(wanted)).limit(2)
+        )
+    )
+    if not found:
+        fail(f"no alert with fingerprint {prefix!r}")
+    if len(found) > 1:
+        fail(f"fingerprint prefix {prefix!r} matches several alerts; give more characters")
+    return str(found[0])
+
+
+@alerts_app.command("list")
+def list_alerts(
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", help="pending, firing, resolved or inactive (repeatable)."),
+    ] = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Only this rule's alerts.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 500,
+    as_json: JsonOption = False,
+) -> None:
+    """Alerts, most recently evaluated first."""
+    from keelwatch.alerting import service
+    from keelwatch.entities.alerts import AlertState
+
+    states = None
+    if state:
+        known = {s.value: s for s in AlertState}
+        unknown = [s for s in state if s not in known]
+        if unknown:
+            fail(f"unknown --state {unknown[0]!r}; use one of {', '.join(known)}")
+        states = [known[s] for s in state]
+    with cli_services() as services, services.db.session() as session:
+        alerts = service.list_alerts(session, states=states, rule_name=rule, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([_alert_json(a) for a in alerts], indent=2))
+        return
+    # What fits a terminal; values, labels and acknowledgements are in --json and `show`.
+    table = Table("fingerprint", "rule", "state", "severity", "model")
+    for alert in alerts:
+        table.add_row(
+            alert.fingerprint[:12],
+            alert.rule_name,
+            alert.state.value,
+            alert.severity.value,
+            alert.labels.get("model", ""),
+        )
+    console.print(table)
+
+
+@alerts_app.command("show")
+def show(
+    fingerprint: Annotated[str, typer.Argument(help="Fingerprint or a unique prefix of it.")],
+    as_json: JsonOption = False,
+) -> None:
+    """One alert with its labels, annotations, acknowledgement and history."""
+    from keelwatch.alerting import service
+
+    with cli_services() as services, services.db.session() as session:
+        alert, history = service.show_alert(session, _resolve_fingerprint(session, fingerprint))
+    steps = [
+        {
+            "at": t.at.isoformat(),
+            "episode": t.episode,
+            "from": t.from_state.value if t.from_state is not None else None,
+            "to": t.to_state.value,
+            "value": t.value,
+        }
+        for t in history
+    ]
+    if as_json:
+        typer.echo(json.dumps({**_alert_json(alert), "history": steps}, indent=2))
+        return
+    typer.echo(f"alert {alert.fingerprint}")
+    typer.echo(f"  rule       {alert.rule_name} ({alert.severity.value})")
+    typer.echo(f"  state      {alert.state.value}, episode {alert.episode}, value {alert.value:g}")
+    typer.echo("  labels     " + ", ".join(f'{k}="{v}"' for k, v in sorted(alert.labels.items())))
+    for key, text in sorted(alert.annotations.items()):
+        typer.echo(f"  {key:<10} {text}")
+    if alert.runbook_url:
+        typer.echo(f"  runbook    {alert.runbook_url}")
+    if alert.acknowledgement is not None:
+        ack = alert.acknowledgement
+        note = f": {ack.comment}" if ack.comment else ""
+        typer.echo(f"  acked by   {ack.assignee} at {ack.at.isoformat(timespec='seconds')}{note}")
+    typer.echo("  history")
+    for step in steps:
+        typer.echo(
+            f"    {step['at']}  episode {step['episode']}  "
+            f"{step['from'] or '(new)'} -> {step['to']}  value {step['value']:g}"
+        )
+
+
+@alerts_app.command("ack")
+def ack(
+    fingerprint: Annotated[str, typer.Argument(help="Fingerprint or a unique prefix of it.")],
+    assignee: Annotated[str, typer.Option("--assignee", help="Who takes the alert.")],
+    comment: Annotated[str, typer.Option("--comment", help="A note (audit log).")] = "",
+    actor: ActorOption = None,
+) -> None:
+    """Take an active alert (audited ``alert.ack``); acking again hands it over."""
+    from keelwatch.alerting import service
+    from keelwatch.entities.time import utcnow
+
+    with cli_services() as services:
+        who = cli_actor(actor, services.settings)
+        with services.db.session() as session:
+            full = _resolve_fingerprint(session, fingerprint)
+            acked = service.acknowledge(session, full, assignee, who, comment, now=utcnow())
+    typer.echo(f"alert {acked.fingerprint[:12]} ({acked.rule_name}) acknowledged by {assignee}")
+
+
+@alerts_app.command("silence")
+def silence(
+    match: Annotated[
+        list[str],
+        typer.Option("--match", help='A label matcher such as model="credit" (repeatable).'),
+    ],
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 2h, 1d.")],
+    comment: Annotated[str, typer.Option("--comment", help="Why (required).")],
+    until_resolved: Annotated[
+        bool,
+        typer.Option("--until-resolved", help="End early once the alerts it mutes resolve."),
+    ] = False,
+    author: Annotated[
+        str | None, typer.Option("--author", help="Author (default: the actor).")
+    ] = None,
+    actor: ActorOption = None,
+) -> None:
+    """Mute notifications for alerts matching every --match (audited ``silence.create``)."""
+    from keelwatch.alerting import service
+    from keelwatch.alerting.matchers import MatcherSyntaxError, parse_matchers
+    from keelwatch.alerting.rules import parse_duration
+    from keelwatch.entities.time import utcnow
+    from keelwatch.errors import InvalidInputError
+
+    matchers: list[Matcher] = []
+    for position, text in enumerate(match, start=1):
+        try:
+            matchers.extend(parse_matchers(text))
+        except MatcherSyntaxError as err:
+            fail(f"--match #{position}, column {err.column}: {err.reason}")
+    try:
+        length = parse_duration(duration)
+    except InvalidInputError as err:
+        fail(f"--for: {err}")
+    if length <= timedelta(0):
+        fail("--for must be a positive duration")
+    now = utcnow()
+    with cli_services() as services:
+        who = cli_actor(actor, services.settings)
+        with services.db.session() as session:
+            created = service.create_silence(
+                session,
+                matchers=matchers,
+                author=author or who,
+                comment=comment,
+                starts_at=now,
+                ends_at=now + length,
+                actor=who,
+                now=now,
+                ends_when_resolved=until_resolved,
+            )
+    until = created.ends_at.isoformat(timespec="seconds")
+    extra = " or when its alerts resolve" if until_resolved else ""
+    typer.echo(f"silence {created.id} until {until}{extra}")
+
+
+@alerts_app.command("unsilence")
+def unsilence(
+    silence_id: Annotated[str, typer.Argument(help="Silence id (from `alerts silence`).")],
+    actor: ActorOption = None,
+) -> None:
+    """End a silence now (audited ``silence.expire``)."""
+    from keelwatch.alerting import service
+    from keelwatch.entities.time import utcnow
+
+    with cli_services() as services:
+        who = cli_actor(actor, services.settings)
+        with services.db.session() as session:
+            ended = service.expire_silence(session, silence_id, who, now=utcnow())
+    typer.echo(f"silence {ended.id} ended at {ended.ends_at.isoformat(timespec='seconds')}")
