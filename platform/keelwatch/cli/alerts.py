@@ -142,18 +142,12 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
 
 def _resolve_fingerprint(session: Session, prefix: str) -> str:
     """The one fingerprint starting with ``prefix`` (as ``git`` resolves short hashes)."""
-    from sqlalchemy import select
-
-    from keelwatch.storage.models import AlertRow
+    from keelwatch.storage.alerts import fingerprints_with_prefix
 
     wanted = prefix.strip().lower()
     if not wanted or not all(c in "0123456789abcdef" for c in wanted):
         fail(f"fingerprint {prefix!r} is not a hexadecimal fingerprint or prefix")
-    found = list(
-        session.scalars(
-            select(AlertRow.fingerprint).where(AlertRow.fingerprint.startswith(wanted)).limit(2)
-        )
-    )
+    found = fingerprints_with_prefix(session, wanted)
     if not found:
         fail(f"no alert with fingerprint {prefix!r}")
     if len(found) > 1:

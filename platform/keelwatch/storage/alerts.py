@@ -31,6 +31,7 @@ from keelwatch.storage.models import AlertHistoryRow, AlertRow, AlertRuleRow, Si
 __all__ = [
     "StoredRule",
     "delete_rule",
+    "fingerprints_with_prefix",
     "get_alert",
     "get_rule",
     "get_silence",
@@ -206,6 +207,12 @@ def get_alert(session: Session, fingerprint: str) -> Alert | None:
     """The alert with ``fingerprint``, or None."""
     row = session.scalars(select(AlertRow).where(AlertRow.fingerprint == fingerprint)).first()
     return None if row is None else to_alert(row)
+
+
+def fingerprints_with_prefix(session: Session, prefix: str, *, limit: int = 2) -> list[str]:
+    """Up to ``limit`` fingerprints starting with ``prefix`` (the CLI's short fingerprints)."""
+    query = select(AlertRow.fingerprint).where(AlertRow.fingerprint.startswith(prefix))
+    return list(session.scalars(query.order_by(AlertRow.fingerprint).limit(limit)))
 
 
 def list_alerts(
