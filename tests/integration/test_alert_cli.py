@@ -263,3 +263,87 @@ def test_alerts_silence_and_unsilence_are_audited(sqlite_cli: tuple[Cli, Databas
     assert code == 2 and "--for" in out
     code, out = cli(*base, "--match", "")
     assert code == 2 and "at least one matcher" in out
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+def _awaiting(db: Database, policy_name: str, fingerprint: str) -> int:
+    """An execution of a manual notify policy, as dispatch leaves it for a person."""
+    from keelwatch.entities.actions import ActionKind, ExecutionStatus, Policy, PolicyMode
+    from keelwatch.storage import actions as action_store
+
+    policy = Policy(name=policy_name, action=ActionKind.NOTIFY, mode=PolicyMode.MANUAL)
+    with db.session() as session:
+        execution = action_store.insert_execution(
+            session,
+            policy=policy,
+            model="credit-risk",
+            alert_fingerprint=fingerprint,
+            episode=1,
+            alert_labels={"model": "credit-risk"},
+            status=ExecutionStatus.AWAITING_APPROVAL,
+            reason="manual mode",
+            decided_by=f"policy:{policy_name}",
+            now=utcnow(),
+        )
+    assert execution is not None
+    return execution.id
+
+
+def test_actions_approve_enqueues_to_a_real_worker_and_reject_ends(
+    tmp_path: Path,
+    sqlite_url: str,
+    mlflow_uri: str,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    start_worker: Any,
+) -> None:
+    import time
+
+    from keelwatch.storage.actions import get_execution
+
+    settings = make_settings(
+        tmp_path, database_url=sqlite_url, mlflow_uri=mlflow_uri, broker_url=redis_url
+    )
+    upgrade_database(sqlite_url)
+    cli, db = _cli(settings, monkeypatch), Database(sqlite_url)
+    approved = _awaiting(db, "page-on-drift", "a" * 64)
+    rejected = _awaiting(db, "page-on-drift", "b" * 64)
+
+    code, out = cli("actions", "list", "--status", "awaiting_approval", "--json")
+    assert code == 0, out
+    assert sorted(e["id"] for e in json.loads(out)) == [approved, rejected]
+    code, out = cli("actions", "list")
+    assert code == 0 and "page-on-drift" in out
+    code, out = cli("actions", "list", "--status", "sleeping")
+    assert code == 2 and "sleeping" in out
+
+    code, out = cli("actions", "approve", str(approved), "--reason", "go", "--actor", "erin")
+    assert code == 0, out
+    code, out = cli("actions", "reject", str(rejected), "--reason", "no", "--actor", "erin")
+    assert code == 0, out
+    # Decided once: a second decision, either way, is refused; unknown ids too.
+    code, out = cli("actions", "approve", str(rejected), "--reason", "changed my mind")
+    assert code == 2 and "rejected, not awaiting approval" in out
+    code, out = cli("actions", "reject", "999999", "--reason", "x")
+    assert code == 2 and "no action execution" in out
+    code, out = cli("actions", "approve", str(approved), "--reason", "  ")
+    assert code == 2 and "--reason" in out
+
+    worker = start_worker(settings, queues="cpu", concurrency=1)
+    deadline = time.monotonic() + 60
+    while True:
+        with db.session() as session:
+            done = get_execution(session, approved)
+        assert done is not None
+        if done.status.value in ("succeeded", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done.status.value == "succeeded", worker.output()
+    assert done.decided_by == "erin"
+    with db.session() as session:
+        still = get_execution(session, rejected)
+    assert still is not None and still.status.value == "rejected"
+    assert [(e.actor, e.reason) for e in _actions(db, "action.approve")] == [("erin", "go")]
+    assert [(e.actor, e.reason) for e in _actions(db, "action.reject")] == [("erin", "no")]

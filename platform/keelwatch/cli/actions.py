@@ -1,0 +1,165 @@
+"""``keelwatch actions ...``: what policies did or want to do, and the operator's decisions.
+
+``list`` shows executions newest first. A manual-mode policy (or a guard capping consecutive
+automatic actions) leaves an execution ``awaiting_approval``: ``approve`` moves it to
+``pending`` and enqueues it after the commit (audited ``action.approve``), ``reject`` ends it
+(``action.reject``). Only an execution still awaiting approval can be decided, once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keelwatch.cli.support import cli_actor, cli_services, fail
+
+if TYPE_CHECKING:
+    from keelwatch.entities.actions import ActionExecution
+
+# No markup: reasons and labels are user text and may contain "[...]".
+console = Console(markup=False)
+
+actions_app = typer.Typer(
+    help="Policy actions: list executions, approve or reject those awaiting a person.",
+    no_args_is_help=True,
+)
+
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
+]
+ReasonRequired = Annotated[
+    str, typer.Option("--reason", "-r", help="Why (audit log; required for every decision).")
+]
+
+
+def _execution_json(execution: ActionExecution) -> dict[str, Any]:
+    return {
+        "id": execution.id,
+        "policy": execution.policy,
+        "action": execution.action.value,
+        "model": execution.model,
+        "status": execution.status.value,
+        "reason": execution.reason,
+        "decided_by": execution.decided_by,
+        "alert_fingerprint": execution.alert_fingerprint,
+        "episode": execution.episode,
+        "alert_labels": dict(execution.alert_labels),
+        "params": dict(execution.params),
+        "result": dict(execution.result),
+        "created_at": execution.created_at.isoformat(),
+        "started_at": execution.started_at.isoformat() if execution.started_at else None,
+        "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
+    }
+
+
+@actions_app.command("list")
+def list_actions(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="pending, awaiting_approval, running, succeeded, failed, skipped or rejected.",
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Only this model's.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Action executions, newest first."""
+    from keelwatch.entities.actions import ExecutionStatus
+    from keelwatch.storage.actions import list_executions
+
+    wanted = None
+    if status is not None:
+        known = {s.value: s for s in ExecutionStatus}
+        if status not in known:
+            fail(f"unknown --status {status!r}; use one of {', '.join(known)}")
+        wanted = known[status]
+    with cli_services() as services, services.db.session() as session:
+        executions = list_executions(session, model=model, status=wanted, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([_execution_json(e) for e in executions], indent=2))
+        return
+    # What fits a terminal; the alert, reason and result are in --json.
+    table = Table("id", "policy", "action", "model", "status")
+    for execution in executions:
+        table.add_row(
+            str(execution.id),
+            execution.policy,
+            execution.action.value,
+            execution.model,
+            execution.status.value,
+        )
+    console.print(table)
+
+
+def _decide(execution_id: int, *, approve: bool, reason: str, actor: str | None) -> str:
+    """Record the decision and its audit entry in one transaction; enqueue after the commit."""
+    from keelwatch.actions.dispatch import enqueue_execution
+    from keelwatch.entities.time import utcnow
+    from keelwatch.storage.actions import decide_execution, get_execution
+    from keelwatch.storage.audit import record_audit
+
+    if not reason.strip():
+        fail("--reason must not be blank")
+    now = utcnow()
+    with cli_services() as services:
+        who = cli_actor(actor, services.settings)
+        with services.db.session() as session:
+            execution = get_execution(session, execution_id)
+            if execution is None:
+                fail(f"no action execution with id {execution_id}")
+            # The UPDATE only matches an execution still awaiting approval, so two operators
+            # deciding at once cannot both win.
+            if not decide_execution(
+                session, execution_id, approve=approve, actor=who, reason=reason, now=now
+            ):
+                fail(
+                    f"action execution {execution_id} is {execution.status.value}, "
+                    "not awaiting approval"
+                )
+            record_audit(
+                session,
+                actor=who,
+                action="action.approve" if approve else "action.reject",
+                target=f"model:{execution.model}",
+                reason=reason,
+                details={
+                    "execution_id": execution.id,
+                    "policy": execution.policy,
+                    "action": execution.action.value,
+                    "alert": execution.alert_fingerprint,
+                    "episode": execution.episode,
+                },
+                at=now,
+            )
+        if approve:
+            enqueue_execution(services.sender, execution_id)
+    return f"{execution.action.value} of {execution.model} (policy {execution.policy})"
+
+
+@actions_app.command("approve")
+def approve(
+    execution_id: Annotated[int, typer.Argument(help="Execution id (from `actions list`).")],
+    reason: ReasonRequired,
+    actor: ActorOption = None,
+) -> None:
+    """Approve an execution awaiting approval: it runs on a worker now."""
+    what = _decide(execution_id, approve=True, reason=reason, actor=actor)
+    typer.echo(f"approved action {execution_id}: {what} enqueued")
+
+
+@actions_app.command("reject")
+def reject(
+    execution_id: Annotated[int, typer.Argument(help="Execution id (from `actions list`).")],
+    reason: ReasonRequired,
+    actor: ActorOption = None,
+) -> None:
+    """Reject an execution awaiting approval: it never runs."""
+    what = _decide(execution_id, approve=False, reason=reason, actor=actor)
+    typer.echo(f"rejected action {execution_id}: {what}")
