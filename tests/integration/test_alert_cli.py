@@ -347,3 +347,42 @@ def test_actions_approve_enqueues_to_a_real_worker_and_reject_ends(
     assert still is not None and still.status.value == "rejected"
     assert [(e.actor, e.reason) for e in _actions(db, "action.approve")] == [("erin", "go")]
     assert [(e.actor, e.reason) for e in _actions(db, "action.reject")] == [("erin", "no")]
+
+
+# --- models set-trainer ------------------------------------------------------------------------
+
+
+def test_models_set_trainer_writes_the_tag_the_executor_reads(
+    tmp_path: Path, sqlite_url: str, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keelwatch.actions.executor import TAG_TRAINER
+    from keelwatch.wiring import Services
+
+    settings = make_settings(tmp_path, database_url=sqlite_url, mlflow_uri=mlflow_uri)
+    upgrade_database(sqlite_url)
+    cli, db = _cli(settings, monkeypatch), Database(sqlite_url)
+    services = Services(settings)
+    try:
+        services.registry.client.create_registered_model("credit-risk")
+        spec = "my_pkg.training:retrain"
+        code, out = cli(
+            "models", "set-trainer", "credit-risk", spec, "--reason", "nightly", "--actor", "ann"
+        )
+        assert code == 0, out
+        tags = services.registry.client.get_registered_model("credit-risk").tags
+        assert tags[TAG_TRAINER] == spec
+        (entry,) = _actions(db, "model.set_trainer")
+        assert (entry.actor, entry.target, entry.reason) == ("ann", "model:credit-risk", "nightly")
+        assert entry.details["trainer"] == spec and entry.details["previous"] is None
+
+        for bad in ("my_pkg.training", "my_pkg.training:", ":retrain", "a b:c", "pkg:fn:x"):
+            code, out = cli("models", "set-trainer", "credit-risk", bad, "--reason", "x")
+            assert code == 2 and "package.module:function" in out, bad
+        code, out = cli("models", "set-trainer", "no-such-model", spec, "--reason", "x")
+        assert code == 2 and "no-such-model" in out
+        # Refused calls changed nothing.
+        tags = services.registry.client.get_registered_model("credit-risk").tags
+        assert tags[TAG_TRAINER] == spec
+        assert len(_actions(db, "model.set_trainer")) == 1
+    finally:
+        services.close()

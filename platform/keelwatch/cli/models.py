@@ -8,6 +8,7 @@ MLflow is only imported when a command talks to the registry, so ``--help`` stay
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -367,3 +368,48 @@ def resolve(
     console.print(
         f"input columns: {', '.join(columns) if columns is not None else '(no signature)'}"
     )
+
+
+# ``package.module:function``: dotted identifiers, one colon, one identifier (what
+# actions.executor.load_trainer imports); checked here so a typo fails now, not at retrain time.
+_TRAINER_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+@models_app.command("set-trainer")
+def set_trainer(
+    name: NameArgument,
+    trainer: Annotated[
+        str, typer.Argument(help="The retrain function, as package.module:function.")
+    ],
+    reason: ReasonRequired,
+    actor: ActorOption = None,
+) -> None:
+    """Record the function a `retrain` policy calls for this model (audited model.set_trainer).
+
+    The function is imported by the worker that retrains, so it is not imported here: only its
+    shape is checked.
+    """
+    from keelwatch.actions.executor import TAG_TRAINER
+    from keelwatch.storage.audit import record_audit
+
+    spec = trainer.strip()
+    if not _TRAINER_SPEC.match(spec):
+        fail(f"trainer {trainer!r} is not 'package.module:function'")
+    if not reason.strip():
+        fail("--reason must not be blank")
+    with cli_services() as services:
+        who = cli_actor(actor, services.settings)
+        model = services.registry.get_model(name)  # NotFoundError: a clean exit 2
+        tags = services.registry.client.get_registered_model(model.name).tags or {}
+        with services.db.session() as session:
+            # Tag first, audit in the same transaction: a failed tag leaves no audit entry.
+            services.registry.client.set_registered_model_tag(model.name, TAG_TRAINER, spec)
+            record_audit(
+                session,
+                actor=who,
+                action="model.set_trainer",
+                target=f"model:{model.name}",
+                reason=reason,
+                details={"trainer": spec, "previous": tags.get(TAG_TRAINER)},
+            )
+    console.print(f"trainer of {model.name} set to {spec}")
