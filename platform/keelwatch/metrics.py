@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -98,6 +98,26 @@ class KeelwatchMetrics:
 # --------------------------------------------------------------------------- queue depth
 
 
+T = TypeVar("T")
+
+
+def read_for_scrape(
+    read: Callable[[], T], what: str, on_error: Callable[[Exception], None] | None
+) -> T | None:
+    """``read()``, or None when it fails: a scrape must not fail because a source is down.
+
+    The failure is logged (naming ``what``) and counted through ``on_error``; the collector then
+    reports no series for this scrape.
+    """
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001 - any source failure: no series this scrape, counted
+        logger.warning("%s unavailable: %s", what, exc)
+        if on_error is not None:
+            on_error(exc)
+        return None
+
+
 def broker_queue_depths(settings: Settings, queues: Sequence[str] = ALL_QUEUES) -> dict[str, int]:
     """Messages waiting in each queue of the configured broker (kombu's public API)."""
     from keelwatch.celery_config import queue_depths
@@ -124,13 +144,7 @@ class QueueDepthCollector(Collector):
         family = GaugeMetricFamily(
             "keelwatch_queue_depth", "Messages waiting per queue.", labels=["queue"]
         )
-        try:
-            depths = self._probe()
-        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because the broker is down
-            logger.warning("queue depth unavailable: %s", exc)
-            if self._on_error is not None:
-                self._on_error(exc)
-            depths = {}
+        depths = read_for_scrape(self._probe, "queue depth", self._on_error) or {}
         for queue, depth in sorted(depths.items()):
             family.add_metric([queue], depth)
         yield family
@@ -158,14 +172,12 @@ class InferenceProgressCollector(Collector):
         family = CounterMetricFamily(
             "keelwatch_inference_rows", "Rows scored by the fleet, by job kind.", labels=["kind"]
         )
-        try:
+
+        def read() -> dict[str, int]:
             with self._database.session() as session:
-                totals = rows_done_by_kind(session)
-        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: report nothing, count the error
-            logger.warning("inference progress unavailable: %s", exc)
-            if self._on_error is not None:
-                self._on_error(exc)
-            totals = {}
+                return rows_done_by_kind(session)
+
+        totals = read_for_scrape(read, "inference progress", self._on_error) or {}
         for kind, rows in sorted(totals.items()):
             family.add_metric([kind], rows)
         yield family
@@ -196,13 +208,13 @@ class JobStatesCollector(Collector):
         family = GaugeMetricFamily(
             "keelwatch_jobs", "Jobs per state, from the jobs table.", labels=["state"]
         )
-        try:
+
+        def read() -> dict[str, int]:
             with self._database.session() as session:
-                counts = count_jobs_by_status(session)
-        except Exception as exc:  # noqa: BLE001 - the database is down: report nothing, count the error
-            logger.warning("job states unavailable: %s", exc)
-            if self._on_error is not None:
-                self._on_error(exc)
+                return count_jobs_by_status(session)
+
+        counts = read_for_scrape(read, "job states", self._on_error)
+        if counts is None:
             yield family
             return
         states = {state.value: 0 for state in JobStatus} | counts
@@ -261,13 +273,7 @@ class ChampionVersionCollector(Collector):
             "Version number the champion alias points to, per registered model.",
             labels=["model"],
         )
-        try:
-            champions = self._champions()
-        except Exception as exc:  # noqa: BLE001 - MLflow is down: no series this scrape, count the error
-            logger.warning("champion versions unavailable: %s", exc)
-            if self._on_error is not None:
-                self._on_error(exc)
-            champions = {}
+        champions = read_for_scrape(self._champions, "champion versions", self._on_error) or {}
         for model, version in sorted(champions.items()):
             if version.isdigit():
                 family.add_metric([model], float(version))
