@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from keelwatch.cli.demo import FEATURES, MODEL_NAME, DemoResult, make_training_data, run_demo
+from keelwatch.entities.audit import AuditEntry
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.predictions import recent_predictions
@@ -59,9 +61,13 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     assert len({row.request_id for row in logged}) == len(logged)
 
     actions = [entry.action for entry in reversed(audit)]
-    for action in ("approve", "promote", "rollback"):
+    for action in ("approve", "promote", "rollback", "rule.apply", "policy.apply"):
         assert any(action in a for a in actions), f"{action!r} missing from audit: {actions}"
-    assert all(entry.actor == "demo" for entry in audit)
+    # A person did everything up to arming the loop; the rollback and the retrain were the
+    # policies' own, with the alert as the why.
+    people = {e.actor for e in audit if e.action in ("model.approve", "rule.apply")}
+    assert people == {"demo"}
+    _check_loop(settings, result, audit, client)
 
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == v1
 
@@ -82,6 +88,44 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     assert "drift/evidently_second_opinion.html" in artifacts
     page = Path(client.download_artifacts(run.info.run_id, "drift_report.html")).read_text()
     assert "data-verdict='DRIFT'" in page and "independent second opinion" in page
+
+
+def _check_loop(
+    settings: Settings, result: DemoResult, audit: list[AuditEntry], client: MlflowClient
+) -> None:
+    """The drift alert notified (signed), rolled back and retrained with no manual step."""
+    v1, v2 = result.versions
+    loop = result.loop
+    assert loop.alert_fingerprints, "no dataset-drift alert fired"
+    fingerprint = loop.alert_fingerprints[0]
+    assert loop.rejected_notifications == 0
+    firing = [n for n in loop.notifications if n.body["status"] == "firing"]
+    assert firing, [n.body for n in loop.notifications]
+    alert = firing[0].body["alerts"][0]
+    assert alert["labels"]["alertname"] == "dataset-drift"
+    assert alert["labels"]["model"] == MODEL_NAME and alert["labels"]["version"] == v2
+    assert alert["fingerprint"] == fingerprint
+
+    by_policy = {e.policy: e for e in loop.executions}
+    assert set(by_policy) == {"rollback-on-drift", "retrain-on-drift"}
+    rollback, retrain = by_policy["rollback-on-drift"], by_policy["retrain-on-drift"]
+    assert rollback.status.value == "succeeded", rollback.reason
+    assert rollback.alert_fingerprint == fingerprint
+    assert (rollback.result["from_version"], rollback.result["to_version"]) == (v2, v1)
+    assert retrain.status.value == "succeeded", retrain.reason
+    challenger = str(retrain.result["version"])
+    assert challenger not in (v1, v2) and loop.challenger == challenger
+    assert loop.champion_after == v1  # a retrained version never becomes champion by itself
+
+    policy_rollbacks = [e for e in audit if e.actor == "policy:rollback-on-drift"]
+    assert any(e.action == "model.rollback" and fingerprint in e.reason for e in policy_rollbacks)
+    assert any(e.action == "action.succeeded" for e in policy_rollbacks)
+    # The MLflow UI says why the champion changed, on both versions involved.
+    tag = f"keelwatch.action.{rollback.id}"
+    for version in (v1, v2):
+        tags = client.get_model_version(MODEL_NAME, version).tags
+        assert fingerprint in tags[tag], tags
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == challenger
 
 
 def test_lifecycle_on_redis_and_postgresql(

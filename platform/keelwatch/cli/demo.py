@@ -1,8 +1,11 @@
 """The end-to-end lifecycle on embedded defaults (``make demo`` / ``python -m keelwatch.cli.demo``).
 
 Trains two versions of a small scikit-learn model, registers both, approves and promotes v1,
-scores a dataset through a real worker process, promotes v2, rolls back to v1 and prints where
-to look. Every step goes through the same code the CLI and API use; nothing is faked.
+scores a dataset through a real worker process and promotes v2. Then the loop closes by itself:
+a shifted batch scored by v2 drifts, the drift check fires the ``dataset-drift`` alert, a local
+webhook receiver gets the signed notification, one policy rolls the champion back to v1 and
+another retrains a challenger (v3), all audited as ``policy:<name>``. Every step goes through
+the same code the CLI and API use; nothing is faked.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from keelwatch.cli.demo_loop import LoopResult, WebhookReceiver, arm_loop, print_loop, wait_for_loop
 from keelwatch.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from keelwatch.entities import Job
+    from keelwatch.entities.monitors import DriftResult
     from keelwatch.wiring import Services
 
 MODEL_NAME = "credit-risk"
@@ -52,6 +57,7 @@ class DemoResult:
     drift_mlflow_run_id: str = ""
     prediction_drifted: bool | None = None
     device: str = ""
+    loop: LoopResult = field(default_factory=LoopResult)
 
 
 def make_training_data(rows: int, seed: int) -> pd.DataFrame:
@@ -228,17 +234,13 @@ def run_demo(
         f"({result.logged_rows:,} sampled into the prediction log)"
     )
 
-    console.print(f"[bold]4.[/] approving and promoting v{v2}, then rolling back")
+    console.print(f"[bold]4.[/] approving and promoting v{v2} (v{v1} stays the known-good one)")
     registry.approve(MODEL_NAME, v2, actor=DEMO_ACTOR, reason="demo: challenger looks better")
     registry.promote(MODEL_NAME, v2, actor=DEMO_ACTOR, reason="demo: promote challenger")
     result.champion_after_promote = registry.resolve(f"{MODEL_NAME}@champion").version
-    registry.rollback(MODEL_NAME, actor=DEMO_ACTOR, reason=f"demo: pretend v{v2} misbehaves")
-    result.champion_after_rollback = registry.resolve(f"{MODEL_NAME}@champion").version
-    console.print(
-        f"   champion v{result.champion_after_promote} → rolled back to "
-        f"v{result.champion_after_rollback}"
-    )
+    console.print(f"   champion is v{result.champion_after_promote}")
     _drift_step(services, result, train, console, score_rows=score_rows, timeout_s=timeout_s)
+    result.champion_after_rollback = registry.resolve(f"{MODEL_NAME}@champion").version
     _print_summary(services, result, console)
     services.close()
     return result
@@ -253,30 +255,38 @@ def _drift_step(
     score_rows: int,
     timeout_s: float,
 ) -> None:
-    """Attach v1's reference profile, score a shifted window (the job profiles its input in
-    the same pass), run a drift monitor on that job through the worker, print the verdict."""
+    """Attach the versions' reference profiles, arm the alert loop, score a shifted window with
+    the champion (the job profiles its input in the same pass), run a drift monitor on that
+    job through the worker, print the verdict, then wait for the loop to act by itself."""
     from keelwatch.contract import BatchInferenceRequest
     from keelwatch.inference import submit_batch_inference
-    from keelwatch.monitoring.drift.report import column_verdict
     from keelwatch.monitoring.service.profiles import attach_reference_profile
     from keelwatch.monitoring.service.service import create_monitor, result_of_job, submit_check
 
     settings = services.settings
-    v1 = result.versions[0]
-    console.print(f"[bold]5.[/] drift: reference profile of v{v1}, a shifted window, a monitor")
-    with services.db.session() as session:
-        profile = attach_reference_profile(
-            session,
-            services.registry,
-            services.settings.mlflow,
-            MODEL_NAME,
-            v1,
-            train,
-            DEMO_ACTOR,
-            target="default",
-            reason="demo: training data",
-        )
-    console.print(f"   reference profile: {profile.rows:,} rows → {profile.artifact_uri}")
+    v1, v2 = result.versions
+    console.print("[bold]5.[/] drift: reference profiles, a shifted window, a monitor")
+    for version in (v1, v2):  # both were trained on the same data
+        with services.db.session() as session:
+            profile = attach_reference_profile(
+                session,
+                services.registry,
+                services.settings.mlflow,
+                MODEL_NAME,
+                version,
+                train,
+                DEMO_ACTOR,
+                target="default",
+                reason="demo: training data",
+            )
+        console.print(f"   reference profile of v{version}: {profile.rows:,} rows")
+    training_path = settings.data_dir / "demo-training.parquet"
+    train.to_parquet(training_path, index=False)
+    console.print(
+        "[bold]6.[/] arming the loop: rule dataset-drift (critical), policies rollback-on-drift "
+        "and retrain-on-drift, a signed webhook to a local receiver"
+    )
+    receiver = WebhookReceiver()
     shifted = make_training_data(max(score_rows // 2, 1), seed=3)[FEATURES]
     shifted["f0"] = shifted["f0"] + 0.5  # the population moved
     shifted["f3"] = shifted["f3"] * 1.5  # and got more spread out
@@ -284,6 +294,10 @@ def _drift_step(
     shifted.to_parquet(shifted_path, index=False)
     worker = start_worker(settings, settings.data_dir / "demo-drift-worker.log")
     try:
+        receiver.__enter__()
+        arm_loop(services, receiver, str(training_path), DEMO_ACTOR)
+        console.print(f"   webhook receiver listening on {receiver.url}")
+        console.print(f"[bold]7.[/] a shifted batch scored by the champion v{v2}, then checked")
         job = submit_batch_inference(
             services.db,
             services.sender,
@@ -329,13 +343,34 @@ def _drift_step(
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"drift check {check.id} not finished in {timeout_s:.0f} s")
                 time.sleep(0.3)
+        _print_drift(services, result, drift, job.id, v2, console)
+        console.print("[bold]8.[/] the loop, by itself")
+        loop = wait_for_loop(services, receiver, MODEL_NAME, console, timeout_s)
     finally:
         stop_worker(worker, console)
+        receiver.__exit__(None, None, None)
+    result.loop = loop
+    print_loop(loop, console)
+
+
+def _print_drift(
+    services: Services,
+    result: DemoResult,
+    drift: DriftResult,
+    job_id: str,
+    version: str,
+    console: Console,
+) -> None:
+    """The drift verdict as a table, and where its reports are."""
+    from keelwatch.monitoring.drift.report import column_verdict
+
     result.drift_status = drift.status.value
     result.drifted_columns = [c for c, entry in drift.columns.items() if entry.get("drifted")]
     result.drift_report_uri = drift.report_artifact_uri or ""
     result.drift_mlflow_run_id = drift.mlflow_run_id or ""
-    table = Table(title=f"drift of batch {job.id[:8]} vs v{v1}'s training data: {drift.status}")
+    table = Table(
+        title=f"drift of batch {job_id[:8]} vs v{version}'s training data: {drift.status}"
+    )
     for column in ("column", "statistic", "value", "p-value", "q-value", "verdict"):
         table.add_column(column)
     for entry in drift.columns.values():
@@ -383,7 +418,7 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
     settings = services.settings
     with services.db.session() as session:
         rows = recent_predictions(session, job_id=result.job_id, limit=5)
-        audit = list_audit(session, limit=12)
+        audit = list_audit(session, limit=14)
     table = Table(title="prediction log (newest 5 of this job)")
     for column in ("request_id", "model", "inputs", "outputs", "latency ms"):
         table.add_column(column)
@@ -426,6 +461,9 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
                     f"Drift results:    {env_prefix}.venv/bin/keelwatch monitors results "
                     f"{result.monitor_name}",
                     f"Drift report:     {result.drift_report_uri}",
+                    f"Alerts:           {env_prefix}.venv/bin/keelwatch alerts list  "
+                    "(and: alerts show FINGERPRINT)",
+                    f"Actions:          {env_prefix}.venv/bin/keelwatch actions list",
                 ]
             ),
             title="where to look",
