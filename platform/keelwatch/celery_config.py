@@ -29,6 +29,7 @@ from keelwatch.contract import (
     HOUSEKEEPING_HEARTBEAT,
     HOUSEKEEPING_PURGE_SIGNALS,
     INFERENCE_CHUNK,
+    MONITORING_OPS_SIGNALS,
     QUEUE_CPU,
     QUEUE_MONITORING,
 )
@@ -139,6 +140,12 @@ def celery_config(
             "keelwatch-signal-purge": {
                 "task": HOUSEKEEPING_PURGE_SIGNALS,
                 "schedule": SIGNAL_PURGE_INTERVAL_S,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            # The fleet's ops.* series and EWMA/CUSUM alarms (alerting.ops_interval_s).
+            "keelwatch-ops-signals": {
+                "task": MONITORING_OPS_SIGNALS,
+                "schedule": settings.alerting.ops_interval_s,
                 "options": {"queue": QUEUE_MONITORING},
             },
         },

@@ -33,6 +33,9 @@ ACTION_EXECUTE = "keelwatch.actions.execute"
 ALERTING_DELIVER = "keelwatch.alerting.deliver"
 #: Beat: evaluate every rule on the latest signal of each series (``for`` and resolution).
 ALERTING_EVALUATE_TICK = "keelwatch.alerting.evaluate_tick"
+#: Beat: write the fleet's operational series (ops.*) and new EWMA/CUSUM alarms, then evaluate
+#: the rules on them (queue ``monitoring``, like every ``keelwatch.monitoring.*`` name).
+MONITORING_OPS_SIGNALS = "keelwatch.monitoring.ops_signals"
 
 # Job kinds stored in the jobs table.
 JOB_BATCH_INFERENCE = "batch_inference"

@@ -289,13 +289,111 @@ def registry_champions(registry: ModelRegistry) -> dict[str, str]:
     }
 
 
+# --------------------------------------------------------------------------- alert loop
+
+
+class AlertLoopCollector(Collector):
+    """The alert loop's state, four ``GROUP BY`` queries per scrape (``keelwatch.storage.ops``):
+
+    * ``keelwatch_alerts{state, severity}``: alerts per state and severity (every pair, 0
+      when none);
+    * ``keelwatch_notifications{notifier, outcome}``: notification-log rows per notifier and
+      outcome (``pending``, ``failed``: retry scheduled, ``sent``, ``dead_lettered``; each
+      outcome of a notifier that has rows, 0 when none);
+    * ``keelwatch_action_executions{action, status}``: executions per action and status (every
+      pair, 0 when none);
+    * ``keelwatch_notification_dead_letters{notifier}``: dead letters not replayed yet (every
+      configured notifier, 0 when none).
+
+    All four are gauges: a row changes outcome (a retried notification is sent, a dead letter is
+    replayed), so none of them only goes up.
+    """
+
+    def __init__(
+        self, database: Database, on_error: Callable[[Exception], None] | None = None
+    ) -> None:
+        self._database = database
+        self._on_error = on_error
+
+    def describe(self) -> Iterable[Metric]:
+        return [
+            GaugeMetricFamily("keelwatch_alerts", "Alerts per state and severity."),
+            GaugeMetricFamily("keelwatch_notifications", "Notifications per outcome."),
+            GaugeMetricFamily("keelwatch_action_executions", "Action executions per status."),
+            GaugeMetricFamily("keelwatch_notification_dead_letters", "Open dead letters."),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        from keelwatch.entities.actions import ActionKind, ExecutionStatus
+        from keelwatch.entities.alerts import AlertState, Severity
+        from keelwatch.storage import ops as ops_store
+
+        alerts = GaugeMetricFamily(
+            "keelwatch_alerts",
+            "Alerts per state and severity, from the alerts table.",
+            labels=["state", "severity"],
+        )
+        notifications = GaugeMetricFamily(
+            "keelwatch_notifications",
+            "Notification-log rows per notifier and outcome (pending, failed: retry scheduled, "
+            "sent, dead_lettered).",
+            labels=["notifier", "outcome"],
+        )
+        actions = GaugeMetricFamily(
+            "keelwatch_action_executions",
+            "Action executions per action and status.",
+            labels=["action", "status"],
+        )
+        dead_letters = GaugeMetricFamily(
+            "keelwatch_notification_dead_letters",
+            "Dead letters not replayed yet, per notifier.",
+            labels=["notifier"],
+        )
+
+        def read() -> tuple[
+            dict[tuple[str, str], int],
+            dict[tuple[str, str], int],
+            dict[tuple[str, str], int],
+            dict[str, int],
+        ]:
+            with self._database.session() as session:
+                return (
+                    ops_store.count_alerts(session),
+                    ops_store.count_notifications(session),
+                    ops_store.count_action_executions(session),
+                    ops_store.count_open_dead_letters(session),
+                )
+
+        counts = read_for_scrape(read, "alert loop state", self._on_error)
+        if counts is not None:
+            by_alert, by_notification, by_action, open_letters = counts
+            grid = {(st.value, sv.value): 0 for st in AlertState for sv in Severity}
+            for (state, severity), n in sorted((grid | by_alert).items()):
+                alerts.add_metric([state, severity], n)
+            notifiers = {notifier for notifier, _ in by_notification}
+            outcomes = {
+                (notifier, outcome): 0
+                for notifier in notifiers
+                for outcome in ops_store.NOTIFICATION_OUTCOMES
+            }
+            for (notifier, outcome), n in sorted((outcomes | by_notification).items()):
+                notifications.add_metric([notifier, outcome], n)
+            pairs = {(a.value, s.value): 0 for a in ActionKind for s in ExecutionStatus}
+            for (action, status), n in sorted((pairs | by_action).items()):
+                actions.add_metric([action, status], n)
+            for notifier, n in sorted(open_letters.items()):
+                dead_letters.add_metric([notifier], n)
+        yield from (alerts, notifications, actions, dead_letters)
+
+
 def api_metrics(
     settings: Settings,
     database: Database,
     champions: Callable[[], dict[str, str]] | None = None,
 ) -> KeelwatchMetrics:
     """The API's collectors: request latency, errors, queue depth, fleet inference rows, jobs
-    per state, drift results and (given ``champions``) each model's champion version."""
+    per state, the alert loop (alerts, notifications, actions, dead letters), drift results
+    and (given ``champions``) each model's champion version."""
     metrics = KeelwatchMetrics()
     metrics.add_collector(
         QueueDepthCollector(
@@ -317,6 +415,11 @@ def api_metrics(
                 champions, on_error=lambda _exc: metrics.count_error("metrics", "champions")
             )
         )
+    metrics.add_collector(
+        AlertLoopCollector(
+            database, on_error=lambda _exc: metrics.count_error("metrics", "alert_loop")
+        )
+    )
     from keelwatch.monitoring.service.metrics import DriftResultsCollector
 
     metrics.add_collector(

@@ -126,6 +126,32 @@ class AlertingSettings(BaseModel):
     delivery_backoff_max_s: float = Field(
         300.0, gt=0, description="Cap of one notification retry's wait, in seconds."
     )
+    ops_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often beat runs the ops tick (keelwatch.monitoring.ops_signals); its "
+        "signals are observed at the tick's time truncated to this interval.",
+    )
+    ops_window_s: float = Field(
+        300.0,
+        gt=0,
+        description="Trailing window of the ops series (error rate, latency, rows/s), and how far "
+        "back the anomaly detectors look for new points.",
+    )
+    anomaly_signals: list[str] = Field(
+        default_factory=lambda: [
+            "ops.error_rate",
+            "ops.latency_p50_s",
+            "ops.latency_p95_s",
+            "ops.rows_per_s",
+            "ops.queue_depth",
+        ],
+        description="Signal names whose series the ops tick charts with EWMA and CUSUM, "
+        "emitting anomaly.ewma / anomaly.cusum (a JSON list in the environment).",
+    )
+    anomaly_history_points: int = Field(
+        100, ge=2, description="Newest points of each series the anomaly charts are drawn over."
+    )
 
 
 class ApiSettings(BaseModel):

@@ -19,6 +19,7 @@ MONITORING_TASKS = (
     "keelwatch_workers.tasks.drift",
     "keelwatch_workers.tasks.notifications",
     "keelwatch_workers.tasks.alerting",
+    "keelwatch_workers.tasks.ops",
 )
 
 
