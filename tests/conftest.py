@@ -168,9 +168,14 @@ def redis_url(_redis_db_lock: int) -> str:
 def make_settings(
     tmp_path: Path, *, database_url: str, mlflow_uri: str, broker_url: str = ""
 ) -> Settings:
-    """Settings for a test: everything under ``tmp_path``; broker embedded unless given."""
+    """Settings for a test: everything under ``tmp_path``; broker embedded unless given.
+
+    The test's folder is the one data root (read and write): the API accepts the inputs a test
+    writes there and nothing outside it.
+    """
     return Settings(
         data_dir=tmp_path / "data",
+        data_roots={"read": [str(tmp_path)], "write": [str(tmp_path)]},
         database={"url": database_url},
         mlflow={
             "tracking_uri": mlflow_uri,
@@ -198,6 +203,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KEELWATCH_INFERENCE__CHUNK_ROWS": str(settings.inference.chunk_rows),
         "KEELWATCH_INFERENCE__LOG_SAMPLE_RATE": str(settings.inference.log_sample_rate),
         "KEELWATCH_INFERENCE__OUTPUT_DIR": settings.inference.output_dir,
+        "KEELWATCH_DATA_ROOTS__READ": os.pathsep.join(settings.data_roots.read),
+        "KEELWATCH_DATA_ROOTS__WRITE": os.pathsep.join(settings.data_roots.write),
         "KEELWATCH_BROKER__VISIBILITY_TIMEOUT_S": str(settings.broker.visibility_timeout_s),
         "KEELWATCH_ALERTING__DELIVERY_MAX_ATTEMPTS": str(settings.alerting.delivery_max_attempts),
         "KEELWATCH_ALERTING__DELIVERY_BACKOFF_BASE_S": str(

@@ -16,14 +16,16 @@ it; building :class:`Settings` directly never looks at the file system.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DATA_DIR_NAME = ".keelwatch"
 DEFAULT_DATA_DIR = Path(DATA_DIR_NAME)
@@ -154,12 +156,65 @@ class AlertingSettings(BaseModel):
     )
 
 
+def _env_list(value: object, separator: str) -> object:
+    """A list setting from the environment: a JSON list, or items joined by ``separator``."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [item.strip() for item in text.split(separator) if item.strip()]
+
+
+class DataRootsSettings(BaseModel):
+    """Folders that dataset paths given to the API may point into (``KEELWATCH_DATA_ROOTS__*``).
+
+    Either variable takes folders joined by ``:`` (as ``PATH`` does) or a JSON list. A path
+    given to the API must resolve (symlinks followed) inside one of them; the local CLI's
+    standalone commands are not confined.
+    """
+
+    read: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders the API may read datasets from (batch inputs, dataset windows, "
+        "reference data), joined by ':' or a JSON list; default: data_dir and "
+        "inference.output_dir.",
+    )
+    write: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders batch outputs may be written to (checked at submission and again "
+        "by the worker before it writes), joined by ':' or a JSON list; default: "
+        "inference.output_dir.",
+    )
+
+    @field_validator("read", "write", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _env_list(value, os.pathsep)
+
+
 class ApiSettings(BaseModel):
     """HTTP API."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     mlflow_ui_port: int = 5000
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        gt=0,
+        description="Largest request body in bytes; a larger one is answered 413 before it is "
+        "read (Content-Length) or as soon as the count passes it (chunked).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (CORS), joined by ',' or a "
+        "JSON list; empty: CORS off (no Access-Control-* headers).",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _env_list(value, ",")
 
 
 class Settings(BaseSettings):
@@ -181,6 +236,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
     alerting: AlertingSettings = AlertingSettings()
+    data_roots: DataRootsSettings = DataRootsSettings()
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
@@ -201,6 +257,10 @@ class Settings(BaseSettings):
             self.broker.result_backend = f"db+sqlite:///{data_dir / 'celery-results.db'}"
         if not self.inference.output_dir:
             self.inference.output_dir = str(data_dir / "outputs")
+        if not self.data_roots.read:
+            self.data_roots.read = [str(data_dir), self.inference.output_dir]
+        if not self.data_roots.write:
+            self.data_roots.write = [self.inference.output_dir]
         return self
 
     @property

@@ -58,7 +58,7 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
             (
                 {**spec, "name": "x5", "window": {"kind": "dataset", "uri": "/no/such.parquet"}},
                 422,
-                "not found",
+                "outside the configured data roots",
             ),
         ]
         for body, code, message in bad_cases:

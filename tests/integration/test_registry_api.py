@@ -140,7 +140,8 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
     ("post", f"/models/{MODEL}/versions/1/reopen", {}, 422, "reason"),
     ("post", f"/models/{MODEL}/rollback", {"reason": "x"}, 409, "no 'champion'"),
     ("post", f"/models/{MODEL}/versions", {}, 422, "exactly one of run_id and model_uri"),
-    ("post", f"/models/{MODEL}/versions", {"run_id": "nope"}, 404, "run 'nope' not found"),
+    ("post", f"/models/{MODEL}/versions", {"run_id": "0" * 32}, 404, f"run '{'0' * 32}' not found"),
+    ("post", f"/models/{MODEL}/versions", {"run_id": "nope"}, 422, "32 hexadecimal characters"),
     ("put", f"/models/{MODEL}/aliases/latest", {"version": "1", "reason": "r"}, 422, "reserved"),
     ("delete", f"/models/{MODEL}/aliases/champion?reason=r", None, 404, "no alias 'champion'"),
 ]

@@ -19,14 +19,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import DataError as SqlDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import keelwatch
+from keelwatch.api.middleware import (
+    RequestGuardMiddleware,
+    SecurityHeadersMiddleware,
+    UnhandledErrorMiddleware,
+    internal_error_body,
+    log_unhandled,
+)
 from keelwatch.api.routers import (
     alerts_inbound,
     audit,
@@ -86,8 +96,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router_module.router)
 
     _install_error_handlers(app, metrics)
+    _install_edge_guards(app, settings, metrics)
     app.add_middleware(RequestLatencyMiddleware, metrics=metrics)
+    if settings.api.cors_origins:  # off by default: no Access-Control-* header at all
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app
+
+
+def _install_edge_guards(app: FastAPI, settings: Settings, metrics: KeelwatchMetrics) -> None:
+    """Middleware between the latency metric (outside) and the routes (inside), outermost
+    last: security headers on every answer, then the body size and NUL checks, then the
+    last-resort JSON 500 that keeps the client's keep-alive connection usable."""
+
+    def count(exc: BaseException) -> None:
+        metrics.count_error("api", type(exc).__name__)
+
+    app.add_middleware(UnhandledErrorMiddleware, on_error=count)
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.api.max_body_bytes)
+    docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url, "/docs", "/redoc"}
+    app.add_middleware(
+        SecurityHeadersMiddleware, docs_paths=frozenset(p for p in docs if p is not None)
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -119,13 +153,21 @@ def _install_error_handlers(app: FastAPI, metrics: KeelwatchMetrics) -> None:
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+        # Only for exceptions raised outside UnhandledErrorMiddleware (in outer middleware).
         metrics.count_error("api", type(exc).__name__)
-        logger.exception("unhandled error")
-        return _error(500, "internal error (see the API log)")
+        return JSONResponse(internal_error_body(log_unhandled(exc)), status_code=500)
+
+    async def data_error(_request: Request, exc: Exception) -> JSONResponse:
+        # The database refused a value (a NUL, an out-of-range number...): bad input, not a
+        # bug. Its message quotes the value, so only the type is logged and nothing returned.
+        logger.warning("database refused a request value (%s)", type(exc).__name__)
+        return _error(422, "invalid request: the database refused a value of this request")
 
     app.add_exception_handler(KeelwatchError, keelwatch_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(SqlDataError, data_error)
+    app.add_exception_handler(psycopg.DataError, data_error)
     app.add_exception_handler(Exception, unexpected_error)
 
 

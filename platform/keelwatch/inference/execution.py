@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from keelwatch.data_roots import require_inside
 from keelwatch.entities import ChunkStatus, JobStatus, PredictionRecord
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError, KeelwatchError
@@ -127,11 +128,15 @@ def run_inference_chunk(
     *,
     load_model: ModelLoader,
     input_profiler: InputProfiler | None = None,
+    output_roots: Sequence[str | Path] | None = None,
 ) -> ChunkOutcome:
     """Score chunk ``chunk_index`` of job ``job_id``; finish the job if it was the last one.
 
     Raises InvalidInputError for problems that a retry cannot fix (unreadable rows, a model that
-    rejects the data); the caller fails the job with it. Any other exception is transient.
+    rejects the data, an output folder outside ``output_roots``); the caller fails the job with
+    it. Any other exception is transient. Workers pass their write roots
+    (``KEELWATCH_DATA_ROOTS__WRITE``) as ``output_roots``, a second line of defence behind the
+    API's check: nothing is read, scored or written for a job whose output lies elsewhere.
     """
     started = time.perf_counter()
     with db.session() as session:
@@ -143,6 +148,8 @@ def run_inference_chunk(
         return ChunkOutcome(job_id, chunk_index, "already_done", rows=chunk.rows_done)
 
     params = BatchInferenceParams.model_validate(job.params)
+    if output_roots is not None:
+        require_inside(params.output_dir, output_roots, what=f"job {job_id}'s output folder")
     model = load_model(params.model_uri)
     with db.session() as session:
         start_chunk(session, job_id, chunk_index, device=model.device)

@@ -30,6 +30,7 @@ from keelwatch.contract import (
     InferenceChunkPayload,
     TaskSender,
 )
+from keelwatch.data_roots import require_inside, resolve_read, resolve_write
 from keelwatch.entities import Job, JobStatus
 from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError
 from keelwatch.inference.dataset import InputFormat, column_types, inspect_input, local_path
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from keelwatch.registry import ModelRegistry
-    from keelwatch.settings import InferenceSettings
+    from keelwatch.settings import DataRootsSettings, InferenceSettings
     from keelwatch.storage.db import Database
 
 
@@ -87,13 +88,23 @@ class PlannedJob:
 
 
 def plan_batch_inference(
-    registry: ModelRegistry, defaults: InferenceSettings, request: BatchInferenceRequest
+    registry: ModelRegistry,
+    defaults: InferenceSettings,
+    request: BatchInferenceRequest,
+    *,
+    data_roots: DataRootsSettings | None = None,
 ) -> PlannedJob:
     """Validate ``request`` against the registry and the input file; writes nothing.
 
     Raises NotFoundError for an unknown model and InvalidInputError for an input that is missing,
     unreadable, empty, of an unsupported format or whose columns do not match the model signature.
+
+    With ``data_roots`` (what arrives over the API) the input must lie inside the read roots and
+    the output folder inside the write roots (:mod:`keelwatch.data_roots`), checked before the
+    model or the file is looked at; without them (the local CLI) paths are taken as given.
     """
+    if data_roots is not None:
+        request = _confine(request, data_roots)
     resolved = registry.resolve(request.model)
     expected = registry.input_spec(resolved)
     expected_columns = list(expected) if expected is not None else None
@@ -110,6 +121,10 @@ def plan_batch_inference(
         if request.output_uri
         else Path(defaults.output_dir).resolve() / job_id
     )
+    if data_roots is not None:
+        output_dir = require_inside(
+            output_dir, data_roots.write, what="the output folder (KEELWATCH_INFERENCE__OUTPUT_DIR)"
+        )
     _refuse_used_output(output_dir)
 
     chunk_rows = request.chunk_rows or defaults.chunk_rows
@@ -176,12 +191,15 @@ def submit_batch_inference(
     defaults: InferenceSettings,
     request: BatchInferenceRequest,
     actor: str,
+    *,
+    data_roots: DataRootsSettings | None = None,
 ) -> Job:
     """Plan, write (one committed transaction), then enqueue the chunks of a batch job.
 
-    When the request is invalid no job row exists and no message was sent.
+    When the request is invalid no job row exists and no message was sent. ``data_roots``: see
+    :func:`plan_batch_inference`.
     """
-    planned = plan_batch_inference(registry, defaults, request)
+    planned = plan_batch_inference(registry, defaults, request, data_roots=data_roots)
     with db.session() as session:
         job = create_batch_job(session, planned, actor)
     # Committed: a worker now finds the job and its chunks.
@@ -204,6 +222,15 @@ def enqueue_chunks(
         with db.session() as session:
             finish_job(session, job_id, status=JobStatus.FAILED, error=message)
         raise KeelwatchError(f"job {job_id}: {message}") from exc
+
+
+def _confine(request: BatchInferenceRequest, roots: DataRootsSettings) -> BatchInferenceRequest:
+    """``request`` with its paths replaced by their real paths inside the data roots."""
+    update = {"input_uri": str(resolve_read(request.input_uri, roots.read, field="input_uri"))}
+    if request.output_uri:
+        output = resolve_write(request.output_uri, roots.write, field="output_uri")
+        update["output_uri"] = str(output)
+    return request.model_copy(update=update)
 
 
 def _refuse_used_output(output_dir: Path) -> None:

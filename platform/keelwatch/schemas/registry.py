@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from keelwatch.entities import AliasChange
 from keelwatch.entities.registry import (
@@ -99,6 +100,11 @@ class AliasAtOut(BaseModel):
     version: str | None
 
 
+#: The shape of an MLflow run id (a UUID's 32 hex digits, as every MLflow store makes them).
+MLFLOW_RUN_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+RUN_ID_RULE = "an MLflow run id is 32 hexadecimal characters"
+
+
 class RegisterVersionIn(BaseModel):
     """Register a version from an MLflow run (``run_id`` + ``artifact_path``) or a model URI."""
 
@@ -109,6 +115,32 @@ class RegisterVersionIn(BaseModel):
     model_uri: str | None = None
     reason: str = ""
     description: str | None = None
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id_shape(cls, value: str | None) -> str | None:
+        # Checked here, not by MLflow: an empty or path-like id reached its store as a 500.
+        if value is not None and not MLFLOW_RUN_ID.match(value):
+            raise ValueError(RUN_ID_RULE)
+        return value
+
+    @field_validator("artifact_path")
+    @classmethod
+    def _artifact_path_shape(cls, value: str) -> str:
+        if ".." in value.replace("\\", "/").split("/"):
+            raise ValueError("'..' segments are not allowed in an artifact path")
+        return value
+
+    @field_validator("model_uri")
+    @classmethod
+    def _runs_uri_shape(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().startswith("runs:/"):
+            run_id, _, path = value.strip()[len("runs:/") :].partition("/")
+            if not MLFLOW_RUN_ID.match(run_id):
+                raise ValueError(f"runs:/ URI: {RUN_ID_RULE}")
+            if ".." in path.split("/"):
+                raise ValueError("runs:/ URI: '..' segments are not allowed in the artifact path")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> RegisterVersionIn:

@@ -52,6 +52,7 @@ def run_chunk(self: Task[Any, Any], job_id: str, chunk_index: int) -> dict[str, 
             payload.chunk_index,
             load_model=lambda model_uri: runtime.models.get(model_uri, device),
             input_profiler=JobInputProfiler(runtime.settings, runtime.db),
+            output_roots=runtime.settings.data_roots.write,
         )
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
         TASK_ERRORS.labels(INFERENCE_CHUNK, "permanent").inc()

@@ -37,7 +37,13 @@ def submit_batch_inference_job(
 ) -> JobView:
     """Validate the request, create the job and enqueue its chunks on the fleet."""
     job = submit_batch_inference(
-        services.db, services.sender, services.registry, services.settings.inference, request, actor
+        services.db,
+        services.sender,
+        services.registry,
+        services.settings.inference,
+        request,
+        actor,
+        data_roots=services.settings.data_roots,  # paths from a caller stay inside the roots
     )
     return JobView.from_job(job)
 

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.api.pagination import CursorQuery, decode_cursor, page_in_memory, page_of
+from keelwatch.data_roots import resolve_read
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.service.specs import MonitorSpec
+from keelwatch.monitoring.service.specs import MonitorSpec, WindowSpec
 from keelwatch.schemas.common import Page
 from keelwatch.schemas.monitors import (
     MonitorOut,
@@ -28,11 +29,22 @@ from keelwatch.schemas.monitors import (
 router = APIRouter(tags=["monitors"])
 
 
+def _confined_window(window: WindowSpec, read_roots: list[str]) -> WindowSpec:
+    """A dataset window's file as its real path inside the read roots (others unchanged)."""
+    if window.kind != "dataset" or window.uri is None:
+        return window
+    real = resolve_read(window.uri, read_roots, field="window.uri")
+    return window.model_copy(update={"uri": str(real)})
+
+
 @router.post("/monitors", status_code=status.HTTP_201_CREATED, response_model=MonitorOut)
 def create_monitor(spec: MonitorSpec, services: ServicesDep, actor: ActorDep) -> MonitorOut:
     """Create a drift monitor."""
     from keelwatch.monitoring.service import service
 
+    spec = spec.model_copy(
+        update={"window": _confined_window(spec.window, services.settings.data_roots.read)}
+    )
     with services.db.session() as session:
         monitor = service.create_monitor(session, services.registry, spec, actor)
     return MonitorOut.of(monitor)
@@ -82,6 +94,10 @@ def update_monitor(
     """Change some fields of a monitor."""
     from keelwatch.monitoring.service import service
 
+    if patch.window is not None:
+        patch = patch.model_copy(
+            update={"window": _confined_window(patch.window, services.settings.data_roots.read)}
+        )
     changes = patch.model_dump(mode="json", exclude_unset=True)
     reason = changes.pop("reason", "")
     with services.db.session() as session:
@@ -154,7 +170,8 @@ def attach_profile(
             services.settings.mlflow,
             model_name,
             version,
-            body.data_uri,
+            # Only a file inside the read roots: the path comes from a caller.
+            resolve_read(body.data_uri, services.settings.data_roots.read, field="data_uri"),
             actor,
             reason=body.reason,
             target=body.target,
