@@ -15,6 +15,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
+    "alert_delivery_bench",
+    "alert_rollback_bench",
     "drift_bench",
     "drift_distributed_bench",
     "inference_bench",
