@@ -128,6 +128,20 @@ class AlertingSettings(BaseModel):
     delivery_backoff_max_s: float = Field(
         300.0, gt=0, description="Cap of one notification retry's wait, in seconds."
     )
+    delivery_claim_lease_s: float = Field(
+        300.0,
+        gt=0,
+        description="A delivery claims its notification row before sending; a second delivery "
+        "skips the row while the claim is younger than this, and takes it over once older "
+        "(the first worker died).",
+    )
+    sweep_grace_s: float = Field(
+        120.0,
+        gt=0,
+        description="The alert-evaluation tick enqueues again notifications still pending and "
+        "action executions still pending this many seconds after they were due (their "
+        "enqueue after the commit was lost).",
+    )
     ops_interval_s: float = Field(
         60.0,
         gt=0,

@@ -16,14 +16,26 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from keelwatch.actions.training import (
+    TAG_TRAINING_DATA,
+    TrainingData,
+    load_training_data,
+    log_training_data,
+)
+from keelwatch.actions.training_window import window_spec
 from keelwatch.entities.actions import ActionExecution, ActionKind, ExecutionStatus
-from keelwatch.entities.registry import TAG_ROLLED_BACK_REASON
+from keelwatch.entities.registry import (
+    TAG_REGISTERED_REASON,
+    TAG_ROLLED_BACK_REASON,
+    ModelVersionInfo,
+)
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError, KeelwatchError, NotFoundError
 from keelwatch.registry import ModelRegistry
 from keelwatch.storage import actions as store
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.db import Database
+from keelwatch.storage.profiles import find_reference_profile
 
 logger = logging.getLogger(__name__)
 
@@ -105,34 +117,127 @@ def load_trainer(spec: str) -> Callable[..., Any]:
     return found  # type: ignore[no-any-return]
 
 
-def _retrain(registry: ModelRegistry, execution: ActionExecution) -> dict[str, Any]:
-    import pandas as pd
+def _retrain_marker(execution_id: int) -> str:
+    # In the registration reason, stored with the version when MLflow creates it: a resumed
+    # retrain finds the version this execution registered before the crash by it.
+    return f"(execution {execution_id},"
+
+
+def registered_by_execution(
+    registry: ModelRegistry, model: str, execution_id: int
+) -> ModelVersionInfo | None:
+    """The version a retrain execution registered, if it got that far (found by the
+    execution id in the version's registration reason, written atomically with it)."""
+    marker = _retrain_marker(execution_id)
+    for info in registry.list_versions(model):
+        if marker in info.tags.get(TAG_REGISTERED_REASON, ""):
+            return info
+    return None
+
+
+def _retrain(db: Database, registry: ModelRegistry, execution: ActionExecution) -> dict[str, Any]:
+    """Train on the window (or dataset), register the result, log its training data, attach
+    its reference profile and point ``challenger`` at it; never the champion.
+
+    Each step is safe to repeat on resume: the registration is found again by the execution
+    id in its reason (so at most one version per execution), and the data tag, the profile
+    and the alias are only written when missing or different.
+    """
+    from keelwatch.monitoring.service.profiles import attach_reference_profile
+    from keelwatch.settings import MlflowSettings
 
     model = execution.model
-    spec = (registry.client.get_registered_model(model).tags or {}).get(TAG_TRAINER)
-    if not spec:
+    spec_text = (registry.client.get_registered_model(model).tags or {}).get(TAG_TRAINER)
+    if not spec_text:
         raise ActionFailedError(
             f"model {model!r} has no trainer (keelwatch models set-trainer {model} MODULE:FUNC)"
         )
-    dataset = execution.params.get("dataset")
-    if not dataset:
-        raise ActionFailedError("retrain needs params.dataset (a Parquet or CSV training file)")
-    trainer = load_trainer(spec)
-    frame = pd.read_csv(dataset) if dataset.endswith(".csv") else pd.read_parquet(dataset)
-    target = execution.params.get("target")
-    try:
-        fitted = trainer(frame)
-    except Exception as exc:  # noqa: BLE001 - the user's trainer: any error fails the action
-        raise ActionFailedError(f"trainer {spec} raised {type(exc).__name__}: {exc}") from None
+    spec = window_spec(execution.params)
     actor = f"policy:{execution.policy}"
-    info = registry.register_sklearn_model(
-        model, fitted, frame, target, actor=actor, reason=f"retrain for {_why(execution)}"
-    )
+    data: TrainingData | None = None
+
+    def training_data() -> TrainingData:
+        nonlocal data
+        if data is None:
+            with db.session() as session:
+                data = load_training_data(session, registry, model, spec, utcnow())
+        return data
+
+    info = registered_by_execution(registry, model, execution.id)
+    resumed = info is not None
+    if info is None:
+        trainer = load_trainer(spec_text)
+        window = training_data()
+        rows = len(window.frame)
+        if rows < spec.min_rows:
+            raise ActionFailedError(
+                f"the training data has {rows} rows, fewer than min_rows {spec.min_rows} "
+                f"({_describe(window.summary)}); the model was not retrained"
+            )
+        try:
+            fitted = trainer(window.frame)
+        except Exception as exc:  # noqa: BLE001 - the user's trainer: any error fails the action
+            raise ActionFailedError(
+                f"trainer {spec_text} raised {type(exc).__name__}: {exc}"
+            ) from None
+        info = registry.register_sklearn_model(
+            model,
+            fitted,
+            window.frame,
+            window.target,
+            actor=actor,
+            reason=f"retrain for {_why(execution)}",
+            params={"keelwatch.execution": execution.id, **window.summary},
+        )
+        with db.session() as session:
+            store.record_result(session, execution.id, {"version": info.version, **window.summary})
+    version = info.version
+    if TAG_TRAINING_DATA not in info.tags:
+        log_training_data(registry, model, version, training_data().frame)
+    with db.session() as session:
+        if find_reference_profile(session, model, version) is None:
+            window = training_data()
+            mlflow_settings = MlflowSettings(
+                tracking_uri=registry.tracking_uri,
+                registry_uri=registry.registry_uri,
+                artifact_root=registry.artifact_root,
+            )
+            attach_reference_profile(
+                session,
+                registry,
+                mlflow_settings,
+                model,
+                version,
+                window.frame,
+                actor,
+                reason=f"training data of the retrain for {_why(execution)}",
+                target=window.target,
+            )
+    challenger = registry.policy.challenger_alias
     registry.set_alias(
-        model, "challenger", info.version, actor=actor, reason=f"retrained for {_why(execution)}"
+        model, challenger, version, actor=actor, reason=f"retrained for {_why(execution)}"
     )
-    _tag_versions(registry, execution, [info.version], "retrain")
-    return {"version": info.version, "alias": "challenger", "trainer": spec}
+    _tag_versions(registry, execution, [version], "retrain")
+    summary = data.summary if data is not None else dict(execution.result)
+    result: dict[str, Any] = {
+        **summary,
+        "version": version,
+        "alias": challenger,
+        "trainer": spec_text,
+    }
+    if resumed:
+        result["resumed"] = True
+    return result
+
+
+def _describe(summary: Mapping[str, Any]) -> str:
+    if "dataset" in summary:
+        return f"dataset {summary['dataset']}"
+    return (
+        f"{summary.get('reference_rows', 0)} reference rows, "
+        f"{summary.get('logged_rows', 0)} labelled rows of the last {summary.get('window')}; "
+        f"reference: {summary.get('reference')}"
+    )
 
 
 def _act(db: Database, registry: ModelRegistry, execution: ActionExecution) -> dict[str, Any]:
@@ -141,7 +246,7 @@ def _act(db: Database, registry: ModelRegistry, execution: ActionExecution) -> d
     if execution.action is ActionKind.PROMOTE:
         return _promote(registry, execution)
     if execution.action is ActionKind.RETRAIN:
-        return _retrain(registry, execution)
+        return _retrain(db, registry, execution)
     return {"notified": True}  # notify: the notification is the whole action
 
 
@@ -174,20 +279,33 @@ def _finish(
             )
 
 
-def execute_action(db: Database, registry: ModelRegistry, execution_id: int) -> ActionExecution:
+def execute_action(
+    db: Database, registry: ModelRegistry, execution_id: int, *, delivery_id: str | None = None
+) -> ActionExecution:
     """Claim and run one execution; returns it as it ended. A finished one is returned as is.
+
+    ``delivery_id`` identifies the message (the Celery task id, which a broker redelivery and
+    a retry keep): the claim records it, and a running execution is resumed only by the
+    delivery that claimed it, so a duplicate message (a second enqueue, the sweeper's) never
+    runs an action a second time beside the first.
 
     Errors a retry cannot fix (Keelwatch errors: no known-good version, a trainer that
     raised, a missing alias) fail the execution with their message; anything else is raised
     for the task's retry, which resumes the running execution.
     """
     with db.session() as session:
-        store.claim_execution(session, execution_id, utcnow())
+        store.claim_execution(session, execution_id, utcnow(), claimed_by=delivery_id)
         execution = store.get_execution(session, execution_id)
     if execution is None:
         raise NotFoundError(f"action execution {execution_id} does not exist")
     if execution.status is not ExecutionStatus.RUNNING:
         return execution  # finished, rejected, skipped or awaiting: nothing to do
+    if execution.claimed_by != delivery_id:
+        logger.info(
+            "action execution %s is running under another delivery; this one does nothing",
+            execution_id,
+        )
+        return execution
     try:
         result = _act(db, registry, execution)
     except KeelwatchError as exc:

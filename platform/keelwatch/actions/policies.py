@@ -7,7 +7,8 @@ A policy file::
         match: '{alertname="dataset-drift", severity="critical"}'
         action: rollback            # rollback | retrain | promote | notify
         mode: auto                  # auto | manual (waits for approval) | dry_run
-        params: {queue: cpu}        # retrain: queue (cpu|gpu), dataset (a path)
+        params: {queue: cpu}        # retrain: queue (cpu|gpu), dataset (a path) or window
+                                    # (7d) and min_rows (100), target
         guards: {cooldown: 30m, max_actions: 5, window: 1d, max_consecutive: 3}
 
 ``match`` uses Alertmanager's matcher syntax (``keelwatch.alerting.matchers``) and is applied
@@ -40,7 +41,7 @@ __all__ = [
 _FIELDS = frozenset({"name", "match", "action", "mode", "params", "guards"})
 _GUARD_FIELDS = frozenset({"cooldown", "max_actions", "window", "max_consecutive"})
 _PARAMS = {
-    ActionKind.RETRAIN: frozenset({"queue", "dataset", "target"}),
+    ActionKind.RETRAIN: frozenset({"queue", "dataset", "target", "window", "min_rows"}),
     ActionKind.ROLLBACK: frozenset(),
     ActionKind.PROMOTE: frozenset({"from_alias"}),
     ActionKind.NOTIFY: frozenset(),
@@ -157,11 +158,22 @@ def _params(where: _Where, action: ActionKind, value: object) -> dict[str, str]:
             raise where.fail(
                 f"unknown parameter {key!r} for {action.value} (known: {known})", "params"
             )
+        if isinstance(item, int) and not isinstance(item, bool):
+            item = str(item)  # min_rows: 100 in YAML; params are kept as text
         if not isinstance(item, str) or not item.strip():
             raise where.fail(f"parameter {key!r} must be a non-empty string", "params")
         params[str(key)] = item.strip()
     if params.get("queue", "cpu") not in _QUEUES:
         raise where.fail(f"queue must be one of {', '.join(_QUEUES)}", "params")
+    if "window" in params:
+        try:
+            if parse_duration(params["window"]) <= timedelta(0):
+                raise InvalidInputError("must be longer than 0s")
+        except InvalidInputError as exc:
+            raise where.fail(f"window: {exc}", "params") from None
+    rows = params.get("min_rows", "1")
+    if not (rows.isdigit() and int(rows) >= 1):
+        raise where.fail("min_rows must be a whole number >= 1", "params")
     return params
 
 

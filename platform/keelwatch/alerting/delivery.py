@@ -8,10 +8,14 @@ only then enqueues ``keelwatch.alerting.deliver`` for the rows *it* created. The
 idempotency key (group key, state, sequence) makes a second dispatcher (another API or beat
 replica, a redelivered tick) insert nothing and enqueue nothing, so nobody is paged twice.
 
-:func:`deliver_notification` is the body of the delivery task: it sends a pending row through
-its notifier and records the outcome; the task turns a :class:`DeliveryOutcome` of ``retry``
-into a Celery retry after :func:`backoff_s` (exponential, full jitter) and, out of attempts,
-into a dead letter. Delivery never touches alert state.
+:func:`deliver_notification` is the body of the delivery task: it claims a pending row
+(pending → sending, committed before the send, so a second delivery of the row skips it), sends
+it through its notifier and records the outcome; a :class:`DeliveryOutcome` of ``retry``
+carries the wait (:func:`backoff_s`, exponential with full jitter) that the task retries after,
+and out of attempts the row becomes a dead letter. Delivery never touches alert state.
+
+:func:`sweep_notifications` runs on the alert-evaluation tick and enqueues again the rows whose
+delivery was lost: still pending well after they were due, or claimed by a worker that died.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ __all__ = [
     "notification_from_payload",
     "notification_to_payload",
     "route_of",
+    "sweep_notifications",
 ]
 
 # --------------------------------------------------------------------------- routes and config
@@ -262,8 +267,9 @@ def dispatch_notifications(
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    """What one delivery attempt came to: ``sent``, ``skipped`` (not pending any more),
-    ``retry`` (retryable failure, attempts left), or ``dead`` (dead-lettered)."""
+    """What one delivery attempt came to: ``sent``, ``skipped`` (sent or dead already, or
+    claimed by another delivery), ``retry`` (retryable failure, attempts left; retry after
+    ``retry_after_s`` seconds), or ``dead`` (dead-lettered)."""
 
     status: str
     attempts: int
@@ -281,19 +287,43 @@ def backoff_s(
     return (rng or random.Random()).uniform(0.0, ceiling)  # jitter, not crypto
 
 
-def deliver_notification(
-    db: Database, log_id: int, *, max_attempts: int, now: datetime | None = None
-) -> DeliveryOutcome:
-    """Send log row ``log_id`` once through its notifier and record what happened.
+#: Defaults of ``KEELWATCH_ALERTING__DELIVERY_CLAIM_LEASE_S`` and ``..._SWEEP_GRACE_S``.
+DEFAULT_CLAIM_LEASE = timedelta(minutes=5)
+DEFAULT_SWEEP_GRACE = timedelta(minutes=2)
 
-    A row that is not pending (sent already: a redelivered task) is skipped. A retryable
-    failure with attempts left returns ``retry``; out of attempts, or a permanent failure
-    (or a notifier deleted or misconfigured since), the row is dead-lettered exactly once.
+
+def deliver_notification(
+    db: Database,
+    log_id: int,
+    *,
+    max_attempts: int,
+    claim_lease: timedelta = DEFAULT_CLAIM_LEASE,
+    backoff_base_s: float = 2.0,
+    backoff_max_s: float = 300.0,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> DeliveryOutcome:
+    """Claim log row ``log_id``, send it once through its notifier and record what happened.
+
+    The claim (pending → sending, committed before anything is sent) makes a second delivery
+    of the same row skip it while the claim is younger than ``claim_lease``, so a redelivered
+    message or a sweeper's re-enqueue never sends twice; an older claim is taken over (its
+    worker died mid-send). A sent or dead row is skipped. A retryable failure with attempts
+    left releases the claim and returns ``retry`` with the wait (:func:`backoff_s`, at least
+    the receiver's ``Retry-After`` up to ``backoff_max_s``); out of attempts, or a permanent
+    failure (or a notifier deleted or misconfigured since), the row is dead-lettered once.
     """
+    claimed_at = now or utcnow()
     with db.session() as session:
-        record = store.get_notification(session, log_id)
-        if record.status is not DeliveryStatus.PENDING:
-            return DeliveryOutcome("skipped", record.attempts, f"already {record.status.value}")
+        record = store.claim_notification(session, log_id, now=claimed_at, lease=claim_lease)
+        if record is None:
+            current = store.get_notification(session, log_id)
+            why = (
+                "claimed by another delivery"
+                if current.status is DeliveryStatus.SENDING
+                else f"already {current.status.value}"
+            )
+            return DeliveryOutcome("skipped", current.attempts, why)
         try:
             target: NotifierTarget | None = store.get_notifier(session, record.notifier)
         except NotFoundError:  # deleted since the notification was planned
@@ -309,12 +339,54 @@ def deliver_notification(
         retryable = isinstance(exc, DeliveryError) and exc.retryable
         with db.session() as session:
             if retryable and attempts < max_attempts:
-                store.record_failed_attempt(session, log_id, attempts, reason)
-                return DeliveryOutcome(
-                    "retry", attempts, reason, getattr(exc, "retry_after_s", None)
+                wait = backoff_s(attempts, base_s=backoff_base_s, max_s=backoff_max_s, rng=rng)
+                asked = getattr(exc, "retry_after_s", None)
+                if asked is not None:
+                    wait = max(wait, min(float(asked), backoff_max_s))
+                store.record_failed_attempt(
+                    session,
+                    log_id,
+                    attempts,
+                    reason,
+                    claimed_at=claimed_at,
+                    next_attempt_at=utcnow() + timedelta(seconds=wait),
                 )
-            store.dead_letter(session, log_id, reason=reason, attempts=attempts, at=now or utcnow())
+                return DeliveryOutcome("retry", attempts, reason, wait)
+            store.dead_letter(
+                session,
+                log_id,
+                reason=reason,
+                attempts=attempts,
+                at=now or utcnow(),
+                claimed_at=claimed_at,
+            )
         return DeliveryOutcome("dead", attempts, reason)
     with db.session() as session:
         store.mark_sent(session, log_id, now or utcnow(), attempts)
     return DeliveryOutcome("sent", attempts)
+
+
+# --------------------------------------------------------------------------- sweeping
+
+
+def sweep_notifications(
+    db: Database,
+    sender: TaskSender,
+    now: datetime,
+    *,
+    grace: timedelta = DEFAULT_SWEEP_GRACE,
+    claim_lease: timedelta = DEFAULT_CLAIM_LEASE,
+) -> int:
+    """Enqueue again the deliveries that were lost; returns how many.
+
+    A row still pending ``grace`` after it was due (its enqueue after the commit never
+    happened: a crash between the commit and ``send_task``) or held by a claim older than
+    ``claim_lease`` (its worker died mid-send). The alert-evaluation tick calls this; the rows
+    are taken with a conditional update and enqueued after the commit, so two ticks running at
+    once enqueue each row once, and the claim keeps a duplicate message from sending twice.
+    """
+    with db.session() as session:
+        lost = store.requeue_stale_notifications(session, now=now, grace=grace, lease=claim_lease)
+    for log_id in lost:
+        enqueue_delivery(sender, log_id)
+    return len(lost)

@@ -207,18 +207,33 @@ def after_commit_dispatch(db: Database, sender: TaskSender, now: datetime) -> No
     Delivery and actions are idempotent on their own keys, so calling this twice for one
     evaluation (a redelivered task) sends and acts once. A failure here never undoes the
     evaluation: the next tick dispatches again.
+
+    Muted alerts do not act: a firing alert matched by an active silence (the person who
+    silenced it is handling it) or inhibited by a firing critical alert of the same model
+    (whose own policies act) starts no action; once the silence ends or the inhibiting alert
+    resolves, the next call dispatches it if it still fires. An execution already created is
+    not undone by a later silence.
     """
     from keelwatch.actions.dispatch import dispatch_for_alerts
     from keelwatch.alerting.delivery import dispatch_notifications
+    from keelwatch.alerting.grouping import muted_alerts
 
+    with db.session() as session:
+        alerts = store.load_alerts(session)
+        silences = store.list_silences(session, active_at=now)
     # Notifications run on every call, changed or not: group_wait, group_interval and
     # repeat_interval come due with time alone.
-    dispatch_notifications(db, sender, now)
+    dispatch_notifications(db, sender, now, alerts=alerts, silences=silences)
     # Every firing alert, not only the ones that just fired: one whose dispatch was lost (a
     # crash after the evaluation committed) is picked up here; executions are unique per
-    # (policy, fingerprint, episode), so the others are not run twice.
-    with db.session() as session:
-        firing = store.list_alerts(session, states=[AlertState.FIRING], limit=10_000)
+    # (policy, fingerprint, episode), so the others are not run twice. The same muting as
+    # notifications (silences, inhibition) keeps muted alerts from acting.
+    muted = muted_alerts(alerts.values(), now, silences=silences)
+    firing = [
+        alert
+        for alert in alerts.values()
+        if alert.state is AlertState.FIRING and alert.fingerprint not in muted
+    ]
     dispatch_for_alerts(db, sender, firing, now)
 
 

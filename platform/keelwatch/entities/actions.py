@@ -106,6 +106,8 @@ class ActionExecution:
     result: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: The delivery (Celery task id) running it; only that one resumes it after a crash.
+    claimed_by: str | None = None
 
     @property
     def automatic(self) -> bool:

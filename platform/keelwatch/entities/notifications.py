@@ -133,9 +133,11 @@ class Notification:
 
 
 class DeliveryStatus(enum.StrEnum):
-    """Where one notification's delivery is: waiting or retrying, delivered, or given up."""
+    """Where one notification's delivery is: waiting or retrying (``pending``), claimed by a
+    delivery that is sending it (``sending``), delivered, or given up."""
 
     PENDING = "pending"
+    SENDING = "sending"
     SENT = "sent"
     DEAD = "dead"
 
@@ -177,6 +179,10 @@ class NotificationRecord:
     created_at: datetime
     last_error: str | None = None
     sent_at: datetime | None = None
+    #: When the delivery now sending it claimed it (``sending`` rows only).
+    claimed_at: datetime | None = None
+    #: When a row waiting for its retry is due again.
+    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ or a redelivered message never both win.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,7 @@ def _to_execution(row: ActionExecutionRow) -> ActionExecution:
         result=dict(row.result or {}),
         started_at=row.started_at,
         finished_at=row.finished_at,
+        claimed_by=row.claimed_by,
     )
 
 
@@ -182,15 +183,45 @@ def _transition(
     return bool(getattr(result, "rowcount", 0))
 
 
-def claim_execution(session: Session, execution_id: int, now: datetime) -> bool:
-    """pending → running; False if another delivery already claimed it (or it is not pending)."""
+def claim_execution(
+    session: Session, execution_id: int, now: datetime, *, claimed_by: str | None = None
+) -> bool:
+    """pending → running, recording which delivery (``claimed_by``, the Celery task id) runs
+    it; False if another delivery already claimed it (or it is not pending)."""
     return _transition(
         session,
         execution_id,
         (ExecutionStatus.PENDING,),
         status=ExecutionStatus.RUNNING.value,
         started_at=now,
+        claimed_by=claimed_by,
     )
+
+
+def requeue_stale_executions(
+    session: Session, *, now: datetime, grace: timedelta, limit: int = 500
+) -> list[ActionExecution]:
+    """Executions still ``pending`` ``grace`` after they were created (or last re-enqueued):
+    their enqueue after the commit was lost. Each is taken with a conditional UPDATE of
+    ``requeued_at``, so of two sweepers exactly one re-enqueues it and the next sweep waits
+    ``grace`` again; the caller enqueues them after its commit."""
+    due = func.coalesce(ActionExecutionRow.requeued_at, ActionExecutionRow.created_at)
+    stale = (ActionExecutionRow.status == ExecutionStatus.PENDING.value, due <= now - grace)
+    ids = session.scalars(
+        select(ActionExecutionRow.id).where(*stale).order_by(ActionExecutionRow.id).limit(limit)
+    ).all()
+    taken: list[ActionExecution] = []
+    for execution_id in ids:
+        result = session.execute(
+            update(ActionExecutionRow)
+            .where(ActionExecutionRow.id == execution_id, *stale)
+            .values(requeued_at=now)
+        )
+        if getattr(result, "rowcount", 0):
+            execution = get_execution(session, execution_id)
+            if execution is not None:
+                taken.append(execution)
+    return taken
 
 
 def record_result(session: Session, execution_id: int, result: Mapping[str, Any]) -> None:
@@ -235,6 +266,8 @@ def decide_execution(
             status=ExecutionStatus.PENDING.value,
             decided_by=actor,
             reason=reason,
+            # Due from now: the sweeper's grace counts from the approval, not the creation.
+            requeued_at=now,
         )
     return _transition(
         session,

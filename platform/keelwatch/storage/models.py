@@ -337,6 +337,10 @@ class NotificationLogRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: When a delivery claimed the row (pending → sending); older than the lease: taken over.
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: When a retried row is due again (the sweeper leaves it alone until then).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (Index("ix_notification_log_status_created", "status", "created_at"),)
 
@@ -481,6 +485,10 @@ class ActionExecutionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: The delivery (Celery task id) that claimed it; only that one resumes it after a crash.
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: When it was last enqueued again (approved, or by the sweeper: its enqueue was lost).
+    requeued_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint(

@@ -6,15 +6,21 @@ notification log's UNIQUE ``idempotency_key`` is the guard against double pages:
 :func:`insert_notifications` inserts with ``ON CONFLICT DO NOTHING`` and returns only the rows
 this call created, so of two dispatchers that planned the same notification exactly one
 enqueues its delivery.
+
+A delivery claims its row before sending (:func:`claim_notification`, a conditional UPDATE
+pending → sending that stamps ``claimed_at``), so two deliveries of one row (a redelivered
+message, a sweeper's re-enqueue) send it once; a claim older than the lease is taken over,
+because the worker that made it died. :func:`requeue_stale_notifications` finds the rows whose
+delivery was lost (the enqueue after the commit, or the worker holding the claim).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -136,6 +142,8 @@ def _to_record(row: NotificationLogRow) -> NotificationRecord:
         created_at=row.created_at,
         last_error=row.last_error,
         sent_at=row.sent_at,
+        claimed_at=row.claimed_at,
+        next_attempt_at=row.next_attempt_at,
     )
 
 
@@ -180,43 +188,114 @@ def list_notifications(
     return [_to_record(r) for r in session.scalars(query)]
 
 
+def claim_notification(
+    session: Session, log_id: int, *, now: datetime, lease: timedelta
+) -> NotificationRecord | None:
+    """Claim row ``log_id`` for sending: pending → sending with ``claimed_at = now``.
+
+    A row another delivery claimed less than ``lease`` ago is left alone (None); an older
+    claim is taken over, its worker having died mid-send. None too when the row is sent or
+    dead. Commit the claim before sending, so a concurrent delivery sees it.
+    """
+    claimable = or_(
+        NotificationLogRow.status == DeliveryStatus.PENDING.value,
+        and_(
+            NotificationLogRow.status == DeliveryStatus.SENDING.value,
+            or_(
+                NotificationLogRow.claimed_at.is_(None),
+                NotificationLogRow.claimed_at <= now - lease,
+            ),
+        ),
+    )
+    result = session.execute(
+        update(NotificationLogRow)
+        .where(NotificationLogRow.id == log_id, claimable)
+        .values(status=DeliveryStatus.SENDING.value, claimed_at=now)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    return get_notification(session, log_id)
+
+
 def mark_sent(session: Session, log_id: int, at: datetime, attempts: int) -> bool:
-    """Mark a pending row sent; False when it was not pending (another delivery finished it)."""
+    """Mark a claimed (or released) row sent; False when it was sent or dead already."""
     result = session.execute(
         update(NotificationLogRow)
         .where(
             NotificationLogRow.id == log_id,
-            NotificationLogRow.status == DeliveryStatus.PENDING.value,
+            NotificationLogRow.status.in_(
+                [DeliveryStatus.SENDING.value, DeliveryStatus.PENDING.value]
+            ),
         )
-        .values(status=DeliveryStatus.SENT.value, sent_at=at, attempts=attempts, last_error=None)
+        .values(
+            status=DeliveryStatus.SENT.value,
+            sent_at=at,
+            attempts=attempts,
+            last_error=None,
+            next_attempt_at=None,
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def record_failed_attempt(session: Session, log_id: int, attempts: int, error: str) -> None:
-    """Count a failed attempt and keep its (scrubbed) error; the row stays pending."""
-    session.execute(
-        update(NotificationLogRow)
-        .where(NotificationLogRow.id == log_id)
-        .values(attempts=attempts, last_error=error)
+def _held(log_id: int, claimed_at: datetime) -> Any:
+    # The row is still this delivery's: a delivery that took over a stale claim owns it now.
+    return and_(
+        NotificationLogRow.id == log_id,
+        NotificationLogRow.status == DeliveryStatus.SENDING.value,
+        NotificationLogRow.claimed_at == claimed_at,
     )
 
 
-def dead_letter(
-    session: Session, log_id: int, *, reason: str, attempts: int, at: datetime
-) -> DeadLetter | None:
-    """Give up on a pending row: mark it dead and add one dead letter.
+def record_failed_attempt(
+    session: Session,
+    log_id: int,
+    attempts: int,
+    error: str,
+    *,
+    claimed_at: datetime,
+    next_attempt_at: datetime,
+) -> bool:
+    """Count a failed attempt, keep its (scrubbed) error and release the claim: the row is
+    pending again, due at ``next_attempt_at``. False when the claim was taken over."""
+    result = session.execute(
+        update(NotificationLogRow)
+        .where(_held(log_id, claimed_at))
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            attempts=attempts,
+            last_error=error,
+            claimed_at=None,
+            next_attempt_at=next_attempt_at,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    Returns None (and adds nothing) when the row was no longer pending, so a redelivered
-    failing task never writes a second dead letter.
+
+def dead_letter(
+    session: Session,
+    log_id: int,
+    *,
+    reason: str,
+    attempts: int,
+    at: datetime,
+    claimed_at: datetime,
+) -> DeadLetter | None:
+    """Give up on a row this delivery claimed (at ``claimed_at``): mark it dead and add one
+    dead letter.
+
+    Returns None (and adds nothing) when the row is no longer held by that claim, so a
+    redelivered failing task never writes a second dead letter.
     """
     result = session.execute(
         update(NotificationLogRow)
-        .where(
-            NotificationLogRow.id == log_id,
-            NotificationLogRow.status == DeliveryStatus.PENDING.value,
+        .where(_held(log_id, claimed_at))
+        .values(
+            status=DeliveryStatus.DEAD.value,
+            attempts=attempts,
+            last_error=reason,
+            next_attempt_at=None,
         )
-        .values(status=DeliveryStatus.DEAD.value, attempts=attempts, last_error=reason)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return None
@@ -229,6 +308,47 @@ def dead_letter(
     session.add(row)
     session.flush()
     return _to_dead_letter(row)
+
+
+def requeue_stale_notifications(
+    session: Session, *, now: datetime, grace: timedelta, lease: timedelta, limit: int = 500
+) -> list[int]:
+    """Ids of rows whose delivery was lost, marked so that the caller enqueues them (after
+    its commit) and a concurrent sweeper does not.
+
+    Lost: still ``pending`` ``grace`` after it was due (created, or due for its retry: the
+    enqueue after the commit never happened, or the message is gone), or ``sending`` under a
+    claim older than ``lease`` (the worker died mid-send; the claim is released). Each row is
+    taken with a conditional UPDATE that pushes its due time to ``now``, so of two sweepers
+    exactly one re-enqueues it, and the next sweep waits ``grace`` again.
+    """
+    due = func.coalesce(NotificationLogRow.next_attempt_at, NotificationLogRow.created_at)
+    lost_pending = and_(
+        NotificationLogRow.status == DeliveryStatus.PENDING.value, due <= now - grace
+    )
+    stale_claim = and_(
+        NotificationLogRow.status == DeliveryStatus.SENDING.value,
+        or_(
+            NotificationLogRow.claimed_at.is_(None),
+            NotificationLogRow.claimed_at <= now - lease,
+        ),
+    )
+    candidates = session.scalars(
+        select(NotificationLogRow.id)
+        .where(or_(lost_pending, stale_claim))
+        .order_by(NotificationLogRow.id)
+        .limit(limit)
+    ).all()
+    taken: list[int] = []
+    for log_id in candidates:
+        result = session.execute(
+            update(NotificationLogRow)
+            .where(NotificationLogRow.id == log_id, or_(lost_pending, stale_claim))
+            .values(status=DeliveryStatus.PENDING.value, claimed_at=None, next_attempt_at=now)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            taken.append(int(log_id))
+    return taken
 
 
 # --------------------------------------------------------------------------- dead letters
@@ -276,7 +396,9 @@ def replay_dead_letter(session: Session, dead_letter_id: int, at: datetime) -> D
     session.execute(
         update(NotificationLogRow)
         .where(NotificationLogRow.id == row.log_id)
-        .values(status=DeliveryStatus.PENDING.value, attempts=0)
+        .values(
+            status=DeliveryStatus.PENDING.value, attempts=0, claimed_at=None, next_attempt_at=None
+        )
     )
     session.refresh(row)
     return _to_dead_letter(row)

@@ -1,13 +1,17 @@
 """Notification delivery: a thin Celery adapter over ``keelwatch.alerting.delivery``.
 
-``acks_late``: a worker killed mid-delivery leaves the message to be redelivered; the log row
-is still pending, so it is sent then (a receiver may see it twice only if the kill fell between
-its send and the row's update, and it can drop the repeat by the idempotency key it carries).
+``acks_late``: a worker killed mid-delivery leaves the message to be redelivered. The row was
+claimed (pending → sending) before the send, so a redelivery, or a second message for the same
+row, skips it while the claim is fresh; once the claim is older than
+``alerting.delivery_claim_lease_s`` the alert-evaluation tick's sweeper releases it and
+enqueues the row again. A receiver sees a notification twice only if a worker died between its
+send and the row's update, and it can drop the repeat by the idempotency key it carries.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
@@ -27,19 +31,20 @@ def deliver(self: Task[Any, Any], log_id: int) -> dict[str, Any]:
     Attempts are counted in the row, not in Celery's retry count, so a replayed dead letter
     starts again from one and a redelivered message does not get extra attempts.
     """
-    from keelwatch.alerting.delivery import backoff_s, deliver_notification
+    from keelwatch.alerting.delivery import deliver_notification
 
     runtime = get_runtime(task_settings(self))
     alerting = runtime.settings.alerting
-    outcome = deliver_notification(runtime.db, log_id, max_attempts=alerting.delivery_max_attempts)
+    outcome = deliver_notification(
+        runtime.db,
+        log_id,
+        max_attempts=alerting.delivery_max_attempts,
+        claim_lease=timedelta(seconds=alerting.delivery_claim_lease_s),
+        backoff_base_s=alerting.delivery_backoff_base_s,
+        backoff_max_s=alerting.delivery_backoff_max_s,
+    )
     if outcome.status == "retry":
-        wait = backoff_s(
-            outcome.attempts,
-            base_s=alerting.delivery_backoff_base_s,
-            max_s=alerting.delivery_backoff_max_s,
-        )
-        if outcome.retry_after_s is not None:
-            wait = max(wait, min(outcome.retry_after_s, alerting.delivery_backoff_max_s))
+        wait = outcome.retry_after_s or 0.0
         logger.warning(
             "notification %s: attempt %s failed, retrying in %.1fs: %s",
             log_id,
