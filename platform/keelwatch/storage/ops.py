@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
-from keelwatch.contract import JOB_BATCH_INFERENCE
 from keelwatch.entities.jobs import ChunkStatus
 from keelwatch.entities.notifications import DeliveryStatus
 from keelwatch.entities.ops import ChunkTally, LatencyTally
@@ -49,9 +48,12 @@ def _job_labels(session: Session, job_ids: Iterable[str]) -> dict[str, tuple[str
     return labels
 
 
-def finished_chunk_tallies(session: Session, start: datetime, end: datetime) -> list[ChunkTally]:
-    """Batch-inference chunks that finished (done or failed) with ``start <= updated_at < end``,
-    counted per job in SQL and labelled with the job's model, version and queue."""
+def finished_chunk_tallies(
+    session: Session, start: datetime, end: datetime, *, kind: str
+) -> list[ChunkTally]:
+    """Chunks of jobs of ``kind`` that finished (done or failed) with
+    ``start <= updated_at < end``, counted per job in SQL and labelled with the job's model,
+    version and queue (``model_name``, ``model_version`` and ``queue`` of its parameters)."""
     done = JobChunkRow.status == ChunkStatus.DONE.value
     failed = JobChunkRow.status == ChunkStatus.FAILED.value
     query = (
@@ -63,7 +65,7 @@ def finished_chunk_tallies(session: Session, start: datetime, end: datetime) -> 
         )
         .join(JobRow, JobRow.id == JobChunkRow.job_id)
         .where(
-            JobRow.kind == JOB_BATCH_INFERENCE,
+            JobRow.kind == kind,
             JobChunkRow.status.in_([ChunkStatus.DONE.value, ChunkStatus.FAILED.value]),
             JobChunkRow.updated_at >= start,
             JobChunkRow.updated_at < end,

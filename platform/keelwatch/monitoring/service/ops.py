@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from keelwatch.contract import JOB_BATCH_INFERENCE
 from keelwatch.entities.signals import Signal, labels_fingerprint
 from keelwatch.errors import KeelwatchError
 from keelwatch.monitoring.anomaly import CusumParams, Detector, EwmaParams
@@ -86,7 +87,7 @@ def record_ops_signals(
         start = end - timedelta(seconds=settings.ops_window_s)
         ops = [
             *chunk_signals(
-                ops_store.finished_chunk_tallies(session, start, end),
+                ops_store.finished_chunk_tallies(session, start, end, kind=JOB_BATCH_INFERENCE),
                 window_s=settings.ops_window_s,
                 at=end,
                 source=source,
