@@ -38,13 +38,18 @@ from keelwatch.api.middleware import (
     log_unhandled,
 )
 from keelwatch.api.routers import (
+    actions,
+    alerts,
     alerts_inbound,
     audit,
     health,
     jobs,
     monitors,
+    notifiers,
     predictions,
     registry,
+    rules,
+    silences,
 )
 from keelwatch.errors import KeelwatchError
 from keelwatch.metrics import (
@@ -91,8 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
 
     # Every router is imported explicitly: a missing one is an import error, never a silently
-    # absent set of endpoints.
-    for router_module in (health, registry, jobs, monitors, predictions, audit, alerts_inbound):
+    # absent set of endpoints. Order matters: /alerts/rules, /alerts/silences and
+    # /alerts/inbound come before /alerts/{fingerprint}.
+    routers = (health, registry, jobs, monitors, predictions, audit, alerts_inbound)
+    alerting_routers = (rules, silences, alerts, actions, notifiers)
+    for router_module in (*routers, *alerting_routers):
         app.include_router(router_module.router)
 
     _install_error_handlers(app, metrics)

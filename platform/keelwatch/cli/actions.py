@@ -101,45 +101,20 @@ def list_actions(
 def _decide(execution_id: int, *, approve: bool, reason: str, actor: str | None) -> str:
     """Record the decision and its audit entry in one transaction; enqueue after the commit."""
     from keelwatch.actions.dispatch import enqueue_execution
+    from keelwatch.actions.service import decide_execution
     from keelwatch.entities.time import utcnow
-    from keelwatch.storage.actions import decide_execution, get_execution
-    from keelwatch.storage.audit import record_audit
 
     if not reason.strip():
         fail("--reason must not be blank")
-    now = utcnow()
     with cli_services() as services:
         who = cli_actor(actor, services.settings)
         with services.db.session() as session:
-            execution = get_execution(session, execution_id)
-            if execution is None:
-                fail(f"no action execution with id {execution_id}")
-            # The UPDATE only matches an execution still awaiting approval, so two operators
-            # deciding at once cannot both win.
-            if not decide_execution(
-                session, execution_id, approve=approve, actor=who, reason=reason, now=now
-            ):
-                fail(
-                    f"action execution {execution_id} is {execution.status.value}, "
-                    "not awaiting approval"
-                )
-            record_audit(
-                session,
-                actor=who,
-                action="action.approve" if approve else "action.reject",
-                target=f"model:{execution.model}",
-                reason=reason,
-                details={
-                    "execution_id": execution.id,
-                    "policy": execution.policy,
-                    "action": execution.action.value,
-                    "alert": execution.alert_fingerprint,
-                    "episode": execution.episode,
-                },
-                at=now,
+            decision = decide_execution(
+                session, execution_id, approve=approve, actor=who, reason=reason, now=utcnow()
             )
-        if approve:
-            enqueue_execution(services.sender, execution_id)
+        if decision.to_enqueue is not None:
+            enqueue_execution(services.sender, decision.to_enqueue)
+    execution = decision.execution
     return f"{execution.action.value} of {execution.model} (policy {execution.policy})"
 
 

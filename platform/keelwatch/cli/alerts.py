@@ -2,7 +2,7 @@
 
 ``list`` and ``show`` read alerts and their history (``show`` accepts a unique fingerprint
 prefix); ``ack`` (audited ``alert.ack``), ``silence`` (``silence.create``) and ``unsilence``
-(``silence.expire``) act with the CLI actor.
+(``silence.expire``) act with the CLI actor; ``silences`` lists them.
 
 ``dead-letters`` lists notifications given up on; ``dead-letters replay ID`` puts one back to
 pending and enqueues its delivery (audited ``notification.replay``).
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from keelwatch.cli.support import cli_actor, cli_services, fail
 
@@ -326,3 +326,49 @@ def unsilence(
         with services.db.session() as session:
             ended = service.expire_silence(session, silence_id, who, now=utcnow())
     typer.echo(f"silence {ended.id} ended at {ended.ends_at.isoformat(timespec='seconds')}")
+
+
+@alerts_app.command("silences")
+def silences(
+    include_ended: Annotated[
+        bool, typer.Option("--all", help="Include silences that have ended.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Silences, newest first: those not ended yet (active or starting later), or --all."""
+    from keelwatch.alerting import service
+    from keelwatch.alerting.silences import SilenceState, silence_state
+    from keelwatch.entities.time import utcnow
+
+    now = utcnow()
+    with cli_services() as services, services.db.session() as session:
+        found = service.list_silences(session, active_at=None if include_ended else now)
+    rows = [
+        {
+            "id": s.id,
+            "matchers": [str(m) for m in s.matchers],
+            "author": s.author,
+            "comment": s.comment,
+            "starts_at": s.starts_at.isoformat(),
+            "ends_at": s.ends_at.isoformat(),
+            "ends_when_resolved": s.ends_when_resolved,
+            "state": silence_state(s, now).value,
+            "active": silence_state(s, now) is SilenceState.ACTIVE,
+        }
+        for s in found
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    # The whole id, never wrapped: `alerts unsilence` takes it. Comments are in --json.
+    table = Table(Column("id", no_wrap=True, min_width=36), "matchers", "author", "ends", "state")
+    for silence in found:
+        ends = silence.ends_at.isoformat(timespec="seconds")
+        table.add_row(
+            silence.id,
+            ", ".join(str(m) for m in silence.matchers),
+            silence.author,
+            ends + (" or when resolved" if silence.ends_when_resolved else ""),
+            silence_state(silence, now).value,
+        )
+    console.print(table)

@@ -13,7 +13,18 @@ from typing import Annotated
 import typer
 
 import keelwatch
-from keelwatch.cli import actions, alerts, drift, jobs, models, monitors, notifiers, ops, rules
+from keelwatch.cli import (
+    actions,
+    alerts,
+    drift,
+    jobs,
+    models,
+    monitors,
+    notifiers,
+    ops,
+    policies,
+    rules,
+)
 
 #: ``-h`` as well as ``--help``; click hands it down to every sub-command's context.
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
@@ -55,6 +66,7 @@ app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(notifiers.notifiers_app, name="notifiers")
 app.add_typer(rules.rules_app, name="rules")
 app.add_typer(actions.actions_app, name="actions")
+app.add_typer(policies.policies_app, name="policies")
 ops.register(app)
 
 

@@ -1,6 +1,8 @@
 """Pydantic shapes of alerts on the wire.
 
-Today: the webhook payload Prometheus Alertmanager sends to a ``webhook_config`` receiver
+Rules, alerts with their history, acknowledgements, silences and dead letters as the
+``/alerts`` routes read and write them (``RuleOut``, ``AlertOut``, ``SilenceIn``, ...), and the
+webhook payload Prometheus Alertmanager sends to a ``webhook_config`` receiver
 (version ``"4"``), accepted by ``POST /alerts/inbound/alertmanager``. Field names are
 Alertmanager's own (camelCase aliases), documented at
 https://prometheus.io/docs/alerting/latest/configuration/#webhook_config.
@@ -15,11 +17,24 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
+from keelwatch.alerting.rules import rule_to_dict
+from keelwatch.entities.alerts import Alert, AlertTransition, Silence
+from keelwatch.entities.notifications import DeadLetter
 from keelwatch.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from keelwatch.storage.alerts import StoredRule
 
 #: The only webhook payload version Alertmanager has shipped since 0.6 and that this parser reads.
 ALERTMANAGER_WEBHOOK_VERSION = "4"
@@ -123,3 +138,215 @@ def parse_alertmanager_webhook(payload: bytes | str | Mapping[str, Any]) -> Aler
         return AlertmanagerWebhook.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(f"invalid Alertmanager webhook payload: {_describe(exc)}") from None
+
+
+# --- rules, alerts, silences, dead letters (the /alerts routes) --------------------------------
+
+
+class AppliedOut(BaseModel):
+    """What an apply did (rules or action policies), names per outcome."""
+
+    created: list[str] = Field(description="New names.")
+    updated: list[str] = Field(description="Names whose definition changed.")
+    unchanged: list[str] = Field(description="Names given with the definition already stored.")
+
+
+class RulesIn(BaseModel):
+    """The JSON form of ``PUT /alerts/rules`` (the YAML form is the rule file itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[Any] = Field(
+        description="Rules as in a rule file: name, signal, matchers, comparison, threshold, "
+        "for, severity, labels, annotations, runbook_url."
+    )
+
+
+class RuleOut(BaseModel):
+    """A stored alerting rule, as a rule file would write it, with who changed it last."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str
+    signal: str
+    matchers: str = Field(description='Alertmanager matchers, e.g. {model="credit"}.')
+    comparison: str
+    threshold: float
+    hold_for: str = Field(alias="for", description="How long the condition must hold.")
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    runbook_url: str | None = None
+    source: str = Field(description="Where the rule came from (file name, or api).")
+    created_by: str
+    created_at: datetime
+    updated_by: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, stored: StoredRule) -> RuleOut:
+        """Stored rule → response."""
+        return cls.model_validate(
+            {
+                **rule_to_dict(stored.rule),
+                "source": stored.source,
+                "created_by": stored.created_by,
+                "created_at": stored.created_at,
+                "updated_by": stored.updated_by,
+                "updated_at": stored.updated_at,
+            }
+        )
+
+
+class AcknowledgementOut(BaseModel):
+    """Who took the alert, when, and their note."""
+
+    assignee: str
+    at: datetime
+    comment: str
+
+
+class AlertOut(BaseModel):
+    """One alert (one fingerprint, across its episodes)."""
+
+    fingerprint: str
+    rule: str
+    state: str = Field(description="pending, firing, resolved or inactive.")
+    severity: str
+    value: float = Field(description="The signal value at the last evaluation.")
+    episode: int = Field(description="Firing episodes so far (1 for the first).")
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    runbook_url: str | None
+    active_since: datetime
+    fired_at: datetime | None
+    resolved_at: datetime | None
+    last_evaluated_at: datetime
+    acknowledgement: AcknowledgementOut | None
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertOut:
+        """Entity → response."""
+        ack = alert.acknowledgement
+        return cls(
+            fingerprint=alert.fingerprint,
+            rule=alert.rule_name,
+            state=alert.state.value,
+            severity=alert.severity.value,
+            value=alert.value,
+            episode=alert.episode,
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            runbook_url=alert.runbook_url,
+            active_since=alert.active_since,
+            fired_at=alert.fired_at,
+            resolved_at=alert.resolved_at,
+            last_evaluated_at=alert.last_evaluated_at,
+            acknowledgement=None
+            if ack is None
+            else AcknowledgementOut(assignee=ack.assignee, at=ack.at, comment=ack.comment),
+        )
+
+
+class TransitionOut(BaseModel):
+    """One change of an alert's state."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    at: datetime
+    episode: int
+    from_state: str | None = Field(alias="from", description="None for a new alert.")
+    to_state: str = Field(alias="to")
+    value: float
+
+    @classmethod
+    def of(cls, step: AlertTransition) -> TransitionOut:
+        """Entity → response."""
+        return cls(
+            at=step.at,
+            episode=step.episode,
+            from_state=None if step.from_state is None else step.from_state.value,
+            to_state=step.to_state.value,
+            value=step.value,
+        )
+
+
+class AlertDetailOut(AlertOut):
+    """One alert with its history, oldest transition first."""
+
+    history: list[TransitionOut]
+
+
+class AckIn(BaseModel):
+    """Take an alert: who is on it, and a note for the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    comment: str = ""
+
+
+class SilenceIn(BaseModel):
+    """A new silence. Give ``ends_at`` or ``duration`` (not both); ``starts_at`` defaults to now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: str | list[str] = Field(
+        description='Alertmanager matchers: one string such as {model="credit", column=~"f.*"}, '
+        'or a list of strings such as ["model=\\"credit\\""]; every one must match.'
+    )
+    author: Annotated[str, StringConstraints(max_length=255)] | None = Field(
+        None, description="Who owns the silence (default: the actor)."
+    )
+    comment: str = Field(description="Why (required).")
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    duration: str | None = Field(None, description="How long from starts_at, e.g. 30m, 2h, 1d.")
+    ends_when_resolved: bool = Field(
+        False, description="End early once the alerts it mutes have resolved."
+    )
+
+
+class SilenceOut(BaseModel):
+    """A silence and where it is in time."""
+
+    id: str
+    matchers: list[str]
+    author: str
+    comment: str
+    starts_at: datetime
+    ends_at: datetime
+    ends_when_resolved: bool
+    state: str = Field(description="pending (starts later), active or expired.")
+    active: bool = Field(description="Whether it mutes notifications now.")
+
+    @classmethod
+    def of(cls, silence: Silence, state: str) -> SilenceOut:
+        """Entity and its state (``keelwatch.alerting.silences.silence_state``) → response."""
+        return cls(
+            id=silence.id,
+            matchers=[str(m) for m in silence.matchers],
+            author=silence.author,
+            comment=silence.comment,
+            starts_at=silence.starts_at,
+            ends_at=silence.ends_at,
+            ends_when_resolved=silence.ends_when_resolved,
+            state=state,
+            active=state == "active",
+        )
+
+
+class DeadLetterOut(BaseModel):
+    """A notification given up on."""
+
+    id: int
+    log_id: int = Field(description="The notification-log row it replays.")
+    notifier: str
+    reason: str
+    failed_at: datetime
+    replayed_at: datetime | None
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterOut:
+        """Entity → response."""
+        return cls.model_validate(letter, from_attributes=True)
