@@ -361,7 +361,13 @@ def silences(
         typer.echo(json.dumps(rows, indent=2))
         return
     # The whole id, never wrapped: `alerts unsilence` takes it. Comments are in --json.
-    table = Table(Column("id", no_wrap=True, min_width=36), "matchers", "author", "ends", "state")
+    table = Table(
+        Column("id", no_wrap=True, min_width=36),
+        Column("matchers", overflow="fold"),
+        "author",
+        Column("ends", overflow="fold"),
+        "state",
+    )
     for silence in found:
         ends = silence.ends_at.isoformat(timespec="seconds")
         table.add_row(
