@@ -27,7 +27,8 @@ DRIFT_CHECK_START = "keelwatch.monitoring.drift.start_check"
 DRIFT_PARTITION_PROFILE = "keelwatch.monitoring.drift.profile_partition"
 DRIFT_CHECK_FINISH = "keelwatch.monitoring.drift.finish_check"
 DRIFT_DISPATCH_DUE = "keelwatch.monitoring.drift.dispatch_due"
-#: Run one action execution (queue ``cpu``): rollback, retrain, promote or notify.
+#: Run one action execution (queue ``cpu``, or ``gpu`` for a policy with ``queue: gpu``):
+#: rollback, retrain, promote or notify.
 ACTION_EXECUTE = "keelwatch.actions.execute"
 #: Deliver one notification-log row through its notifier (queue ``monitoring``, acks_late).
 ALERTING_DELIVER = "keelwatch.alerting.deliver"
