@@ -3,9 +3,11 @@ MLflow tags on the versions involved (``keelwatch.action.<id>``), so the MLflow 
 champion changed.
 
 Exactly once, also across a worker SIGKILLed mid-action: the execution is claimed with a
-conditional UPDATE (pending → running); a redelivered message finds it running and resumes.
-Each action records its target before acting, and on resume checks whether the act already
-happened (a rollback tags the version it left with this execution's id in its reason), so it
+conditional UPDATE (pending → running) that records the delivery (the Celery task id); the
+same message redelivered after the crash finds it running under its own id and resumes, while
+any other message for it does nothing. Each action records its target before acting, and on
+resume checks whether the act already happened (a rollback tags the version it left with this
+execution's id in its reason; a retrain's registration reason names the execution), so it
 never acts twice.
 """
 
