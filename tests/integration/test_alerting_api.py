@@ -320,7 +320,17 @@ def test_dead_letters_list_and_replay(client: TestClient, settings: Settings) ->
                 }
             ],
         )
-        letter = store.dead_letter(session, log_id, reason="receiver down", attempts=5, at=now)
+        # A delivery gives up on a row it claimed, as the delivery task does.
+        claimed = store.claim_notification(session, log_id, now=now, lease=timedelta(minutes=5))
+        assert claimed is not None and claimed.claimed_at is not None
+        letter = store.dead_letter(
+            session,
+            log_id,
+            reason="receiver down",
+            attempts=5,
+            at=now,
+            claimed_at=claimed.claimed_at,
+        )
     assert letter is not None
 
     listed = client.get("/alerts/dead-letters").json()["items"]
