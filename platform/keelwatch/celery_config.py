@@ -28,6 +28,7 @@ from keelwatch.contract import (
     DRIFT_DISPATCH_DUE,
     HOUSEKEEPING_HEARTBEAT,
     HOUSEKEEPING_PURGE_SIGNALS,
+    HOUSEKEEPING_RECONCILE_JOBS,
     INFERENCE_CHUNK,
     MONITORING_OPS_SIGNALS,
     QUEUE_CPU,
@@ -102,6 +103,7 @@ def celery_config(
             ACTION_EXECUTE: {"queue": QUEUE_CPU},
             HOUSEKEEPING_HEARTBEAT: {"queue": QUEUE_MONITORING},
             HOUSEKEEPING_PURGE_SIGNALS: {"queue": QUEUE_MONITORING},
+            HOUSEKEEPING_RECONCILE_JOBS: {"queue": QUEUE_MONITORING},
             "keelwatch.monitoring.*": {"queue": QUEUE_MONITORING},
             ALERTING_DELIVER: {"queue": QUEUE_MONITORING},
             ALERTING_EVALUATE_TICK: {"queue": QUEUE_MONITORING},
@@ -140,6 +142,12 @@ def celery_config(
             "keelwatch-signal-purge": {
                 "task": HOUSEKEEPING_PURGE_SIGNALS,
                 "schedule": SIGNAL_PURGE_INTERVAL_S,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            # Chunks and drift checks whose message vanished (jobs.lost_after_s) are resent.
+            "keelwatch-job-reconcile": {
+                "task": HOUSEKEEPING_RECONCILE_JOBS,
+                "schedule": settings.jobs.reconcile_interval_s,
                 "options": {"queue": QUEUE_MONITORING},
             },
             # The fleet's ops.* series and EWMA/CUSUM alarms (alerting.ops_interval_s).

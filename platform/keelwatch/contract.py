@@ -22,6 +22,9 @@ INFERENCE_CHUNK = "keelwatch.inference.run_chunk"
 HOUSEKEEPING_HEARTBEAT = "keelwatch.housekeeping.heartbeat"
 #: Daily: delete signals older than ``alerting.signal_retention_days``.
 HOUSEKEEPING_PURGE_SIGNALS = "keelwatch.housekeeping.purge_signals"
+#: Beat (``jobs.reconcile_interval_s``): send again the chunks and drift checks whose task
+#: vanished (no progress for ``jobs.lost_after_s``), fail the jobs that keep losing them.
+HOUSEKEEPING_RECONCILE_JOBS = "keelwatch.housekeeping.reconcile_jobs"
 # Drift checks (queue ``monitoring``; every ``keelwatch.monitoring.*`` name is routed there).
 DRIFT_CHECK_START = "keelwatch.monitoring.drift.start_check"
 DRIFT_PARTITION_PROFILE = "keelwatch.monitoring.drift.profile_partition"

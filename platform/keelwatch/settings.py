@@ -81,6 +81,27 @@ class InferenceSettings(BaseModel):
     model_cache_size: int = Field(4, gt=0, description="Models kept loaded per worker.")
 
 
+class JobsSettings(BaseModel):
+    """The job reconciler (``KEELWATCH_JOBS__*``): work whose task vanished is sent again."""
+
+    reconcile_interval_s: float = Field(
+        60.0, gt=0, description="How often beat runs keelwatch.housekeeping.reconcile_jobs."
+    )
+    lost_after_s: float = Field(
+        600.0,
+        gt=0,
+        description="A chunk (or drift check) with no progress for this long is taken as lost "
+        "and sent again: set it longer than the longest chunk, and shorter than "
+        "broker.visibility_timeout_s so the reconciler acts before Redis redelivers.",
+    )
+    max_requeues: int = Field(
+        3,
+        ge=0,
+        description="Times one chunk is sent again; lost once more, its job fails with the "
+        "reason (chunk N lost M times: no worker finished it).",
+    )
+
+
 class WorkerSettings(BaseModel):
     """Worker processes (Celery)."""
 
@@ -247,6 +268,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     registry: RegistrySettings = RegistrySettings()
     inference: InferenceSettings = InferenceSettings()
+    jobs: JobsSettings = JobsSettings()
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
     alerting: AlertingSettings = AlertingSettings()

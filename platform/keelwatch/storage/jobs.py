@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -309,13 +310,134 @@ def reopen_job_for_retry(session: Session, job_id: str) -> list[int]:
     session.execute(
         update(JobChunkRow)
         .where(JobChunkRow.job_id == job_id, JobChunkRow.status != ChunkStatus.DONE.value)
-        .values(status=ChunkStatus.PENDING.value, error=None, updated_at=utcnow())
+        # A retry by a person starts the reconciler's count again.
+        .values(status=ChunkStatus.PENDING.value, error=None, requeues=0, updated_at=utcnow())
     )
     row.status = JobStatus.PENDING.value
     row.error = None
+    row.requeues = 0
     row.updated_at = utcnow()
     session.flush()
     return again
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+@dataclass(frozen=True)
+class ChunkClock:
+    """A chunk's state, when it last moved and how often the reconciler sent it again."""
+
+    index: int
+    status: ChunkStatus
+    updated_at: datetime
+    requeues: int
+
+
+@dataclass(frozen=True)
+class UnfinishedJob:
+    """A pending or running job as the reconciler reads it (every chunk, in index order)."""
+
+    job: Job
+    requeues: int
+    chunks: tuple[ChunkClock, ...]
+
+
+def list_unfinished_jobs(session: Session, kinds: Collection[str]) -> list[UnfinishedJob]:
+    """Every pending or running job of ``kinds``, oldest first, with its chunks' clocks."""
+    unfinished = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+    rows = list(
+        session.scalars(
+            select(JobRow)
+            .where(JobRow.status.in_(unfinished), JobRow.kind.in_(list(kinds)))
+            .order_by(JobRow.created_at, JobRow.id)
+        )
+    )
+    clocks: dict[str, list[ChunkClock]] = {row.id: [] for row in rows}
+    if rows:
+        query = (
+            select(
+                JobChunkRow.job_id,
+                JobChunkRow.chunk_index,
+                JobChunkRow.status,
+                JobChunkRow.updated_at,
+                JobChunkRow.requeues,
+            )
+            .where(JobChunkRow.job_id.in_(list(clocks)))
+            .order_by(JobChunkRow.job_id, JobChunkRow.chunk_index)
+        )
+        for job_id, index, status, updated_at, requeues in session.execute(query):
+            clocks[job_id].append(ChunkClock(index, ChunkStatus(status), updated_at, requeues))
+    return [
+        UnfinishedJob(
+            job=get_job(session, row.id), requeues=row.requeues, chunks=tuple(clocks[row.id])
+        )
+        for row in rows
+    ]
+
+
+def requeue_lost_chunks(
+    session: Session, job_id: str, indexes: Sequence[int], *, idle_since: datetime
+) -> list[int]:
+    """Put lost chunks back to ``pending`` and count the resend; returns those changed.
+
+    Only a chunk still pending or running and unchanged since ``idle_since`` is touched: one
+    that moved meanwhile (its worker was only slow) is left to finish, so two reconcilers, or a
+    reconciler and a late worker, never count one loss twice.
+    """
+    changed: list[int] = []
+    for index in indexes:
+        outcome = session.execute(
+            update(JobChunkRow)
+            .where(
+                JobChunkRow.job_id == job_id,
+                JobChunkRow.chunk_index == index,
+                JobChunkRow.status.in_([ChunkStatus.PENDING.value, ChunkStatus.RUNNING.value]),
+                JobChunkRow.updated_at <= idle_since,
+            )
+            .values(
+                status=ChunkStatus.PENDING.value,
+                requeues=JobChunkRow.requeues + 1,
+                updated_at=utcnow(),
+            )
+        )
+        if outcome.rowcount:  # type: ignore[attr-defined]
+            changed.append(index)
+    return changed
+
+
+def restart_lost_job(session: Session, job_id: str, *, idle_since: datetime) -> bool:
+    """Count one restart of a whole job (a drift check) unchanged since ``idle_since``."""
+    outcome = session.execute(
+        update(JobRow)
+        .where(
+            JobRow.id == job_id,
+            JobRow.status.in_([JobStatus.PENDING.value, JobStatus.RUNNING.value]),
+            JobRow.updated_at <= idle_since,
+        )
+        .values(requeues=JobRow.requeues + 1, updated_at=utcnow())
+    )
+    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_lost_job(
+    session: Session, job_id: str, *, reason: str, chunk_index: int | None = None
+) -> bool:
+    """Fail a job whose work keeps getting lost (and the chunk that did, if one is named);
+    returns False when the job had already finished."""
+    if not finish_job(session, job_id, status=JobStatus.FAILED, error=reason):
+        return False
+    if chunk_index is not None:
+        session.execute(
+            update(JobChunkRow)
+            .where(
+                JobChunkRow.job_id == job_id,
+                JobChunkRow.chunk_index == chunk_index,
+                JobChunkRow.status != ChunkStatus.DONE.value,
+            )
+            .values(status=ChunkStatus.FAILED.value, error=reason, updated_at=utcnow())
+        )
+    return True
 
 
 def _to_job(row: JobRow, *, chunks_done: int, rows_done: int) -> Job:
@@ -349,3 +471,11 @@ def _to_chunk(row: JobChunkRow) -> JobChunk:
         output_path=row.output_path,
         error=row.error,
     )
+
+
+def chunk_requeues(session: Session, job_id: str) -> dict[int, int]:
+    """How often the reconciler sent each chunk of ``job_id`` again, by chunk index."""
+    query = select(JobChunkRow.chunk_index, JobChunkRow.requeues).where(
+        JobChunkRow.job_id == job_id
+    )
+    return {int(index): int(count) for index, count in session.execute(query)}

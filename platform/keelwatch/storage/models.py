@@ -126,8 +126,14 @@ class JobRow(Base):
     submitted_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    #: Times the reconciler started this job again as a whole (drift checks).
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    __table_args__ = (Index("ix_jobs_kind_created", "kind", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_kind_created", "kind", "created_at"),
+        # The reconciler reads the unfinished jobs every minute.
+        Index("ix_jobs_status", "status"),
+    )
 
 
 class JobChunkRow(Base):
@@ -146,6 +152,8 @@ class JobChunkRow(Base):
     output_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    #: Times the reconciler sent this chunk again after its task vanished.
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AuditRow(Base):
