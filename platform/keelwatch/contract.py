@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from keelwatch.errors import KeelwatchError
+
 # Queues. A worker role consumes one or more of these.
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
@@ -86,6 +88,15 @@ class ActionExecutePayload(BaseModel):
     """Run action execution ``execution_id``; everything else is in its row."""
 
     execution_id: int
+
+
+class BrokerUnavailableError(KeelwatchError):
+    """The broker refused or could not take a message: the API answers 503 with
+    ``Retry-After``, the CLI exits non-zero; the work is not lost (the message says where it is).
+    """
+
+    status_code = 503
+    retry_after_s = 30
 
 
 class TaskSender(Protocol):

@@ -142,7 +142,12 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 def _install_error_handlers(app: FastAPI, metrics: KeelwatchMetrics) -> None:
     async def keelwatch_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, KeelwatchError)
-        return _error(exc.status_code, str(exc))
+        response = _error(exc.status_code, str(exc))
+        # A 503 (the broker is down) says when to try again.
+        retry_after = getattr(exc, "retry_after_s", None)
+        if isinstance(retry_after, int):
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -12,6 +12,7 @@ so a worker never receives a chunk it cannot find.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,13 +27,14 @@ from keelwatch.contract import (
     QUEUE_CPU,
     QUEUE_GPU,
     BatchInferenceRequest,
+    BrokerUnavailableError,
     Device,
     InferenceChunkPayload,
     TaskSender,
 )
 from keelwatch.data_roots import require_inside, resolve_read, resolve_write
 from keelwatch.entities import Job, JobStatus
-from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError
+from keelwatch.errors import ConflictError, InvalidInputError
 from keelwatch.inference.dataset import InputFormat, column_types, inspect_input, local_path
 from keelwatch.inference.planning import PART_FILE_PREFIX, check_columns, plan_chunks
 from keelwatch.inference.validation import check_column_types
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from keelwatch.registry import ModelRegistry
     from keelwatch.settings import DataRootsSettings, InferenceSettings
     from keelwatch.storage.db import Database
+
+logger = logging.getLogger(__name__)
 
 
 class BatchInferenceParams(BaseModel):
@@ -210,18 +214,37 @@ def submit_batch_inference(
 def enqueue_chunks(
     db: Database, sender: TaskSender, job_id: str, indexes: Iterable[int], queue: str
 ) -> None:
-    """Send one chunk task per index (after the job's commit: a worker must find its rows)."""
+    """Send one chunk task per index (after the job's commit: a worker must find its rows).
+
+    BrokerUnavailableError (503 on the API) when the broker does not take a message: the job
+    is then marked failed with that reason, and ``keelwatch jobs retry`` (``POST
+    /jobs/{id}/retry``) runs it once the broker is back. Failed rather than left pending: the
+    caller was told no, so the job must not start later behind its back (a client that
+    resubmits would get it twice); the row keeps the request and its audit entry, so nothing
+    accepted is lost.
+    """
     try:
         for index in indexes:
             payload = InferenceChunkPayload(job_id=job_id, chunk_index=index)
-            sender.send_task(INFERENCE_CHUNK, kwargs=payload.model_dump(), queue=queue)
+            # ignore_result: nobody waits on a chunk's Celery result (its row is the truth);
+            # without it a Redis result backend subscribes this process to a channel per
+            # message, never released, and a dead backend stalls the send for seconds.
+            sender.send_task(
+                INFERENCE_CHUNK, kwargs=payload.model_dump(), queue=queue, ignore_result=True
+            )
     except Exception as exc:
         # The job is committed but its chunks cannot all reach the fleet: say so on the job
         # rather than leave it pending forever. Chunks already sent find it failed and stop.
-        message = f"could not enqueue chunks on queue {queue!r}: {exc}"
+        # Only the error's type: a broker error's text may name hosts and credentials.
+        logger.warning("job %s: broker refused a chunk on queue %s: %r", job_id, queue, exc)
+        message = (
+            f"could not enqueue chunks on queue {queue!r}: the broker is unreachable "
+            f"({type(exc).__name__}); the job is marked failed: retry it with "
+            f"`keelwatch jobs retry {job_id}` (POST /jobs/{job_id}/retry) once the broker is back"
+        )
         with db.session() as session:
             finish_job(session, job_id, status=JobStatus.FAILED, error=message)
-        raise KeelwatchError(f"job {job_id}: {message}") from exc
+        raise BrokerUnavailableError(f"job {job_id}: {message}") from exc
 
 
 def _confine(request: BatchInferenceRequest, roots: DataRootsSettings) -> BatchInferenceRequest:

@@ -18,6 +18,7 @@ from keelwatch.contract import (
     DRIFT_CHECK_START,
     JOB_DRIFT_CHECK,
     QUEUE_MONITORING,
+    BrokerUnavailableError,
     DriftCheckPayload,
 )
 from keelwatch.entities import Job, JobStatus
@@ -257,19 +258,26 @@ def enqueue_check(db: Database, sender: TaskSender, job: Job) -> None:
     """Send a committed check job to the monitoring queue.
 
     If the broker refuses it, the job is marked failed (in a transaction of its own: the one
-    that created it has committed) and KeelwatchError says why.
+    that created it has committed) and BrokerUnavailableError (a KeelwatchError, 503 on the
+    API) says why.
     """
     try:
         sender.send_task(
             DRIFT_CHECK_START,
             kwargs=DriftCheckPayload(job_id=job.id).model_dump(),
             queue=QUEUE_MONITORING,
+            # Nobody waits on the Celery result (the job row is the truth): no subscription.
+            ignore_result=True,
         )
     except Exception as exc:
-        message = f"could not enqueue the drift check: {exc}"
+        # 503 on the API; only the error's type: a broker error's text may name hosts.
+        message = (
+            f"could not enqueue the drift check: the broker is unreachable "
+            f"({type(exc).__name__}); run the monitor again once the broker is back"
+        )
         with db.session() as session:
             finish_job(session, job.id, status=JobStatus.FAILED, error=message)
-        raise KeelwatchError(f"job {job.id}: {message}") from exc
+        raise BrokerUnavailableError(f"job {job.id}: {message}") from exc
 
 
 def submit_check(
