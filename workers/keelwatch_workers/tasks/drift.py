@@ -104,8 +104,33 @@ def start_check(self: Task[Any, Any], job_id: str) -> dict[str, Any]:
         body = self.app.signature(
             DRIFT_CHECK_FINISH, kwargs={"job_id": job_id}, queue=QUEUE_MONITORING
         )
-        chord(header, app=self.app)(body)
+        launched = chord(header, app=self.app)(body)
+        _stop_listening(self, launched)
     return {"action": outcome.action, "partitions": outcome.partitions, "job_id": job_id}
+
+
+def _stop_listening(task: Task[Any, Any], launched: Any) -> None:
+    """Drop the result subscriptions that launching a chord opened in this worker process.
+
+    On a Redis result backend Celery (5.7) registers every header task's result as a waiter
+    twice, once by the group's barrier and once by the backend's own ``apply_chord``, and
+    SUBSCRIBEs this process's pub/sub connection to each task's channel. Nothing here ever
+    waits on them (the backend joins the chord itself; the job row is the source of truth), so
+    they piled up, one channel per partition per check, for the life of the worker. Cancelling
+    them here unsubscribes; the stored results, which the chord needs, are left alone.
+    """
+    backend = task.app.backend
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is None:  # a backend without pub/sub (SQL, filesystem): nothing subscribed
+        return
+    group_result = getattr(launched, "parent", None)
+    for result in getattr(group_result, "results", None) or ():
+        backend.remove_pending_result(result)
+        # The second waiter (apply_chord's) is not reachable through a public API: drop what
+        # is still pending for this id, then unsubscribe.
+        for waiting in getattr(backend, "_pending_results", ()):
+            waiting.pop(result.id, None)
+        consumer.cancel_for(result.id)
 
 
 @shared_task(
