@@ -4,7 +4,9 @@ Every step is safe to repeat, because a chunk may run more than once (a retry, o
 after a worker died mid-chunk):
 
 1. the output file has a fixed name per chunk and is written to a temporary file then renamed,
-   so a rerun replaces it whole and readers never see half a file;
+   so a rerun replaces it whole and readers never see half a file; a temporary file left by a
+   run killed mid-write is removed by the chunk's next run, and the job's last step removes
+   any left in the output folder;
 2. prediction-log rows have request ids ``f"{job_id}:{row}"`` picked by a deterministic sample,
    and the log ignores ids it already holds;
 3. chunk completion is a conditional update, and the job is finished by whichever transaction
@@ -27,7 +29,7 @@ from keelwatch.entities import ChunkStatus, JobStatus, PredictionRecord
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError, KeelwatchError
 from keelwatch.inference.dataset import InputFormat, read_rows
-from keelwatch.inference.planning import part_file_name
+from keelwatch.inference.planning import PART_FILE_PREFIX, part_file_name
 from keelwatch.inference.sampling import prediction_request_id, sampled_rows
 from keelwatch.inference.submit import BatchInferenceParams
 from keelwatch.inference.validation import (
@@ -337,13 +339,35 @@ def _write_part_atomically(
         {"row_index": np.arange(row_start, row_start + rows, dtype=np.int64), **predictions}
     )
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A run of this chunk killed between write and rename (SIGKILL, lost host) left its
+    # temporary file: remove it. A copy of this chunk running right now (a duplicate delivery)
+    # may lose its own and fail its rename: that is a transient error, and its retry finds the
+    # chunk done.
+    for stale in path.parent.glob(f".{path.name}.*{TEMPORARY_SUFFIX}"):
+        stale.unlink(missing_ok=True)
     # A leading dot hides the temporary file from Parquet dataset readers.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}")
     try:
         pq.write_table(table, temporary)
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+#: Ending of a part file being written (``.part-00003.parquet.<hex>.tmp``).
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def remove_leftover_parts(output_dir: Path) -> list[Path]:
+    """Remove temporary part files under ``output_dir`` (runs killed mid-write left them);
+    returns those removed. Only Keelwatch's own names are touched."""
+    removed: list[Path] = []
+    if not output_dir.is_dir():
+        return removed
+    for stale in output_dir.glob(f".{PART_FILE_PREFIX}*{TEMPORARY_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
 
 
 def _log_sample(
@@ -423,6 +447,8 @@ def _complete(
             return False
         if on_last_chunk is not None:
             on_last_chunk()
+        # Before the commit that finishes the job: whoever sees it succeeded sees a clean folder.
+        remove_leftover_parts(Path(params.output_dir))
         chunks = list_chunks(session, job_id)
         devices: dict[str, int] = {}
         for chunk in chunks:
