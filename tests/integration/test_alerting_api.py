@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from keelwatch.api.app import create_app
 from keelwatch.entities.time import utcnow
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
@@ -25,8 +27,10 @@ from tests.integration.notifier_receivers import free_port, http_receiver
 
 pytestmark = pytest.mark.integration
 
-CAROL = {"X-Keelwatch-Actor": "carol"}
-YAML = {**CAROL, "Content-Type": "application/yaml"}
+#: Who every request of this module's client acts as (the audit actor). The API takes it from
+#: X-Keelwatch-Actor today; when API tokens land, a token named carol (actor "token:carol").
+ACTOR = "carol"
+YAML = {"Content-Type": "application/yaml"}
 
 RULES = """\
 rules:
@@ -58,6 +62,14 @@ policies:
     params: {queue: gpu}
     guards: {cooldown: 2h, max_actions: 2}
 """
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app for ``settings``; every request acts as :data:`ACTOR`."""
+    headers = {"X-Keelwatch-Actor": ACTOR}
+    with TestClient(create_app(settings), headers=headers, raise_server_exceptions=False) as c:
+        yield c
 
 
 def _services(client: TestClient) -> Services:
@@ -110,9 +122,9 @@ def test_rules_apply_yaml_and_json_list_delete(client: TestClient) -> None:
         "threshold": 0.01,
         "for": "10m",
     }
-    updated = client.put("/alerts/rules", json={"rules": [changed]}, headers=CAROL)
+    updated = client.put("/alerts/rules", json={"rules": [changed]})
     assert updated.json() == {"created": [], "updated": ["column-drift"], "unchanged": []}
-    again = client.put("/alerts/rules", json={"rules": [changed]}, headers=CAROL)
+    again = client.put("/alerts/rules", json={"rules": [changed]})
     assert again.json() == {"created": [], "updated": [], "unchanged": ["column-drift"]}
 
     # Malformed: the position in the YAML (line 12, column 13 is the signal's value), the
@@ -142,27 +154,25 @@ def test_rules_apply_yaml_and_json_list_delete(client: TestClient) -> None:
     rules = {rule["name"]: rule for rule in listed["items"]}
     assert [rule["name"] for rule in listed["items"]] == ["column-drift", "dataset-drift"]
     assert rules["column-drift"]["threshold"] == 0.01 and rules["column-drift"]["for"] == "10m"
-    assert rules["column-drift"]["updated_by"] == "carol"
+    assert rules["column-drift"]["updated_by"] == ACTOR
     assert rules["column-drift"]["source"] == "api"
     assert rules["dataset-drift"]["source"] == "rules.yaml"
     assert rules["dataset-drift"]["matchers"] == "{}"
 
-    deleted = client.delete(
-        "/alerts/rules/dataset-drift", params={"reason": "noisy"}, headers=CAROL
-    )
+    deleted = client.delete("/alerts/rules/dataset-drift", params={"reason": "noisy"})
     assert deleted.status_code == 200 and deleted.json()["name"] == "dataset-drift"
     assert [r["name"] for r in client.get("/alerts/rules").json()["items"]] == ["column-drift"]
     assert "dataset-drift" in _error(client.delete("/alerts/rules/dataset-drift"), 404)
 
     applies = _audit(client, "rule.apply")
     assert [(e.actor, e.details["source"]) for e in applies] == [
-        ("carol", "api"),
-        ("carol", "api"),
-        ("carol", "rules.yaml"),
+        (ACTOR, "api"),
+        (ACTOR, "api"),
+        (ACTOR, "rules.yaml"),
     ]
     assert applies[-1].reason == "first"
     assert [(e.actor, e.target, e.reason) for e in _audit(client, "rule.delete")] == [
-        ("carol", "rule:dataset-drift", "noisy")
+        (ACTOR, "rule:dataset-drift", "noisy")
     ]
 
 
@@ -178,12 +188,11 @@ def test_silences_create_list_expire(client: TestClient) -> None:
             "duration": "2h",
             "ends_when_resolved": True,
         },
-        headers=CAROL,
     )
     assert created.status_code == 201, created.text
     now_silence = created.json()
     assert now_silence["matchers"] == ['model="credit-risk"', 'column=~"inc.*"']
-    assert now_silence["author"] == "carol" and now_silence["state"] == "active"
+    assert now_silence["author"] == ACTOR and now_silence["state"] == "active"
     starts = datetime.fromisoformat(now_silence["starts_at"])
     assert datetime.fromisoformat(now_silence["ends_at"]) - starts == timedelta(hours=2)
 
@@ -197,7 +206,6 @@ def test_silences_create_list_expire(client: TestClient) -> None:
             "starts_at": later.isoformat(),
             "ends_at": (later + timedelta(hours=1)).isoformat(),
         },
-        headers=CAROL,
     )
     assert scheduled.status_code == 201, scheduled.text
     assert scheduled.json()["author"] == "dana"
@@ -220,7 +228,7 @@ def test_silences_create_list_expire(client: TestClient) -> None:
     for body, expected in bad_cases:
         assert expected in _error(client.post("/alerts/silences", json=body), 422), body
 
-    expired = client.delete(f"/alerts/silences/{now_silence['id']}", headers=CAROL)
+    expired = client.delete(f"/alerts/silences/{now_silence['id']}")
     assert expired.status_code == 200 and expired.json()["state"] == "expired"
     still = client.get("/alerts/silences", params={"active": "true"}).json()["items"]
     assert [s["id"] for s in still] == [scheduled.json()["id"]]
@@ -230,9 +238,9 @@ def test_silences_create_list_expire(client: TestClient) -> None:
     assert sorted(e.target for e in creates) == sorted(
         f"silence:{s['id']}" for s in (now_silence, scheduled.json())
     )
-    assert {e.actor for e in creates} == {"carol"}
+    assert {e.actor for e in creates} == {ACTOR}
     assert [(e.actor, e.target) for e in _audit(client, "silence.expire")] == [
-        ("carol", f"silence:{now_silence['id']}")
+        (ACTOR, f"silence:{now_silence['id']}")
     ]
 
 
@@ -283,14 +291,13 @@ def test_alerts_list_show_ack(client: TestClient) -> None:
     acked = client.post(
         f"/alerts/{fingerprint[:10]}/ack",
         json={"assignee": "dana", "comment": "on it"},
-        headers=CAROL,
     )
     assert acked.status_code == 200, acked.text
     assert acked.json()["acknowledgement"]["assignee"] == "dana"
     again = client.get(f"/alerts/{fingerprint}").json()["acknowledgement"]
     assert (again["assignee"], again["comment"]) == ("dana", "on it")
     assert [(e.actor, e.target, e.reason) for e in _audit(client, "alert.ack")] == [
-        ("carol", f"alert:{fingerprint}", "on it")
+        (ACTOR, f"alert:{fingerprint}", "on it")
     ]
     assert "assignee" in _error(
         client.post(f"/alerts/{fingerprint}/ack", json={"assignee": "  "}), 422
@@ -337,7 +344,7 @@ def test_dead_letters_list_and_replay(client: TestClient, settings: Settings) ->
     assert [(d["id"], d["log_id"], d["reason"]) for d in listed] == [
         (letter.id, log_id, "receiver down")
     ]
-    replayed = client.post(f"/alerts/dead-letters/{letter.id}/replay", headers=CAROL)
+    replayed = client.post(f"/alerts/dead-letters/{letter.id}/replay")
     assert replayed.status_code == 200, replayed.text
     assert replayed.json()["replayed_at"] is not None
     assert _queued(settings) == [("keelwatch.alerting.deliver", [log_id], {})]
@@ -349,7 +356,7 @@ def test_dead_letters_list_and_replay(client: TestClient, settings: Settings) ->
     assert "no dead letter" in _error(client.post("/alerts/dead-letters/999999/replay"), 404)
     assert len(_queued(settings)) == 1
     assert [(e.actor, e.target) for e in _audit(client, "notification.replay")] == [
-        ("carol", f"notification:{log_id}")
+        (ACTOR, f"notification:{log_id}")
     ]
 
 
@@ -362,9 +369,9 @@ def test_policies_apply_list_delete(client: TestClient) -> None:
     assert applied.json()["created"] == ["rollback-on-drift", "retrain-on-drift"]
     manual_auto = {"name": "rollback-on-drift", "match": '{alertname="dataset-drift"}'}
     changed = {**manual_auto, "action": "rollback", "mode": "auto"}
-    updated = client.put("/actions/policies", json={"policies": [changed]}, headers=CAROL)
+    updated = client.put("/actions/policies", json={"policies": [changed]})
     assert updated.json() == {"created": [], "updated": ["rollback-on-drift"], "unchanged": []}
-    again = client.put("/actions/policies", json={"policies": [changed]}, headers=CAROL)
+    again = client.put("/actions/policies", json={"policies": [changed]})
     assert again.json()["unchanged"] == ["rollback-on-drift"]
 
     listed = client.get("/actions/policies").json()["items"]
@@ -392,16 +399,16 @@ def test_policies_apply_list_delete(client: TestClient) -> None:
     assert "line 2, column 6" in message  # just after the unclosed "["
     assert len(client.get("/actions/policies").json()["items"]) == 2  # nothing written
 
-    deleted = client.delete("/actions/policies/retrain-on-drift", headers=CAROL)
+    deleted = client.delete("/actions/policies/retrain-on-drift")
     assert deleted.status_code == 200 and deleted.json()["action"] == "retrain"
     assert "retrain-on-drift" in _error(client.delete("/actions/policies/retrain-on-drift"), 404)
 
     applies = _audit(client, "policy.apply")
-    assert [e.actor for e in applies] == ["carol", "carol", "carol"]
+    assert [e.actor for e in applies] == [ACTOR, ACTOR, ACTOR]
     assert applies[-1].details["created"] == ["rollback-on-drift", "retrain-on-drift"]
     assert applies[0].details["unchanged"] == ["rollback-on-drift"]
     assert [(e.actor, e.target) for e in _audit(client, "policy.delete")] == [
-        ("carol", "policy:retrain-on-drift")
+        (ACTOR, "policy:retrain-on-drift")
     ]
 
 
@@ -458,14 +465,14 @@ def test_approve_and_reject_executions_awaiting_approval(
     assert client.get(f"/actions/{approved}").json()["policy"] == "manual-rollback"
     assert "no action execution" in _error(client.get("/actions/999999"), 404)
 
-    decision = client.post(f"/actions/{approved}/approve", json={"reason": "go"}, headers=CAROL)
+    decision = client.post(f"/actions/{approved}/approve", json={"reason": "go"})
     assert decision.status_code == 200, decision.text
     assert decision.json()["enqueued"] is True
     execution = decision.json()["execution"]
-    assert (execution["status"], execution["decided_by"]) == ("pending", "carol")
+    assert (execution["status"], execution["decided_by"]) == ("pending", ACTOR)
     assert _queued(settings) == [("keelwatch.actions.execute", [], {"execution_id": approved})]
 
-    decision = client.post(f"/actions/{rejected}/reject", json={"reason": "no"}, headers=CAROL)
+    decision = client.post(f"/actions/{rejected}/reject", json={"reason": "no"})
     assert decision.status_code == 200, decision.text
     assert decision.json()["enqueued"] is False
     assert decision.json()["execution"]["status"] == "rejected"
@@ -483,9 +490,9 @@ def test_approve_and_reject_executions_awaiting_approval(
         client.post("/actions/999999/approve", json={"reason": "x"}), 404
     )
     assert len(_queued(settings)) == 1
-    assert [(e.actor, e.reason) for e in _audit(client, "action.approve")] == [("carol", "go")]
+    assert [(e.actor, e.reason) for e in _audit(client, "action.approve")] == [(ACTOR, "go")]
     rejects = _audit(client, "action.reject")
-    assert [(e.actor, e.reason, e.target) for e in rejects] == [("carol", "no", "model:fraud")]
+    assert [(e.actor, e.reason, e.target) for e in rejects] == [(ACTOR, "no", "model:fraud")]
     assert rejects[0].details["execution_id"] == rejected
 
 
@@ -509,17 +516,17 @@ def test_notifiers_add_list_test_delete_never_return_the_secret(client: TestClie
             "config": {"url": receiver.url, "secret": SECRET},
             "route": {"group_by": ["model"], "group_wait_s": 5},
         }
-        added = call("POST", "/notifiers", json=hook, headers=CAROL)
+        added = call("POST", "/notifiers", json=hook)
         assert added.status_code == 201, added.text
         assert added.json()["config"]["secret"] == "**********"
         assert added.json()["route"]["group_by"] == ["model"]
-        assert added.json()["created_by"] == "carol"
+        assert added.json()["created_by"] == ACTOR
         assert "exists" in _error(call("POST", "/notifiers", json=hook), 409)
 
         listed = call("GET", "/notifiers").json()["items"]
         assert [(n["name"], n["type"]) for n in listed] == [("ops-hook", "webhook")]
 
-        tested = call("POST", "/notifiers/ops-hook/test", headers=CAROL)
+        tested = call("POST", "/notifiers/ops-hook/test")
         assert tested.status_code == 200, tested.text
         assert tested.json()["delivered"] is True and tested.json()["error"] is None
         (request,) = receiver.requests
@@ -542,18 +549,18 @@ def test_notifiers_add_list_test_delete_never_return_the_secret(client: TestClie
     no_route = {**hook, "name": "bad-route", "route": {"group_wait_s": -1}}
     assert "group_wait_s" in _error(call("POST", "/notifiers", json=no_route), 422)
 
-    deleted = call("DELETE", "/notifiers/ops-hook", headers=CAROL)
+    deleted = call("DELETE", "/notifiers/ops-hook")
     assert deleted.status_code == 200 and deleted.json()["config"]["secret"] == "**********"
     assert "no notifier" in _error(call("DELETE", "/notifiers/ops-hook"), 404)
     assert [n["name"] for n in call("GET", "/notifiers").json()["items"]] == ["down-hook"]
     bodies.append(client.get("/openapi.json").text)
 
     assert all(SECRET not in body for body in bodies)
-    assert [e.actor for e in _audit(client, "notifier.add")] == ["api", "carol"]
+    assert [e.actor for e in _audit(client, "notifier.add")] == [ACTOR, ACTOR]
     tests = _audit(client, "notifier.test")
-    assert [(e.actor, e.details["delivered"]) for e in tests] == [("api", False), ("carol", True)]
+    assert [(e.actor, e.details["delivered"]) for e in tests] == [(ACTOR, False), (ACTOR, True)]
     assert [(e.actor, e.target) for e in _audit(client, "notifier.delete")] == [
-        ("carol", "notifier:ops-hook")
+        (ACTOR, "notifier:ops-hook")
     ]
     with _services(client).db.session() as session:
         assert all(SECRET not in json.dumps(e.details) for e in list_audit(session, limit=1000))
