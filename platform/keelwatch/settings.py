@@ -228,6 +228,50 @@ class DataRootsSettings(BaseModel):
         return _env_list(value, os.pathsep)
 
 
+class AuthMode(StrEnum):
+    """Whether the API authenticates callers."""
+
+    REQUIRED = "required"
+    #: Every call is allowed and audited as ``anonymous``; logged as a warning at start.
+    DISABLED = "disabled"
+
+
+class OidcSettings(BaseModel):
+    """Optional OIDC: JWT access tokens from an identity provider (``KEELWATCH_AUTH__OIDC__*``).
+
+    Off while ``issuer`` is empty. A token must be signed by a key from ``jwks_url``, issued by
+    ``issuer`` for ``audience``; its ``roles_claim`` (a list or a space-separated string) names
+    Keelwatch roles, and the audit actor is ``oidc:<sub>``.
+    """
+
+    issuer: str = Field("", description="Expected `iss` of OIDC access tokens; empty: OIDC off.")
+    jwks_url: str = Field("", description="Where the issuer's signing keys (JWKS) are served.")
+    audience: str = Field("", description="Expected `aud` of OIDC access tokens.")
+    roles_claim: str = Field(
+        "roles", description="Claim holding Keelwatch role names (list or space-separated)."
+    )
+
+
+class AuthSettings(BaseModel):
+    """Authentication and roles on the API (``KEELWATCH_AUTH__*``)."""
+
+    mode: AuthMode = Field(
+        AuthMode.REQUIRED,
+        description="required: every route but the open ones needs a bearer token with the "
+        "route's role; disabled: no checks (a laptop only; warned at start).",
+    )
+    secret: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC key API tokens are stored under; empty: a random key generated once "
+        "in data_dir/auth-secret (mode 0600). Set it when API replicas do not share a data "
+        "dir. Never shown.",
+    )
+    metrics_require_token: bool = Field(
+        False, description="Serve /metrics only to a token with the viewer role."
+    )
+    oidc: OidcSettings = OidcSettings()
+
+
 class ApiSettings(BaseModel):
     """HTTP API."""
 
@@ -263,6 +307,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     actor: str = Field("", description="Default actor name for audit entries (CLI).")
+    token: SecretStr = Field(
+        SecretStr(""),
+        description="API token the CLI presents (KEELWATCH_TOKEN); empty: the local admin "
+        "token in data_dir/admin-token. Never shown.",
+    )
     database: DatabaseSettings = DatabaseSettings()
     mlflow: MlflowSettings = MlflowSettings()
     broker: BrokerSettings = BrokerSettings()
@@ -272,6 +321,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
     alerting: AlertingSettings = AlertingSettings()
+    auth: AuthSettings = AuthSettings()
     data_roots: DataRootsSettings = DataRootsSettings()
 
     @model_validator(mode="after")

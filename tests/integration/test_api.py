@@ -276,8 +276,10 @@ def test_list_audit_filters(client: TestClient, database: Database) -> None:
         record_audit(session, actor="bo", action="approve", target="churn/2")
         record_audit(session, actor="ana", action="promote", target="churn/2", reason="better")
     everything = client.get("/audit").json()
-    assert everything["count"] == 3
-    assert [e["target"] for e in everything["items"]] == ["churn/2", "churn/2", "churn/1"]
+    # The oldest entry is the creation of the client's own API token.
+    assert everything["count"] == 4
+    assert [e["target"] for e in everything["items"][:3]] == ["churn/2", "churn/2", "churn/1"]
+    assert everything["items"][3]["action"] == "token.create"
 
     promotions = client.get("/audit", params={"action": "promote"}).json()
     assert [e["reason"] for e in promotions["items"]] == ["better", "good"]

@@ -25,9 +25,6 @@ from tests.integration.test_registry import MODEL, fitted_model, training_frame
 
 pytestmark = pytest.mark.integration
 
-ANN = {"X-Keelwatch-Actor": "ann"}
-
-
 def walk(client: TestClient, url: str, limit: int, **params: Any) -> list[dict[str, Any]]:
     """Follow next_cursor from the first page to the last; check each page's shape."""
     items: list[dict[str, Any]] = []
@@ -81,7 +78,7 @@ def filled(client: TestClient, settings: Settings, mlflow_uri: str) -> TestClien
         MODEL, fitted_model(frame), frame, "default", actor="setup"
     )
     for _ in range(3):
-        client.post(f"/models/{MODEL}/versions", json={"run_id": info.run_id}, headers=ANN)
+        client.post(f"/models/{MODEL}/versions", json={"run_id": info.run_id})
     for version in ("1", "2", "3"):
         services.registry.approve(MODEL, version, actor="ann", reason="ok")
         services.registry.promote(MODEL, version, actor="ann", reason="ok")

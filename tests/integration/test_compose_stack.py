@@ -195,6 +195,21 @@ def test_compose_services_run_a_scheduled_drift_check(
     assert ready["queues"]["monitoring"]["consumers"], ready
     assert ready["queues"]["cpu"]["consumers"], ready
 
+    # Authentication is on, as compose runs it: a token made the way docs/security.md says
+    # (`docker compose exec api keelwatch tokens create ...`: the CLI in the API's environment,
+    # so with the server secret the API generated in its data dir).
+    made = subprocess.run(
+        keelwatch_argv(["tokens", "create", "--name", "ops", "--role", "admin"]),
+        env=env_of("api"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    auth = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    assert httpx.get(f"{api}/monitors", timeout=30).status_code == 401
+
     # A registered model with a reference profile (MLflow store and database are shared with
     # the services), then the rest over HTTP like a user would.
     settings = Settings(
@@ -220,15 +235,15 @@ def test_compose_services_run_a_scheduled_drift_check(
         "window": {"kind": "dataset", "uri": str(window)},
         "schedule_interval_s": 10,
     }
-    created = httpx.post(
-        f"{api}/monitors", json=spec, headers={"X-Keelwatch-Actor": "ops"}, timeout=60
-    )
+    created = httpx.post(f"{api}/monitors", json=spec, headers=auth, timeout=60)
     assert created.status_code == 201, created.text
 
     results: list[dict[str, Any]] = []
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not results:
-        body = httpx.get(f"{api}/monitors/credit-scheduled/results", timeout=30).json()
+        body = httpx.get(
+            f"{api}/monitors/credit-scheduled/results", headers=auth, timeout=30
+        ).json()
         items = body["items"] if isinstance(body, dict) else body
         results = [r for r in items if r["mlflow_run_id"] or r["error"]]
         time.sleep(1.0)
@@ -240,7 +255,7 @@ def test_compose_services_run_a_scheduled_drift_check(
 
     # It was the schedule (beat → dispatch_due), not a manual run, and the monitoring worker
     # ran it.
-    job = httpx.get(f"{api}/jobs/{result['job_id']}", timeout=30).json()
+    job = httpx.get(f"{api}/jobs/{result['job_id']}", headers=auth, timeout=30).json()
     assert job["submitted_by"] == "beat", job
     monitoring_log = stack.log("worker-monitoring").read_text(errors="replace")
     assert "keelwatch.monitoring.drift.dispatch_due" in monitoring_log

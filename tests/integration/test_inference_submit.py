@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from keelwatch.api.app import create_app
 from keelwatch.cli.app import app as cli_app
 from keelwatch.contract import BatchInferenceRequest
+from keelwatch.entities.auth import Role
 from keelwatch.errors import ConflictError, InvalidInputError, KeelwatchError, NotFoundError
 from keelwatch.inference import submit_batch_inference
 from keelwatch.settings import Settings
@@ -23,6 +22,7 @@ from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import list_jobs
 from keelwatch.wiring import Services
 from tests.conftest import settings_env
+from tests.integration.conftest import api_client
 from tests.integration.test_inference_fleet import (
     feature_frame,
     register_sklearn_model,
@@ -168,7 +168,7 @@ def test_api_maps_errors_to_json_and_accepts_good_jobs(
     fleet: tuple[Services, str, redis.Redis], tmp_path: Path
 ) -> None:
     services, version, broker = fleet
-    client = TestClient(create_app(services.settings))
+    client = api_client(services.settings, role=Role.OPERATOR, name="erin")
     with client:
         for fields, error, text in bad_inputs(tmp_path / "api", version):
             response = client.post("/jobs/batch-inference", json=fields)
@@ -183,11 +183,14 @@ def test_api_maps_errors_to_json_and_accepts_good_jobs(
         response = client.post(
             "/jobs/batch-inference",
             json={"model": f"churn/{version}", "input_uri": str(source), "device": "gpu"},
-            headers={"X-Keelwatch-Actor": "erin"},
         )
         assert response.status_code == 202, response.text
         job = response.json()
-        assert (job["status"], job["submitted_by"], job["rows_total"]) == ("pending", "erin", 300)
+        assert (job["status"], job["submitted_by"], job["rows_total"]) == (
+            "pending",
+            "token:erin",
+            300,
+        )
         assert broker.llen("gpu") == 1
         detail = client.get(f"/jobs/{job['id']}").json()
         assert [c["status"] for c in detail["chunks"]] == ["pending"]

@@ -14,16 +14,17 @@ import redis
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from keelwatch.api.app import create_app
 from keelwatch.cli.app import app as cli_app
 from keelwatch.contract import JOB_DRIFT_CHECK, BatchInferenceRequest
 from keelwatch.entities import ChunkStatus, JobStatus
+from keelwatch.entities.auth import Role
 from keelwatch.inference import submit_batch_inference
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import create_job, finish_job, list_chunks
 from keelwatch.wiring import Services
 from tests.conftest import settings_env
+from tests.integration.conftest import api_client
 from tests.integration.test_inference_fleet import (
     feature_frame,
     read_output,
@@ -50,7 +51,7 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with api_client(settings, role=Role.OPERATOR, raise_server_exceptions=False) as client:
         yield client
 
 

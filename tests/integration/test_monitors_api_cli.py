@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from keelwatch.api.app import create_app
 from keelwatch.cli.app import app as cli_app
+from keelwatch.entities.auth import Role
 from keelwatch.entities.monitors import DriftStatus
 from keelwatch.settings import Settings
 from keelwatch.storage import monitors as monitor_store
@@ -20,12 +19,10 @@ from keelwatch.storage.audit import list_audit
 from keelwatch.storage.models import utcnow
 from keelwatch.wiring import Services
 from tests.conftest import make_settings, settings_env
+from tests.integration.conftest import api_client
 from tests.integration.test_drift_checks import MODEL, frame, register, setup
 
 pytestmark = pytest.mark.integration
-
-HEADERS = {"X-Keelwatch-Actor": "carol"}
-
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str, mlflow_uri: str) -> Settings:
@@ -38,7 +35,8 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
     services.close()
     data = tmp_path / "train.parquet"
     frame(300, seed=3).to_parquet(data, index=False)
-    with TestClient(create_app(settings)) as client:
+    # An operator token named carol: the audit actor is token:carol, whatever headers say.
+    with api_client(settings, role=Role.OPERATOR, name="carol") as client:
         spec = {
             "name": "daily",
             "model": f"{MODEL}@champion",
@@ -46,9 +44,9 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
             "schedule_interval_s": 3600,
             "config": {"column_stattests": {"income": "psi"}},
         }
-        created = client.post("/monitors", json=spec, headers=HEADERS)
+        created = client.post("/monitors", json=spec)
         assert created.status_code == 201, created.text
-        assert created.json()["created_by"] == "carol"
+        assert created.json()["created_by"] == "token:carol"
         assert client.post("/monitors", json=spec).status_code == 409
         bad_cases = [
             ({**spec, "name": "x1", "window": {"kind": "rows"}}, 422, "last_rows"),
@@ -67,15 +65,15 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
             assert message in response.json()["error"]
         assert [m["name"] for m in client.get("/monitors").json()["items"]] == ["daily"]
         assert client.get("/monitors/nope").status_code == 404
-        patched = client.patch("/monitors/daily", json={"enabled": False}, headers=HEADERS)
+        patched = client.patch("/monitors/daily", json={"enabled": False})
         assert patched.status_code == 200 and patched.json()["enabled"] is False
         assert client.patch("/monitors/daily", json={"window": {"kind": "job"}}).status_code == 422
 
         # Reference profile: attach from a file (refresh of the one attached at registration).
         url = f"/models/{MODEL}/versions/{version}/reference-profile"
-        attached = client.put(url, json={"data_uri": str(data)}, headers=HEADERS)
+        attached = client.put(url, json={"data_uri": str(data)})
         assert attached.status_code == 200, attached.text
-        assert attached.json()["rows"] == 300 and attached.json()["created_by"] == "carol"
+        assert attached.json()["rows"] == 300 and attached.json()["created_by"] == "token:carol"
         assert client.get(url).json()["source"] == str(data)
         missing = client.put(
             f"/models/{MODEL}/versions/99/reference-profile", json={"data_uri": str(data)}
@@ -137,11 +135,11 @@ def test_api_crud_validation_profiles_and_metrics(settings: Settings, tmp_path: 
         results = client.get("/monitors/daily/results").json()["items"]
         assert [r["job_id"] for r in results] == ["job-x"]
 
-        assert client.delete("/monitors/daily", headers=HEADERS).status_code == 200
+        assert client.delete("/monitors/daily").status_code == 200
         assert client.get("/monitors/daily").status_code == 404
     services = Services(settings)
     with services.db.session() as session:
-        actions = [e.action for e in list_audit(session, limit=50) if e.actor == "carol"]
+        actions = [e.action for e in list_audit(session, limit=50) if e.actor == "token:carol"]
     services.close()
     assert actions == [
         "monitor.delete",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from keelwatch.cli.app import app
 from keelwatch.entities import PredictionRecord
+from keelwatch.entities.auth import Role
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import Database
@@ -26,6 +28,7 @@ from keelwatch.storage.labels import labels_for_request_ids
 from keelwatch.storage.models import PredictionLabelRow
 from keelwatch.storage.predictions import bulk_write_predictions
 from tests.conftest import settings_env, subprocess_env
+from tests.integration.conftest import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +63,19 @@ def logged(database: Database) -> list[str]:
     return request_ids
 
 
-def post_labels(client: TestClient, labels: list[dict[str, Any]], actor: str = "ana") -> Any:
-    return client.post(
-        "/predictions/labels", json={"labels": labels}, headers={"X-Keelwatch-Actor": actor}
-    )
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app, called with an operator token named ``ana`` (audit actor ``token:ana``)."""
+    with api_client(
+        settings, role=Role.OPERATOR, name="ana", raise_server_exceptions=False
+    ) as test_client:
+        yield test_client
+
+
+def post_labels(
+    client: TestClient, labels: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> Any:
+    return client.post("/predictions/labels", json={"labels": labels}, headers=headers)
 
 
 # --------------------------------------------------------------------------- API
@@ -106,7 +118,10 @@ def test_post_labels_then_list_them(
     assert items["a-1"]["label"] == 0
 
     audit = client.get("/audit", params={"action": "labels.record"}).json()["items"]
-    assert [(e["actor"], e["details"]["updated"]) for e in audit] == [("ana", 1), ("ana", 0)]
+    assert [(e["actor"], e["details"]["updated"]) for e in audit] == [
+        ("token:ana", 1),
+        ("token:ana", 0),
+    ]
     assert audit[1]["details"] == {
         "received": 4,
         "inserted": 3,
@@ -165,10 +180,13 @@ def test_bad_payloads_are_json_422(
     assert label_rows(database) == 0
 
 
-def test_an_overlong_actor_is_a_422(client: TestClient, logged: list[str]) -> None:
-    response = post_labels(client, [{"request_id": "a-1", "label": 1}], actor="x" * 300)
-    assert response.status_code == 422
-    assert "actor" in response.json()["error"]
+def test_an_actor_header_is_ignored(client: TestClient, logged: list[str]) -> None:
+    # X-Keelwatch-Actor is gone: the audit actor is the token's identity, whatever is sent.
+    spoof = {"X-Keelwatch-Actor": "ceo@bank (approved by risk committee)" + "x" * 300}
+    response = post_labels(client, [{"request_id": "a-1", "label": 1}], headers=spoof)
+    assert response.status_code == 200, response.text
+    audit = client.get("/audit", params={"action": "labels.record"}).json()["items"]
+    assert [entry["actor"] for entry in audit] == ["token:ana"]
 
 
 # --------------------------------------------------------------------------- CLI

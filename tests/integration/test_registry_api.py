@@ -10,16 +10,15 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from keelwatch.api.app import create_app
+from keelwatch.entities.auth import Role
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import upgrade_database
 from tests.conftest import make_settings
+from tests.integration.conftest import api_client, bearer, issue_token
 from tests.integration.test_registry import MODEL, fitted_model, training_frame
 
 pytestmark = pytest.mark.integration
-
-ANN = {"X-Keelwatch-Actor": "ann"}
 
 
 @pytest.fixture
@@ -30,8 +29,15 @@ def settings(tmp_path: Path, db_url: str, mlflow_uri: str) -> Settings:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+    """The app, called with an admin token named ``ops`` unless a request sends another."""
+    with api_client(settings, name="ops") as client:
         yield client
+
+
+@pytest.fixture
+def ann(settings: Settings) -> dict[str, str]:
+    """Headers of an approver token named ``ann`` (audit actor ``token:ann``)."""
+    return bearer(issue_token(settings, role=Role.APPROVER, name="ann"))
 
 
 @pytest.fixture
@@ -55,16 +61,19 @@ def ok(response: Any, status: int = 200) -> Any:
     return response.json()
 
 
-def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: str) -> None:
-    created = ok(api.post(f"/models/{MODEL}/versions", json={"run_id": run_id}, headers=ANN), 201)
+def test_registry_lifecycle_over_http(
+    api: TestClient, run_id: str, mlflow_uri: str, settings: Settings, ann: dict[str, str]
+) -> None:
+    carol = bearer(issue_token(settings, role=Role.APPROVER, name="carol"))
+    created = ok(api.post(f"/models/{MODEL}/versions", json={"run_id": run_id}, headers=ann), 201)
     assert (created["version"], created["approval"]) == ("2", "pending")
-    assert created["tags"]["keelwatch.registered_by"] == "ann"
+    assert created["tags"]["keelwatch.registered_by"] == "token:ann"
 
     models = ok(api.get("/models"))["items"]
     assert [(m["name"], m["latest_version"]) for m in models] == [(MODEL, "2")]
     assert [v["version"] for v in ok(api.get(f"/models/{MODEL}/versions"))["items"]] == ["1", "2"]
 
-    refused = api.post(f"/models/{MODEL}/versions/2/promote", json={"reason": "r"}, headers=ANN)
+    refused = api.post(f"/models/{MODEL}/versions/2/promote", json={"reason": "r"}, headers=ann)
     assert refused.status_code == 409
     assert "not approved" in refused.json()["error"]
 
@@ -73,13 +82,13 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
             api.post(
                 f"/models/{MODEL}/versions/{version}/approve",
                 json={"reason": "metrics ok"},
-                headers={"X-Keelwatch-Actor": "carol"},
+                headers=carol,
             )
         )
-        assert (approved["approval"], approved["approval_actor"]) == ("approved", "carol")
-    ok(api.post(f"/models/{MODEL}/versions/1/promote", json={"reason": "first"}, headers=ANN))
+        assert (approved["approval"], approved["approval_actor"]) == ("approved", "token:carol")
+    ok(api.post(f"/models/{MODEL}/versions/1/promote", json={"reason": "first"}, headers=ann))
     promoted = ok(
-        api.post(f"/models/{MODEL}/versions/2/promote", json={"reason": "v2"}, headers=ANN)
+        api.post(f"/models/{MODEL}/versions/2/promote", json={"reason": "v2"}, headers=ann)
     )
     assert promoted["aliases"] == ["champion"]
 
@@ -91,7 +100,7 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
         "input_columns": ["income", "debt"],
     }
 
-    restored = ok(api.post(f"/models/{MODEL}/rollback", json={"reason": "v2 bad"}, headers=ANN))
+    restored = ok(api.post(f"/models/{MODEL}/rollback", json={"reason": "v2 bad"}, headers=ann))
     assert restored["version"] == "1"
     assert ok(api.get(f"/models/{MODEL}/versions/2"))["rolled_back"] is True
 
@@ -109,7 +118,7 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
         api.put(
             f"/models/{MODEL}/aliases/challenger",
             json={"version": "2", "reason": "shadow"},
-            headers=ANN,
+            headers=ann,
         )
     )
     cleared = ok(api.delete(f"/models/{MODEL}/aliases/challenger", params={"reason": "done"}))
@@ -119,7 +128,9 @@ def test_registry_lifecycle_over_http(api: TestClient, run_id: str, mlflow_uri: 
     assert dict(plain.get_registered_model(MODEL).aliases) == {"champion": 1}
     with api.app.state.services.db.session() as session:  # type: ignore[attr-defined]
         entries = list_audit(session, limit=100)
-    assert {entry.actor for entry in entries} == {"setup", "ann", "carol", "api"}
+    # The audit actor is the token's identity (an X-Keelwatch-Actor header would be ignored).
+    actors = {entry.actor for entry in entries if not entry.action.startswith("token.")}
+    assert actors == {"setup", "token:ann", "token:carol", "token:ops"}
 
 
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
@@ -147,34 +158,36 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
 ]
 
 
-def test_reject_is_final_until_reopened_over_http(api: TestClient, run_id: str) -> None:
+def test_reject_is_final_until_reopened_over_http(
+    api: TestClient, run_id: str, ann: dict[str, str]
+) -> None:
     reason = {"reason": "leaks the label"}
-    rejected = ok(api.post(f"/models/{MODEL}/versions/1/reject", json=reason, headers=ANN))
+    rejected = ok(api.post(f"/models/{MODEL}/versions/1/reject", json=reason, headers=ann))
     assert rejected["approval"] == "rejected"
-    refused = api.post(f"/models/{MODEL}/versions/1/approve", json={"reason": "ok"}, headers=ANN)
+    refused = api.post(f"/models/{MODEL}/versions/1/approve", json={"reason": "ok"}, headers=ann)
     assert refused.status_code == 409
     assert "re-open it first" in refused.json()["error"]
 
     reopened = ok(
-        api.post(f"/models/{MODEL}/versions/1/reopen", json={"reason": "fixed"}, headers=ANN)
+        api.post(f"/models/{MODEL}/versions/1/reopen", json={"reason": "fixed"}, headers=ann)
     )
-    assert (reopened["approval"], reopened["approval_actor"]) == ("pending", "ann")
+    assert (reopened["approval"], reopened["approval_actor"]) == ("pending", "token:ann")
     approved = ok(api.post(f"/models/{MODEL}/versions/1/approve", json={"reason": "ok"}))
     assert approved["approval"] == "approved"
     with api.app.state.services.db.session() as session:  # type: ignore[attr-defined]
         (entry,) = list_audit(session, action="model.reopen")
-    assert (entry.actor, entry.reason) == ("ann", "fixed")
+    assert (entry.actor, entry.reason) == ("token:ann", "fixed")
 
 
 def test_bad_requests_are_json_4xx_and_write_nothing(
-    api: TestClient, run_id: str, mlflow_uri: str
+    api: TestClient, run_id: str, mlflow_uri: str, ann: dict[str, str]
 ) -> None:
     plain = MlflowClient(tracking_uri=mlflow_uri)
     before_audit = audit_count(api)
     before_versions = [str(v.version) for v in plain.search_model_versions(f"name = '{MODEL}'")]
 
     for method, path, body, status, message in BAD_REQUESTS:
-        kwargs: dict[str, Any] = {"headers": ANN}
+        kwargs: dict[str, Any] = {"headers": ann}
         if body is not None:
             kwargs["json"] = body
         response = api.request(method.upper(), path, **kwargs)

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import keelwatch
+from keelwatch.api.access import authorize, install_access
 from keelwatch.api.middleware import (
     RequestGuardMiddleware,
     SecurityHeadersMiddleware,
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Model registry, worker fleet, prediction log and monitoring.",
         lifespan=lifespan,
         static_url=DOCS_ASSETS_URL,
+        # Authentication and the route's role (keelwatch.api.access), before anything else.
+        dependencies=[Depends(authorize)],
     )
     app.state.services = services
     app.state.metrics = metrics
@@ -102,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     alerting_routers = (rules, silences, alerts, actions, notifiers)
     for router_module in (*routers, *alerting_routers):
         app.include_router(router_module.router)
+    # Every route needs an entry in keelwatch.api.access.ROUTE_ACCESS: refuse to start otherwise.
+    install_access(app, settings, services.db)
 
     _install_error_handlers(app, metrics)
     _install_edge_guards(app, settings, metrics)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, HTTPException, Request
 
 from keelwatch.wiring import Services
-
-DEFAULT_API_ACTOR = "api"
 
 
 def get_services(request: Request) -> Services:
@@ -17,11 +15,15 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def get_actor(
-    x_keelwatch_actor: Annotated[str | None, Header()] = None,
-) -> str:
-    """Who performs a mutating call, for the audit log (header ``X-Keelwatch-Actor``)."""
-    return (x_keelwatch_actor or "").strip() or DEFAULT_API_ACTOR
+def get_actor(request: Request) -> str:
+    """Who performs a call, for the audit log: the authenticated identity (``token:<name>``,
+    ``oidc:<subject>``, or ``anonymous`` with ``auth.mode = disabled``), set by the app-level
+    dependency :func:`keelwatch.api.access.authorize`. No header can change it."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:  # an open route asking for an actor: nobody to record
+        raise HTTPException(401, "authentication required: send 'Authorization: Bearer <token>'")
+    identity: str = principal.identity
+    return identity
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -24,6 +24,7 @@ from keelwatch.cli import (
     ops,
     policies,
     rules,
+    tokens,
 )
 
 #: ``-h`` as well as ``--help``; click hands it down to every sub-command's context.
@@ -67,6 +68,7 @@ app.add_typer(notifiers.notifiers_app, name="notifiers")
 app.add_typer(rules.rules_app, name="rules")
 app.add_typer(actions.actions_app, name="actions")
 app.add_typer(policies.policies_app, name="policies")
+app.add_typer(tokens.tokens_app, name="tokens")
 ops.register(app)
 
 

@@ -161,6 +161,7 @@ def run_demo(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from keelwatch.auth.local import ensure_local_admin_token
     from keelwatch.contract import BatchInferenceRequest
     from keelwatch.inference import submit_batch_inference
     from keelwatch.storage.db import upgrade_database
@@ -175,6 +176,8 @@ def run_demo(
     upgrade_database(settings.database.url)
     services = Services(settings)
     registry = services.registry
+    admin_token = ensure_local_admin_token(services.db, settings, actor=DEMO_ACTOR)
+    console.print(f"admin API token: {admin_token.describe()}", highlight=False)
 
     console.print("[bold]1.[/] training two versions of a credit-risk model")
     train = make_training_data(train_rows, seed=1)

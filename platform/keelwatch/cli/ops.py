@@ -211,8 +211,13 @@ def _run_stack(
     concurrency: int,
     ready_timeout: float,
 ) -> None:
+    from keelwatch.auth.local import prepare_local_admin_token
+
     with cli_errors():
         upgrade_schema(settings, actor=cli_actor(None, settings))
+        # Authentication is on by default: the local admin token, created on first start.
+        admin_token = prepare_local_admin_token(settings, actor=cli_actor(None, settings))
+    console.print(f"admin API token: {admin_token.describe()}", highlight=False)
     if not no_mlflow or not no_worker:
         with console.status("preparing the MLflow store"):
             prepare_mlflow_store(settings)
@@ -265,12 +270,15 @@ def _run_stack(
 
 
 def _up_panel(settings: Settings, specs: list[ChildSpec], api_url: str) -> Panel:
+    from keelwatch.auth.secrets_file import admin_token_path
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan")
     table.add_column()
     for spec in specs:
         table.add_row(spec.name, spec.display)
     table.add_row("api docs", f"{api_url}/docs")
+    table.add_row("admin token", f"{admin_token_path(settings)} (send: Authorization: Bearer)")
     table.add_row("metrics", f"{api_url}/metrics")
     table.add_row("logs", str(settings.data_dir / "logs"))
     table.add_row("data", str(settings.data_dir))

@@ -508,3 +508,23 @@ class ActionExecutionRow(Base):
         Index("ix_action_executions_model_created", "model", "created_at"),
         Index("ix_action_executions_status", "status"),
     )
+
+
+class ApiTokenRow(Base):
+    """One API token. ``secret_hash`` is HMAC-SHA256(server secret, whole token) in hex; the
+    token itself is never stored. ``prefix`` (public, unique) finds the row for a request."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_api_tokens_name", "name"),)
