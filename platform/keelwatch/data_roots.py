@@ -51,7 +51,7 @@ def resolve_read(location: str, roots: Sequence[str | Path], *, field: str) -> P
     try:
         mode = real.stat().st_mode
     except FileNotFoundError:
-        raise DataPathError(f"{field}: no file at {real}") from None
+        raise DataPathError(f"{field}: file not found: {real}") from None
     except OSError as exc:  # permission, a dangling symlink loop: say which, not the text
         raise DataPathError(f"{field}: cannot read {real} ({type(exc).__name__})") from None
     if not stat.S_ISREG(mode):
