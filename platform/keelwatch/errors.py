@@ -25,3 +25,15 @@ class InvalidInputError(KeelwatchError):
     """Malformed input: schema mismatch, empty dataset, NaN where not allowed, bad payload."""
 
     status_code = 422
+
+
+class UnavailableError(KeelwatchError):
+    """A store Keelwatch depends on is down, too slow or busy: the API answers 503 with a
+    ``Retry-After`` of :attr:`retry_after_s` seconds; retrying later may succeed."""
+
+    status_code = 503
+    retry_after_s = 5
+
+
+class RegistryUnavailableError(UnavailableError):
+    """MLflow's tracking / registry store could not be reached or did not answer in time."""

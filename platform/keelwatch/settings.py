@@ -50,6 +50,19 @@ class MlflowSettings(BaseModel):
     tracking_uri: str = Field("", description="Default: SQLite-backed store in data_dir.")
     registry_uri: str = Field("", description="Default: same as tracking_uri.")
     artifact_root: str = Field("", description="Default: data_dir/mlartifacts.")
+    request_timeout_s: int = Field(
+        10,
+        ge=1,
+        description="Timeout of each HTTP call to an MLflow tracking server (sets MLflow's "
+        "MLFLOW_HTTP_REQUEST_TIMEOUT for the process), and the connect / statement timeout "
+        "of a PostgreSQL or MySQL MLflow store. An unreachable store answers 503.",
+    )
+    request_max_retries: int = Field(
+        1,
+        ge=0,
+        description="Retries of a failed HTTP call to an MLflow tracking server (sets "
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES; MLflow's own default of 7 with backoff waits minutes).",
+    )
 
 
 class BrokerSettings(BaseModel):
@@ -68,6 +81,16 @@ class RegistrySettings(BaseModel):
     )
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
+    read_cache_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long the API serves registry reads (GET /models...) from its in-process "
+        "cache; changes made through this process show at once, changes made elsewhere (MLflow "
+        "UI, another replica, a worker) after at most this long. 0 turns the cache off.",
+    )
+    read_cache_entries: int = Field(
+        1024, gt=0, description="Most registry reads the API's cache keeps (least recent go)."
+    )
 
 
 class InferenceSettings(BaseModel):

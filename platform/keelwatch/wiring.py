@@ -48,6 +48,8 @@ class Services:
             registry_uri=self.settings.mlflow.registry_uri,
             artifact_root=self.settings.mlflow.artifact_root,
             policy=self.settings.registry,
+            request_timeout_s=self.settings.mlflow.request_timeout_s,
+            request_max_retries=self.settings.mlflow.request_max_retries,
         )
 
     @cached_property

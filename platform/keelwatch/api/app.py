@@ -26,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError as SqlDataError
+from sqlalchemy.exc import OperationalError as SqlOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,7 +53,7 @@ from keelwatch.api.routers import (
     rules,
     silences,
 )
-from keelwatch.errors import KeelwatchError
+from keelwatch.errors import KeelwatchError, UnavailableError
 from keelwatch.metrics import (
     UNMATCHED_ROUTE,
     KeelwatchMetrics,
@@ -181,7 +182,23 @@ def _install_error_handlers(app: FastAPI, metrics: KeelwatchMetrics) -> None:
         logger.warning("database refused a request value (%s)", type(exc).__name__)
         return _error(422, "invalid request: the database refused a value of this request")
 
+    async def unavailable_error(_request: Request, exc: Exception) -> JSONResponse:
+        # A store is down or busy (MLflow, a registry lock): 503 and when to try again.
+        assert isinstance(exc, UnavailableError)
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse({"error": str(exc)}, status_code=503, headers=retry)
+
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # Keelwatch's database refused the connection, dropped it or stayed locked. Its message
+        # may name the host and user, so only the type is logged and nothing returned.
+        logger.warning("database unavailable (%s)", type(exc).__name__)
+        message = "database unavailable: Keelwatch's database did not answer; retry later"
+        return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "5"})
+
     app.add_exception_handler(KeelwatchError, keelwatch_error)
+    app.add_exception_handler(UnavailableError, unavailable_error)
+    app.add_exception_handler(SqlOperationalError, database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, database_unavailable)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(SqlDataError, data_error)

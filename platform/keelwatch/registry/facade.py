@@ -10,12 +10,23 @@ one database transaction that commits last; a failure anywhere undoes the MLflow
 made (see :class:`keelwatch.registry._mlflow.Change`). The only window left is a crash of the
 process between an MLflow write and the commit, which leaves an MLflow change without its audit
 entry (never an audit entry for a change that did not happen).
+
+Serialisation: changes of one model (promote, set/clear alias, rollback, approvals) hold that
+model's lock in Keelwatch's database (:func:`keelwatch.storage.locks.lock_model`) from before
+their validating reads until their commit, so concurrent changes, from threads, API replicas
+or workers, run one after the other and alias history always agrees with MLflow's alias.
+
+Every MLflow call goes through :class:`~keelwatch.registry._client.GuardedClient`: bounded by
+timeouts, an unreachable store raises :class:`~keelwatch.errors.RegistryUnavailableError` (503),
+and registry writes invalidate the API's read cache (:attr:`ModelRegistry.cached`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -39,7 +50,9 @@ from keelwatch.entities.registry import (
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
 from keelwatch.registry import registration
+from keelwatch.registry._client import guarded_client, with_sql_timeouts
 from keelwatch.registry._mlflow import (
+    Change,
     alias_target,
     aliases_by_version,
     move_alias,
@@ -49,9 +62,11 @@ from keelwatch.registry._mlflow import (
     to_version_info,
     translated_mlflow_errors,
 )
+from keelwatch.registry.cache import CachedReads, ReadCache
 from keelwatch.registry.lifecycle import (
     APPROVAL_VERBS,
     check_approval_change,
+    check_may_hold_alias,
     model_target,
     record_alias_move,
 )
@@ -67,6 +82,7 @@ from keelwatch.settings import RegistrySettings
 from keelwatch.storage import aliases as alias_store
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.db import Database
+from keelwatch.storage.locks import lock_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,21 +109,38 @@ class ModelRegistry:
         registry_uri: str,
         artifact_root: str,
         policy: RegistrySettings,
+        request_timeout_s: int = 10,
+        request_max_retries: int = 1,
     ) -> None:
         self.db = db
-        self.tracking_uri = tracking_uri
-        self.registry_uri = registry_uri or tracking_uri
+        self.tracking_uri = with_sql_timeouts(tracking_uri, request_timeout_s)
+        self.registry_uri = with_sql_timeouts(registry_uri or tracking_uri, request_timeout_s)
         self.artifact_root = artifact_root.rstrip("/")
         self.policy = policy
+        self.request_timeout_s = request_timeout_s
+        self.request_max_retries = request_max_retries
         # Versions are immutable, so their input columns can be cached for the process.
         self._input_spec: dict[tuple[str, str], dict[str, str] | None] = {}
+        self.read_cache = ReadCache(policy.read_cache_ttl_s, policy.read_cache_entries)
 
     @cached_property
     def client(self) -> Any:
-        """An ``MlflowClient`` on our URIs (never the process-global tracking URI)."""
+        """An ``MlflowClient`` on our URIs (never the process-global tracking URI), behind
+        :class:`~keelwatch.registry._client.GuardedClient` (timeouts, 503s, invalidation)."""
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        return guarded_client(
+            partial(MlflowClient, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri),
+            store_uris=(self.tracking_uri, self.registry_uri),
+            timeout_s=self.request_timeout_s,
+            max_retries=self.request_max_retries,
+            on_write=self.read_cache.invalidate_model,
+        )
+
+    @cached_property
+    def cached(self) -> CachedReads:
+        """The read methods the API serves, through the short-TTL :attr:`read_cache`."""
+        return CachedReads(self, self.read_cache)
 
     # ------------------------------------------------------------------ reading
 
@@ -350,12 +383,11 @@ class ModelRegistry:
         alias = validate_alias(alias)
         actor = _required(actor, "actor")
         reason = _required(reason, "reason")
-        model = self._registered_model(name)
-        previous = alias_target(model, alias)
-        if previous is None:
-            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-        at = utcnow()
-        with registry_change(self.db) as change:
+        with self._locked_change(name) as change:
+            previous = alias_target(self._registered_model(name), alias)
+            if previous is None:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            at = utcnow()
             move_alias(self.client, change, name, alias, None, previous)
             record_alias_move(
                 change,
@@ -383,17 +415,17 @@ class ModelRegistry:
         actor = _required(actor, "actor")
         reason = _required(reason, "reason")
         champion = self.policy.champion_alias
-        current = alias_target(self._registered_model(name), champion)
-        if current is None:
-            raise ConflictError(f"model {name!r} has no {champion!r} to roll back from")
-        target = self._last_known_good(name, current)
-        if target is None:
-            raise ConflictError(
-                f"model {name!r} has no previous {champion!r} to roll back to "
-                "(none that is still registered, approved and not rolled back itself)"
-            )
-        at = utcnow()
-        with registry_change(self.db) as change:
+        with self._locked_change(name) as change:
+            current = alias_target(self._registered_model(name), champion)
+            if current is None:
+                raise ConflictError(f"model {name!r} has no {champion!r} to roll back from")
+            target = self._last_known_good(change, name, current)
+            if target is None:
+                raise ConflictError(
+                    f"model {name!r} has no previous {champion!r} to roll back to "
+                    "(none that is still registered, approved and not rolled back itself)"
+                )
+            at = utcnow()
             rolled_back_tags = {
                 TAG_ROLLED_BACK: "true",
                 TAG_ROLLED_BACK_ACTOR: actor,
@@ -417,6 +449,14 @@ class ModelRegistry:
         return self.get_version(name, target.version)
 
     # ------------------------------------------------------------------ internals
+
+    @contextmanager
+    def _locked_change(self, name: str) -> Iterator[Change]:
+        """A :func:`registry_change` holding model ``name``'s lock from its first statement:
+        the reads a change validates against must be made inside, after the lock."""
+        with registry_change(self.db) as change:
+            lock_model(change.session, name)
+            yield change
 
     def _registered_model(self, name: str) -> Any:
         with translated_mlflow_errors(not_found=f"model {name!r} is not registered"):
@@ -499,12 +539,12 @@ class ModelRegistry:
         version = validate_version(version)
         actor = _required(actor, "actor")
         reason = _required(reason, "reason")
-        info = to_version_info(self._model_version(name, version))
-        check_approval_change(info, state)
-        if info.approval == state:
-            return info
-        at = utcnow()
-        with registry_change(self.db) as change:
+        with self._locked_change(name) as change:
+            info = to_version_info(self._model_version(name, version))
+            check_approval_change(info, state)
+            if info.approval == state:
+                return info
+            at = utcnow()
             tags = {
                 TAG_APPROVAL: state.value,
                 TAG_APPROVAL_ACTOR: actor,
@@ -532,13 +572,13 @@ class ModelRegistry:
         version = validate_version(version)
         actor = _required(actor, "actor")
         reason = _required(reason, "reason")
-        info = to_version_info(self._model_version(name, version))
-        self._check_may_hold_alias(info, alias)
-        previous = alias_target(self._registered_model(name), alias)
-        if previous == version:
-            return info
-        at = utcnow()
-        with registry_change(self.db) as change:
+        with self._locked_change(name) as change:
+            info = to_version_info(self._model_version(name, version))
+            check_may_hold_alias(info, alias, self.policy)
+            previous = alias_target(self._registered_model(name), alias)
+            if previous == version:
+                return info
+            at = utcnow()
             move_alias(self.client, change, name, alias, version, previous)
             record_alias_move(
                 change,
@@ -554,26 +594,13 @@ class ModelRegistry:
             )
         return self.get_version(name, version)
 
-    def _check_may_hold_alias(self, info: ModelVersionInfo, alias: str) -> None:
-        label = f"model {info.name!r} version {info.version}"
-        if info.approval == ApprovalState.REJECTED:
-            raise ConflictError(f"{label} was rejected; it cannot get the alias {alias!r}")
-        if (
-            alias == self.policy.champion_alias
-            and self.policy.require_approval
-            and info.approval != ApprovalState.APPROVED
-        ):
-            raise ConflictError(
-                f"{label} is {info.approval.value}, not approved; approve it before making it "
-                f"{alias!r} (policy registry.require_approval is on)"
-            )
-
-    def _last_known_good(self, name: str, current: str) -> ModelVersionInfo | None:
-        with self.db.session() as session:
-            history = alias_store.alias_history(session, name, self.policy.champion_alias)
+    def _last_known_good(self, change: Change, name: str, current: str) -> ModelVersionInfo | None:
+        # Read in the change's own transaction: it holds the model's lock (and on SQLite the
+        # database's write lock), and a second connection could wait on the pool meanwhile.
+        history = alias_store.alias_history(change.session, name, self.policy.champion_alias)
         candidates: list[str] = []
-        for change in reversed(history):  # newest first; previous_version covers changes
-            for version in (change.version, change.previous_version):  # made outside Keelwatch
+        for entry in reversed(history):  # newest first; previous_version covers changes
+            for version in (entry.version, entry.previous_version):  # made outside Keelwatch
                 if version is not None and version != current and version not in candidates:
                     candidates.append(version)
         for version in candidates:

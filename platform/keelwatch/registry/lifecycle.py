@@ -10,6 +10,7 @@ from keelwatch.entities.registry import ApprovalState, ModelVersionInfo
 from keelwatch.errors import ConflictError
 from keelwatch.registry._mlflow import Change
 from keelwatch.registry.refs import MODELS_URI_SCHEME
+from keelwatch.settings import RegistrySettings
 from keelwatch.storage import aliases as alias_store
 from keelwatch.storage.audit import record_audit
 
@@ -38,6 +39,22 @@ def check_approval_change(info: ModelVersionInfo, state: ApprovalState) -> None:
     if state == ApprovalState.PENDING and info.approval != ApprovalState.REJECTED:
         raise ConflictError(
             f"{label} is {info.approval.value}; only a rejected version is re-opened"
+        )
+
+
+def check_may_hold_alias(info: ModelVersionInfo, alias: str, policy: RegistrySettings) -> None:
+    """A rejected version gets no alias; the champion needs approval when the policy says so."""
+    label = f"model {info.name!r} version {info.version}"
+    if info.approval == ApprovalState.REJECTED:
+        raise ConflictError(f"{label} was rejected; it cannot get the alias {alias!r}")
+    if (
+        alias == policy.champion_alias
+        and policy.require_approval
+        and info.approval != ApprovalState.APPROVED
+    ):
+        raise ConflictError(
+            f"{label} is {info.approval.value}, not approved; approve it before making it "
+            f"{alias!r} (policy registry.require_approval is on)"
         )
 
 

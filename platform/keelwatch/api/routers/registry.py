@@ -2,6 +2,8 @@
 alias history and reference resolution.
 
 Handlers are plain ``def``: the MLflow client blocks, so FastAPI runs them in its thread pool.
+Reads go through ``registry.cached`` (a short-TTL cache that the registry's own writes
+invalidate, see :mod:`keelwatch.registry.cache`); writes go to the façade.
 Errors are :class:`~keelwatch.errors.KeelwatchError` subclasses, turned into JSON 4xx by the app.
 """
 
@@ -43,7 +45,7 @@ def list_models(
 ) -> Page[RegisteredModelOut]:
     """Registered models by name, with their aliases and latest version."""
     items, next_cursor = page_in_memory(
-        services.registry.list_models(),
+        services.registry.cached.list_models(),
         limit,
         cursor,
         kind="models",
@@ -61,14 +63,14 @@ def resolve_reference(
     ref: Annotated[str, Query(description="name, name@alias, name/3, models:/name/3 ...")],
 ) -> ResolvedModelOut:
     """Resolve a model reference to a pinned version and its input columns."""
-    resolved = services.registry.resolve(ref)
+    resolved = services.registry.cached.resolve(ref)
     return ResolvedModelOut.of(resolved, services.registry.input_columns(resolved))
 
 
 @router.get("/{name}", response_model=RegisteredModelOut)
 def get_model(services: ServicesDep, name: str) -> RegisteredModelOut:
     """One registered model."""
-    return RegisteredModelOut.of(services.registry.get_model(name))
+    return RegisteredModelOut.of(services.registry.cached.get_model(name))
 
 
 @router.get("/{name}/versions", response_model=Page[ModelVersionOut])
@@ -80,7 +82,7 @@ def list_versions(
 ) -> Page[ModelVersionOut]:
     """Versions of a model, oldest first."""
     items, next_cursor = page_in_memory(
-        services.registry.list_versions(name),
+        services.registry.cached.list_versions(name),
         limit,
         cursor,
         kind=f"versions:{name}",
@@ -113,7 +115,7 @@ def register_version(
 @router.get("/{name}/versions/{version}", response_model=ModelVersionOut)
 def get_version(services: ServicesDep, name: str, version: str) -> ModelVersionOut:
     """One version with its approval state, aliases and tags."""
-    return ModelVersionOut.of(services.registry.get_version(name, version))
+    return ModelVersionOut.of(services.registry.cached.get_version(name, version))
 
 
 @router.post("/{name}/versions/{version}/approve", response_model=ModelVersionOut)
@@ -193,7 +195,7 @@ def alias_version(
 ) -> AliasAtOut:
     """The version ``alias`` points to now (from MLflow), or pointed to at time ``at``."""
     if at is None:
-        version = services.registry.resolve(f"{name}@{alias}").version
+        version = services.registry.cached.resolve(f"{name}@{alias}").version
         return AliasAtOut(name=name, alias=alias, at=datetime.now(UTC), version=version)
     when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     version_then = services.registry.version_at(name, alias, when)
