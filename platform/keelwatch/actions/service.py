@@ -15,12 +15,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from keelwatch.actions.dispatch import enqueue_execution, execution_queue
 from keelwatch.actions.policies import (
     PolicyError,
     load_policies_yaml,
     parse_policies,
     policy_to_dict,
 )
+from keelwatch.contract import TaskSender
 from keelwatch.entities.actions import ActionExecution, ExecutionStatus, Policy
 from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
 from keelwatch.storage import actions as store
@@ -55,6 +57,15 @@ class ExecutionDecision:
 
     execution: ActionExecution
     to_enqueue: int | None
+
+    def enqueue(self, sender: TaskSender) -> bool:
+        """After the caller's commit: send an approved execution to the queue its policy
+        names (a ``queue: gpu`` retrain goes to the gpu queue); False when there is nothing
+        to run."""
+        if self.to_enqueue is None:
+            return False
+        enqueue_execution(sender, self.to_enqueue, queue=execution_queue(self.execution.params))
+        return True
 
 
 # --- policies ----------------------------------------------------------------------------------

@@ -100,7 +100,6 @@ def list_actions(
 
 def _decide(execution_id: int, *, approve: bool, reason: str, actor: str | None) -> str:
     """Record the decision and its audit entry in one transaction; enqueue after the commit."""
-    from keelwatch.actions.dispatch import enqueue_execution
     from keelwatch.actions.service import decide_execution
     from keelwatch.entities.time import utcnow
 
@@ -112,8 +111,7 @@ def _decide(execution_id: int, *, approve: bool, reason: str, actor: str | None)
             decision = decide_execution(
                 session, execution_id, approve=approve, actor=who, reason=reason, now=utcnow()
             )
-        if decision.to_enqueue is not None:
-            enqueue_execution(services.sender, decision.to_enqueue)
+        decision.enqueue(services.sender)
     execution = decision.execution
     return f"{execution.action.value} of {execution.model} (policy {execution.policy})"
 

@@ -175,7 +175,6 @@ def get_execution(execution_id: int, services: ServicesDep) -> ExecutionOut:
 def _decide(
     services: Services, execution_id: int, body: DecisionIn, actor: str, *, approve: bool
 ) -> DecisionOut:
-    from keelwatch.actions.dispatch import enqueue_execution
     from keelwatch.actions.service import decide_execution
 
     with services.db.session() as session:
@@ -183,11 +182,8 @@ def _decide(
             session, execution_id, approve=approve, actor=actor, reason=body.reason, now=utcnow()
         )
     # Only after the commit: the worker must find the execution pending.
-    if decision.to_enqueue is not None:
-        enqueue_execution(services.sender, decision.to_enqueue)
-    return DecisionOut(
-        execution=ExecutionOut.of(decision.execution), enqueued=decision.to_enqueue is not None
-    )
+    enqueued = decision.enqueue(services.sender)
+    return DecisionOut(execution=ExecutionOut.of(decision.execution), enqueued=enqueued)
 
 
 @router.post(
