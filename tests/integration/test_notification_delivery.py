@@ -219,7 +219,7 @@ def test_notifiers_cli_masks_secrets_tests_and_refuses_bad_input(
         assert code == 0 and SECRET not in out
         (shown,) = json.loads(out)
         assert shown["config"]["secret"] == "**********"
-        code, out = run("notifiers", "test", "ops")
+        code, out = run("notifiers", "test", "ops", "--actor", "erin")
         assert code == 0 and "delivered" in out, out
         (request,) = receiver.requests
         verify_signature(SECRET, request.headers["x-keelwatch-signature"], request.body)
@@ -239,5 +239,12 @@ def test_notifiers_cli_masks_secrets_tests_and_refuses_bad_input(
     code, out = run("notifiers", "delete", "ops")
     assert code == 2 and "no notifier named 'ops'" in out
     with db.session() as session:
-        actions = [e.action for e in list_audit(session) if e.action.startswith("notifier.")]
-    assert sorted(actions) == ["notifier.add", "notifier.delete"]
+        audit = [e for e in list_audit(session) if e.action.startswith("notifier.")]
+    # Both test sends are audited, the failed one too; the refused adds are not.
+    assert sorted(e.action for e in audit) == [
+        "notifier.add",
+        "notifier.delete",
+        "notifier.test",
+        "notifier.test",
+    ]
+    assert {e.actor for e in audit if e.action in ("notifier.add", "notifier.test")} >= {"erin"}

@@ -390,3 +390,51 @@ def sweep_notifications(
     for log_id in lost:
         enqueue_delivery(sender, log_id)
     return len(lost)
+
+
+# --------------------------------------------------------------------------- test sends
+
+
+@dataclass(frozen=True)
+class TestDelivery:
+    """The outcome of :func:`send_test_notification`: where it went, whether it arrived, the
+    attempts made, and the error when it did not."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    target: str
+    delivered: bool
+    attempts: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def synthetic_notification(name: str, now: datetime) -> Notification:
+    """The synthetic firing notification a notifier test sends (CLI and API alike)."""
+    return Notification(
+        group_key=f"{name}:test",
+        state=NotificationState.FIRING,
+        sequence=int(now.timestamp()),
+        created_at=now,
+        receiver=name,
+        alerts=(
+            NotifiedAlert(
+                fingerprint="keelwatch-test",
+                status=NotificationState.FIRING,
+                labels={"alertname": "KeelwatchTestNotification", "severity": "info"},
+                annotations={"summary": f"test notification from Keelwatch to {name}"},
+                starts_at=now - timedelta(seconds=1),
+            ),
+        ),
+    )
+
+
+def send_test_notification(target: NotifierTarget, now: datetime) -> TestDelivery:
+    """Send :func:`synthetic_notification` through ``target`` now, synchronously, outside the
+    notification log; a receiver that fails is reported, not raised. A stored config that no
+    longer validates raises ``NotifierConfigError``."""
+    notifier = create_notifier(target.type, target.config)
+    try:
+        receipt = notifier.deliver(synthetic_notification(target.name, now))
+    except DeliveryError as exc:
+        return TestDelivery(notifier.target, False, error=f"{type(exc).__name__}: {exc}")
+    return TestDelivery(receipt.target, True, tuple(receipt.attempts))

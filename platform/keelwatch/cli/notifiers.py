@@ -10,7 +10,6 @@ synchronously and prints the outcome (exit 1 when it failed).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -146,37 +145,33 @@ def delete(
 
 
 @notifiers_app.command("test")
-def test(name: Annotated[str, typer.Argument(help="Notifier name.")]) -> None:
-    """Send one synthetic firing notification now and print the outcome (exit 1 on failure)."""
-    from keelwatch.alerting.notifiers import DeliveryError, create_notifier
-    from keelwatch.entities.notifications import Notification, NotificationState, NotifiedAlert
+def test(
+    name: Annotated[str, typer.Argument(help="Notifier name.")], actor: ActorOption = None
+) -> None:
+    """Send one synthetic firing notification now and print the outcome (exit 1 on failure;
+    audited ``notifier.test``, as through the API)."""
+    from keelwatch.alerting.delivery import send_test_notification
     from keelwatch.entities.time import utcnow
+    from keelwatch.storage.audit import record_audit
     from keelwatch.storage.notifications import get_notifier
 
-    with cli_services() as services, services.db.session() as session:
-        target = get_notifier(session, name)
-    notifier = create_notifier(target.type, target.config)
-    now = utcnow()
-    notification = Notification(
-        group_key=f"{name}:test",
-        state=NotificationState.FIRING,
-        sequence=int(now.timestamp()),
-        created_at=now,
-        receiver=name,
-        alerts=(
-            NotifiedAlert(
-                fingerprint="keelwatch-test",
-                status=NotificationState.FIRING,
-                labels={"alertname": "KeelwatchTestNotification", "severity": "info"},
-                annotations={"summary": f"test notification from Keelwatch to {name}"},
-                starts_at=now - timedelta(seconds=1),
-            ),
-        ),
-    )
-    try:
-        receipt = notifier.deliver(notification)
-    except DeliveryError as exc:
-        fail(f"test notification to {name} failed: {type(exc).__name__}: {exc}", code=1)
-    for line in receipt.attempts:
+    with cli_services() as services:
+        who = cli_actor(actor, services.settings)
+        with services.db.session() as session:
+            target = get_notifier(session, name)
+        now = utcnow()
+        sent = send_test_notification(target, now)
+        with services.db.session() as session:
+            record_audit(
+                session,
+                actor=who,
+                action="notifier.test",
+                target=f"notifier:{name}",
+                details={"delivered": sent.delivered},
+                at=now,
+            )
+    if not sent.delivered:
+        fail(f"test notification to {name} failed: {sent.error}", code=1)
+    for line in sent.attempts:
         typer.echo(line)
-    typer.echo(f"test notification to {name} ({receipt.target}) delivered")
+    typer.echo(f"test notification to {name} ({sent.target}) delivered")

@@ -9,7 +9,6 @@ audited (``notifier.add``, ``notifier.delete``, ``notifier.test``) with the acto
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
@@ -19,9 +18,6 @@ from keelwatch.alerting.notifiers import NotifierConfigError
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.api.pagination import CursorQuery, page_in_memory
 from keelwatch.entities.notifications import (
-    Notification,
-    NotificationState,
-    NotifiedAlert,
     NotifierTarget,
 )
 from keelwatch.entities.time import utcnow
@@ -114,26 +110,6 @@ def delete_notifier(name: str, services: ServicesDep, actor: ActorDep) -> Notifi
     return NotifierOut.of(target, _shown(target))
 
 
-def synthetic_notification(name: str, now: datetime) -> Notification:
-    """The synthetic firing notification a test sends (the CLI's ``notifiers test`` too)."""
-    return Notification(
-        group_key=f"{name}:test",
-        state=NotificationState.FIRING,
-        sequence=int(now.timestamp()),
-        created_at=now,
-        receiver=name,
-        alerts=(
-            NotifiedAlert(
-                fingerprint="keelwatch-test",
-                status=NotificationState.FIRING,
-                labels={"alertname": "KeelwatchTestNotification", "severity": "info"},
-                annotations={"summary": f"test notification from Keelwatch to {name}"},
-                starts_at=now - timedelta(seconds=1),
-            ),
-        ),
-    )
-
-
 @router.post(
     "/{name}/test",
     response_model=NotifierTestOut,
@@ -146,31 +122,21 @@ def synthetic_notification(name: str, now: datetime) -> Notification:
 def send_test(name: str, services: ServicesDep, actor: ActorDep) -> NotifierTestOut:
     """Sends one synthetic firing notification synchronously and reports the outcome: a
     receiver that fails is ``delivered: false`` with the reason (the request succeeded)."""
-    from keelwatch.alerting.notifiers import DeliveryError, create_notifier
+    from keelwatch.alerting.delivery import send_test_notification
     from keelwatch.storage.audit import record_audit
     from keelwatch.storage.notifications import get_notifier
 
     with services.db.session() as session:
         target = get_notifier(session, name)
-    notifier = create_notifier(target.type, target.config)
     now = utcnow()
-    try:
-        receipt = notifier.deliver(synthetic_notification(name, now))
-        outcome = NotifierTestOut(
-            name=name,
-            target=receipt.target,
-            delivered=True,
-            attempts=list(receipt.attempts),
-            error=None,
-        )
-    except DeliveryError as exc:
-        outcome = NotifierTestOut(
-            name=name,
-            target=notifier.target,
-            delivered=False,
-            attempts=[],
-            error=f"{type(exc).__name__}: {exc}",
-        )
+    sent = send_test_notification(target, now)
+    outcome = NotifierTestOut(
+        name=name,
+        target=sent.target,
+        delivered=sent.delivered,
+        attempts=list(sent.attempts),
+        error=sent.error,
+    )
     with services.db.session() as session:
         record_audit(
             session,
