@@ -186,6 +186,13 @@ class AlertingSettings(BaseModel):
         "action executions still pending this many seconds after they were due (their "
         "enqueue after the commit was lost).",
     )
+    stale_after_s: dict[str, float] = Field(
+        default_factory=lambda: {"ops.": 300.0, "anomaly.": 900.0},
+        description="Signal-name prefix -> seconds after which the beat tick no longer counts "
+        "a series' newest point (Prometheus' staleness): its alerts resolve. The ops tick writes "
+        "every minute and anomaly alarms only when they alarm, so both go stale; drift signals "
+        "(one per check, hours apart) never do. A JSON object in the environment.",
+    )
     ops_interval_s: float = Field(
         60.0,
         gt=0,

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -175,15 +175,31 @@ def evaluate(
     return EvaluationOutcome(changed=changed, transitions=list(result.transitions))
 
 
-def evaluate_tick(session: Session, now: datetime) -> EvaluationOutcome:
+def evaluate_tick(
+    session: Session, now: datetime, *, stale_after: Mapping[str, timedelta] | None = None
+) -> EvaluationOutcome:
     """The beat tick: the latest signal of every series each rule watches, ``resolve_missing``
     (so pending alerts fire once ``for`` has passed and firing ones whose value is back below
-    the threshold resolve)."""
+    the threshold resolve).
+
+    ``stale_after`` maps signal-name prefixes to an age (the longest matching prefix wins):
+    a series whose newest point is older no longer counts, so its alerts resolve, as a
+    Prometheus series goes stale. Without it every series counts however old its point.
+    """
     rules = [stored.rule for stored in store.list_rules(session)]
     signals: list[Signal] = []
     for name in sorted({r.signal for r in rules}):
-        signals.extend(latest_by_series(session, name))
+        max_age = staleness_of(name, stale_after or {})
+        since = None if max_age is None else now - max_age
+        signals.extend(latest_by_series(session, name, since=since))
     return evaluate(session, signals, now, resolve_missing=True, rules=rules)
+
+
+def staleness_of(name: str, stale_after: Mapping[str, timedelta]) -> timedelta | None:
+    """The age after which a point of signal ``name`` is stale: the entry of the longest
+    prefix of ``name`` in ``stale_after``, or None (never)."""
+    matching = [prefix for prefix in stale_after if name.startswith(prefix)]
+    return stale_after[max(matching, key=len)] if matching else None
 
 
 def _end_resolved_silences(session: Session, alerts: list[Alert], now: datetime) -> None:

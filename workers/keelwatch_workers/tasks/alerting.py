@@ -31,8 +31,9 @@ def evaluate_tick(self: Task[Any, Any]) -> dict[str, Any]:
     runtime = get_runtime(task_settings(self))
     alerting = runtime.settings.alerting
     now = datetime.now(UTC)
+    stale_after = {p: timedelta(seconds=s) for p, s in alerting.stale_after_s.items()}
     with runtime.db.session() as session:
-        outcome = evaluate_tick(session, now)
+        outcome = evaluate_tick(session, now, stale_after=stale_after)
     after_commit_dispatch(runtime.db, self.app, now)
     grace = timedelta(seconds=alerting.sweep_grace_s)
     swept_notifications = sweep_notifications(
