@@ -18,18 +18,18 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from keelwatch.api.app import create_app
 from keelwatch.entities.time import utcnow
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.wiring import Services
+from tests.integration.conftest import api_client
 from tests.integration.notifier_receivers import free_port, http_receiver
 
 pytestmark = pytest.mark.integration
 
-#: Who every request of this module's client acts as (the audit actor). The API takes it from
-#: X-Keelwatch-Actor today; when API tokens land, a token named carol (actor "token:carol").
-ACTOR = "carol"
+#: Who every request of this module's client acts as (the audit actor): its API token is named
+#: carol, and the API records the token's identity.
+ACTOR = "token:carol"
 YAML = {"Content-Type": "application/yaml"}
 
 RULES = """\
@@ -66,9 +66,9 @@ policies:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    """The app for ``settings``; every request acts as :data:`ACTOR`."""
-    headers = {"X-Keelwatch-Actor": ACTOR}
-    with TestClient(create_app(settings), headers=headers, raise_server_exceptions=False) as c:
+    """The app for ``settings``; every request carries an admin token named ``carol``, so
+    acts as :data:`ACTOR`."""
+    with api_client(settings, name="carol", raise_server_exceptions=False) as c:
         yield c
 
 

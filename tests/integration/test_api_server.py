@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keelwatch.entities.auth import Role
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.db import Database
 from tests.conftest import make_settings, subprocess_env
+from tests.integration.conftest import bearer, issue_token
 from tests.integration.test_api import closed_port, metric_value
 
 pytestmark = pytest.mark.integration
@@ -71,15 +73,23 @@ def api_server(
 
 
 def test_real_server_smoke(
-    api_server: tuple[str, subprocess.Popen[bytes]], database: Database, tmp_path: Path
+    api_server: tuple[str, subprocess.Popen[bytes]],
+    database: Database,
+    tmp_path: Path,
+    db_url: str,
+    mlflow_uri: str,
 ) -> None:
     log_path = tmp_path / "api.log"
     base, process = api_server
+    # A viewer token hashed under the server's secret (the same data dir as the server's).
+    viewer = issue_token(
+        make_settings(tmp_path, database_url=db_url, mlflow_uri=mlflow_uri), role=Role.VIEWER
+    )
     with database.session() as session:
         record_audit(session, actor="smoke", action="test", target="api", reason="smoke test")
 
     count = "keelwatch_http_request_duration_seconds_count"
-    with httpx.Client(base_url=base, timeout=30.0) as http:
+    with httpx.Client(base_url=base, timeout=30.0, headers=bearer(viewer)) as http:
         before = http.get("/metrics").text
         healthz_before = metric_value(before, count, route="/healthz", method="GET", status="200")
         assert healthz_before  # the fixture's polling went through the middleware

@@ -108,7 +108,15 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
             worker_log = data_dir / "logs" / "worker.log"
             wait_until(lambda: b" ready." in worker_log.read_bytes(), 120, "the worker", worker_log)
             # `up` ran `db upgrade` first and audited it.
-            audit = httpx.get(f"{api}/audit", params={"action": "db.upgrade"}, timeout=10).json()
+            # `up` made the local admin token on first start and said where it is.
+            token_file = data_dir / "admin-token"
+            assert f"admin API token: {token_file} (created)" in log_path.read_text()
+            assert token_file.stat().st_mode & 0o777 == 0o600
+            auth = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+            assert httpx.get(f"{api}/audit", timeout=10).status_code == 401
+            audit = httpx.get(
+                f"{api}/audit", params={"action": "db.upgrade"}, headers=auth, timeout=10
+            ).json()
             assert audit["count"] == 1
 
             process.send_signal(signal.SIGTERM)

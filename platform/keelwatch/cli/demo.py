@@ -177,7 +177,7 @@ def run_demo(
     services = Services(settings)
     registry = services.registry
     admin_token = ensure_local_admin_token(services.db, settings, actor=DEMO_ACTOR)
-    console.print(f"admin API token: {admin_token.describe()}", highlight=False)
+    console.print(f"admin API token: {admin_token.describe()}", highlight=False, soft_wrap=True)
 
     console.print("[bold]1.[/] training two versions of a credit-risk model")
     train = make_training_data(train_rows, seed=1)

@@ -217,7 +217,7 @@ def _run_stack(
         upgrade_schema(settings, actor=cli_actor(None, settings))
         # Authentication is on by default: the local admin token, created on first start.
         admin_token = prepare_local_admin_token(settings, actor=cli_actor(None, settings))
-    console.print(f"admin API token: {admin_token.describe()}", highlight=False)
+    console.print(f"admin API token: {admin_token.describe()}", highlight=False, soft_wrap=True)
     if not no_mlflow or not no_worker:
         with console.status("preparing the MLflow store"):
             prepare_mlflow_store(settings)

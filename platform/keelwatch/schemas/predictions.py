@@ -45,7 +45,7 @@ class LabelIn(BaseModel):
 
 
 class LabelsIn(BaseModel):
-    """Labels to record; the actor comes from the ``X-Keelwatch-Actor`` header."""
+    """Labels to record; the actor is the caller's authenticated identity."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -6,7 +6,7 @@ approve or reject those awaiting a person.
 mistake is a 422 naming the policy and the field. An execution awaiting approval is decided
 once: ``approve`` moves it to ``pending`` and enqueues it after the commit, ``reject`` ends it;
 deciding it again is a 409. Every mutation is audited (``policy.apply``, ``policy.delete``,
-``action.approve``, ``action.reject``) with the actor of ``X-Keelwatch-Actor``.
+``action.approve``, ``action.reject``) with the caller's authenticated identity as actor.
 
 The policy routes are declared before ``/actions/{execution_id}``.
 """

@@ -3,7 +3,8 @@
 An alert is named by its fingerprint or a unique prefix of it (as the CLI's short
 fingerprints): a prefix that is not hexadecimal or matches several alerts is a 422, one that
 matches none a 404. Acknowledging is audited (``alert.ack``), replaying a dead letter too
-(``notification.replay``, enqueued after the commit), with the actor of ``X-Keelwatch-Actor``.
+(``notification.replay``, enqueued after the commit), the caller's authenticated identity
+as actor.
 
 The fixed paths (``/alerts/dead-letters``) are declared before ``/alerts/{fingerprint}``, and
 the app mounts the rule and silence routers before this one, so none of them is read as a

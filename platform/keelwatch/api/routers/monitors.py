@@ -1,6 +1,6 @@
 """Drift monitors over HTTP: CRUD, run now, result history, reference profiles.
 
-Mutations take the actor from ``X-Keelwatch-Actor`` and are audited; bad input is a 4xx JSON
+Mutations are audited with the caller's authenticated identity; bad input is a 4xx JSON
 error (422 invalid spec, 404 unknown monitor/model/version, 409 name taken).
 """
 

@@ -3,8 +3,8 @@
 A notifier's config is validated by its type when it is added (an unknown type or a bad field
 is a 422 naming it, never its value) and is only ever answered masked: every secret (webhook
 key, routing key, password) comes back as ``**********``. Adding, deleting and testing are
-audited (``notifier.add``, ``notifier.delete``, ``notifier.test``) with the actor of
-``X-Keelwatch-Actor``.
+audited (``notifier.add``, ``notifier.delete``, ``notifier.test``) with the caller's
+authenticated identity as actor.
 """
 
 from __future__ import annotations

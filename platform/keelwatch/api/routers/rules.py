@@ -5,7 +5,7 @@
 catalogue and only then upserts them by name (rules it does not name are kept). A mistake is a
 422 naming the rule, the field and, for YAML, ``source:line:column`` (``source`` is the query
 parameter, ``api`` by default); nothing is written then. Mutations are audited
-(``rule.apply``, ``rule.delete``) with the actor of ``X-Keelwatch-Actor``.
+(``rule.apply``, ``rule.delete``) with the caller's authenticated identity as actor.
 
 :func:`read_definitions` (the YAML-or-JSON body) is shared with ``PUT /actions/policies``.
 """

@@ -4,8 +4,8 @@ A silence mutes the notifications (not the state) of alerts whose labels match e
 from ``starts_at`` (default now) until ``ends_at`` or ``starts_at + duration``; with
 ``ends_when_resolved`` it ends early once those alerts have resolved. Matchers use
 Alertmanager's syntax; a malformed one is a 422 naming the matcher and the column.
-``POST`` and ``DELETE`` are audited (``silence.create``, ``silence.expire``) with the actor of
-``X-Keelwatch-Actor``.
+``POST`` and ``DELETE`` are audited (``silence.create``, ``silence.expire``) with the caller's
+authenticated identity as actor.
 """
 
 from __future__ import annotations
