@@ -21,6 +21,7 @@ BENCHMARKS = (
     "drift_distributed_bench",
     "inference_bench",
     "predlog_bench",
+    "registry_read_bench",
     "rules_bench",
 )
 

@@ -86,7 +86,8 @@ class RegistrySettings(BaseModel):
         ge=0,
         description="How long the API serves registry reads (GET /models...) from its in-process "
         "cache; changes made through this process show at once, changes made elsewhere (MLflow "
-        "UI, another replica, a worker) after at most this long. 0 turns the cache off.",
+        "UI, another replica, a worker) after this long (twice it at most, while one reader "
+        "refreshes an expired entry). 0 turns the cache off.",
     )
     read_cache_entries: int = Field(
         1024, gt=0, description="Most registry reads the API's cache keeps (least recent go)."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 
 import pytest
@@ -144,3 +145,75 @@ def test_model_lock_key_is_stable_signed_64_bit_and_distinct() -> None:
 
 
 KNOWN_CREDIT_KEY = 7588279337434983600
+
+
+class BlockingLoader:
+    """A load that waits for ``release`` (so a test can act while it is in flight)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        self.started.set()
+        assert self.release.wait(10)
+        return self.value
+
+
+def test_concurrent_misses_share_one_load() -> None:
+    cache = ReadCache(60.0, 10, clock=FakeClock())
+    slow = BlockingLoader("models")
+    results: list[str] = []
+
+    def reader() -> None:
+        results.append(cache.get_or_load((None, "models"), slow))
+
+    leader = threading.Thread(target=reader)
+    leader.start()
+    assert slow.started.wait(10)
+    followers = [threading.Thread(target=reader) for _ in range(7)]
+    for thread in followers:
+        thread.start()
+    while cache.misses < 8:  # every follower has found the load in flight
+        time.sleep(0.001)
+    slow.release.set()
+    for thread in (leader, *followers):
+        thread.join()
+    assert results == ["models"] * 8
+    assert slow.calls == 1
+
+
+def test_expired_entry_is_served_while_one_reader_refreshes_it() -> None:
+    clock = FakeClock()
+    cache = ReadCache(5.0, 10, clock=clock)
+    assert cache.get_or_load(("m", "model"), lambda: "old") == "old"
+    clock.now += 6.0  # expired, but younger than twice the TTL
+    refresh = BlockingLoader("new")
+    refresher = threading.Thread(target=cache.get_or_load, args=(("m", "model"), refresh))
+    refresher.start()
+    assert refresh.started.wait(10)
+    assert cache.get_or_load(("m", "model"), Loader("unused")) == "old"  # no second load
+    assert cache.stale_hits == 1
+    refresh.release.set()
+    refresher.join()
+    assert cache.get_or_load(("m", "model"), Loader("unused")) == "new"
+
+
+def test_nothing_read_before_a_write_is_served_after_it() -> None:
+    clock = FakeClock()
+    cache = ReadCache(5.0, 10, clock=clock)
+    assert cache.get_or_load(("m", "model"), lambda: "before") == "before"
+    clock.now += 6.0
+    refresh = BlockingLoader("read-before-write")
+    refresher = threading.Thread(target=cache.get_or_load, args=(("m", "model"), refresh))
+    refresher.start()
+    assert refresh.started.wait(10)
+    cache.invalidate_model("m")  # a promotion committed while the refresh was running
+    # Neither the expired entry nor the running refresh may answer: a fresh load does.
+    assert cache.get_or_load(("m", "model"), lambda: "after-write") == "after-write"
+    refresh.release.set()
+    refresher.join()
+    assert cache.get_or_load(("m", "model"), Loader("unused")) == "after-write"

@@ -1,7 +1,8 @@
 """Registry endpoints (``/models``): list, register, approve/reject, promote, rollback, aliases,
 alias history and reference resolution.
 
-Handlers are plain ``def``: the MLflow client blocks, so FastAPI runs them in its thread pool.
+Handlers are plain ``def``: the MLflow client blocks, so FastAPI runs them in its thread pool
+(``GET /models`` alone is async and answers cache hits without a thread).
 Reads go through ``registry.cached`` (a short-TTL cache that the registry's own writes
 invalidate, see :mod:`keelwatch.registry.cache`); writes go to the façade.
 Errors are :class:`~keelwatch.errors.KeelwatchError` subclasses, turned into JSON 4xx by the app.
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from starlette.concurrency import run_in_threadpool
 
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.api.pagination import CursorQuery, page_in_memory
@@ -38,14 +40,19 @@ MAX_LIMIT = 1000
 
 
 @router.get("", response_model=Page[RegisteredModelOut])
-def list_models(
+async def list_models(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: CursorQuery = None,
 ) -> Page[RegisteredModelOut]:
     """Registered models by name, with their aliases and latest version."""
+    # The most polled registry route (UIs, dashboards): a cache hit is answered on the event
+    # loop; only a miss (MLflow calls, which block) goes to the thread pool.
+    models = services.registry.cached.cached_models()
+    if models is None:
+        models = await run_in_threadpool(services.registry.cached.list_models)
     items, next_cursor = page_in_memory(
-        services.registry.cached.list_models(),
+        models,
         limit,
         cursor,
         kind="models",
