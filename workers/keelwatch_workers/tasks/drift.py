@@ -121,11 +121,12 @@ def _stop_listening(task: Task[Any, Any], launched: Any) -> None:
     """
     backend = task.app.backend
     consumer = getattr(backend, "result_consumer", None)
-    if consumer is None:  # a backend without pub/sub (SQL, filesystem): nothing subscribed
-        return
+    remove_pending = getattr(backend, "remove_pending_result", None)
+    if consumer is None or remove_pending is None:
+        return  # a backend without pub/sub (SQL, filesystem): nothing subscribed
     group_result = getattr(launched, "parent", None)
     for result in getattr(group_result, "results", None) or ():
-        backend.remove_pending_result(result)
+        remove_pending(result)
         # The second waiter (apply_chord's) is not reachable through a public API: drop what
         # is still pending for this id, then unsubscribe.
         for waiting in getattr(backend, "_pending_results", ()):
