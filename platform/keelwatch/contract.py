@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from keelwatch.errors import KeelwatchError
+from keelwatch.errors import UnavailableError
 
 # Queues. A worker role consumes one or more of these.
 QUEUE_CPU = "cpu"
@@ -90,12 +90,11 @@ class ActionExecutePayload(BaseModel):
     execution_id: int
 
 
-class BrokerUnavailableError(KeelwatchError):
+class BrokerUnavailableError(UnavailableError):
     """The broker refused or could not take a message: the API answers 503 with
     ``Retry-After``, the CLI exits non-zero; the work is not lost (the message says where it is).
     """
 
-    status_code = 503
     retry_after_s = 30
 
 
