@@ -25,6 +25,7 @@ from tests.integration.test_registry import MODEL, fitted_model, training_frame
 
 pytestmark = pytest.mark.integration
 
+
 def walk(client: TestClient, url: str, limit: int, **params: Any) -> list[dict[str, Any]]:
     """Follow next_cursor from the first page to the last; check each page's shape."""
     items: list[dict[str, Any]] = []

@@ -24,6 +24,7 @@ from tests.integration.test_drift_checks import MODEL, frame, register, setup
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str, mlflow_uri: str) -> Settings:
     return make_settings(tmp_path, database_url=db_url, mlflow_uri=mlflow_uri)

@@ -82,7 +82,9 @@ def _env_value(value: Any) -> str:
         return ""
     if isinstance(value, (str, int, float, Path)):
         return str(value)
-    return json.dumps(value)  # lists and dicts: pydantic-settings parses JSON for complex fields
+    # Lists and dicts: pydantic-settings parses JSON for complex fields. Compact, so a value
+    # is one word (`keelwatch config` keeps every value whole on one line).
+    return json.dumps(value, separators=(",", ":"))
 
 
 def child_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
