@@ -33,6 +33,7 @@ from keelwatch.contract import (
     MONITORING_OPS_SIGNALS,
     QUEUE_CPU,
     QUEUE_MONITORING,
+    REGISTRY_WATCH_ALIASES,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def celery_config(
             "keelwatch.monitoring.*": {"queue": QUEUE_MONITORING},
             ALERTING_DELIVER: {"queue": QUEUE_MONITORING},
             ALERTING_EVALUATE_TICK: {"queue": QUEUE_MONITORING},
+            REGISTRY_WATCH_ALIASES: {"queue": QUEUE_MONITORING},
         },
         "task_serializer": "json",
         "result_serializer": "json",
@@ -154,6 +156,12 @@ def celery_config(
             "keelwatch-ops-signals": {
                 "task": MONITORING_OPS_SIGNALS,
                 "schedule": settings.alerting.ops_interval_s,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            # Governed aliases changed outside Keelwatch (registry.watch_interval_s).
+            "keelwatch-alias-watch": {
+                "task": REGISTRY_WATCH_ALIASES,
+                "schedule": settings.registry.watch_interval_s,
                 "options": {"queue": QUEUE_MONITORING},
             },
         },

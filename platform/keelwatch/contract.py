@@ -42,6 +42,10 @@ ALERTING_EVALUATE_TICK = "keelwatch.alerting.evaluate_tick"
 #: Beat: write the fleet's operational series (ops.*) and new EWMA/CUSUM alarms, then evaluate
 #: the rules on them (queue ``monitoring``, like every ``keelwatch.monitoring.*`` name).
 MONITORING_OPS_SIGNALS = "keelwatch.monitoring.ops_signals"
+#: Beat (``registry.watch_interval_s``, queue ``monitoring``): compare every model's governed
+#: aliases in MLflow with alias history; record, audit, signal (and in ``enforce`` mode undo)
+#: the changes Keelwatch did not make. Optional kwarg ``model``: that model only (a webhook).
+REGISTRY_WATCH_ALIASES = "keelwatch.registry.watch_aliases"
 
 # Job kinds stored in the jobs table.
 JOB_BATCH_INFERENCE = "batch_inference"

@@ -73,6 +73,15 @@ class BrokerSettings(BaseModel):
     visibility_timeout_s: int = 3600
 
 
+class AliasGovernance(StrEnum):
+    """What the alias watcher does about a governed alias changed outside Keelwatch."""
+
+    #: Record it in alias history (external), audit it and emit a signal.
+    OBSERVE = "observe"
+    #: The same, then put the alias back where Keelwatch last set it.
+    ENFORCE = "enforce"
+
+
 class RegistrySettings(BaseModel):
     """Model-registry policy."""
 
@@ -92,6 +101,50 @@ class RegistrySettings(BaseModel):
     read_cache_entries: int = Field(
         1024, gt=0, description="Most registry reads the API's cache keeps (least recent go)."
     )
+    alias_governance: AliasGovernance = Field(
+        AliasGovernance.OBSERVE,
+        description="observe: a governed alias changed outside Keelwatch (MLflow UI, a script) is "
+        "recorded in alias history as external, audited model.alias.external and emitted as the "
+        "signal registry.alias.external_change; enforce: the same, then the alias is put back "
+        "where Keelwatch last set it (audited model.alias.restore).",
+    )
+    governed_aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Aliases the watcher compares with alias history, joined by ',' or a JSON "
+        "list; empty: the champion and challenger aliases.",
+    )
+    watch_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often beat runs the alias watcher (keelwatch.registry.watch_aliases).",
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="The secret of the MLflow registry webhook that calls POST "
+        "/registry/webhooks/mlflow (X-MLflow-Signature, HMAC-SHA256); empty: the route refuses "
+        "every call and polling alone notices changes. Never shown.",
+    )
+    webhook_max_age_s: int = Field(
+        300,
+        gt=0,
+        description="Webhook deliveries whose X-MLflow-Timestamp is further than this from now "
+        "are refused (replays).",
+    )
+    separation_of_duties: bool = Field(
+        False,
+        description="The actor who registered a version may not approve it (403 from the API, "
+        "exit 1 from the CLI).",
+    )
+
+    @field_validator("governed_aliases", mode="before")
+    @classmethod
+    def _split_aliases(cls, value: object) -> object:
+        return _env_list(value, ",")
+
+    def governed(self) -> tuple[str, ...]:
+        """The aliases the watcher governs (``governed_aliases`` or champion and challenger)."""
+        aliases = self.governed_aliases or [self.champion_alias, self.challenger_alias]
+        return tuple(dict.fromkeys(alias.strip() for alias in aliases if alias.strip()))
 
 
 class InferenceSettings(BaseModel):

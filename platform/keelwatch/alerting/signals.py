@@ -63,10 +63,18 @@ DRIFT_SIGNAL_NAMES = frozenset(
         "drift.column.missing_rate",
     }
 )
-#: Names other producers emit: EWMA/CUSUM alarms (``keelwatch.monitoring.anomaly``) and inbound
-#: Alertmanager alerts (``keelwatch.alerting.inbound``). Spelled out here because this module
-#: is pure and imports neither.
-_OTHER_SIGNAL_NAMES = frozenset({"anomaly.ewma", "anomaly.cusum", "inbound.alertmanager.firing"})
+#: Names other producers emit: EWMA/CUSUM alarms (``keelwatch.monitoring.anomaly``), inbound
+#: Alertmanager alerts (``keelwatch.alerting.inbound``) and governed registry aliases changed
+#: outside Keelwatch (``keelwatch.registry.governance``). Spelled out here because this module
+#: is pure and imports none of them.
+_OTHER_SIGNAL_NAMES = frozenset(
+    {
+        "anomaly.ewma",
+        "anomaly.cusum",
+        "inbound.alertmanager.firing",
+        "registry.alias.external_change",
+    }
+)
 _EXTRA_SIGNAL_NAMES: set[str] = set()
 
 

@@ -22,7 +22,8 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class AliasChange:
-    """One change of a registry alias: ``version`` is None when the alias was cleared."""
+    """One change of a registry alias: ``version`` is None when the alias was cleared;
+    ``external`` when Keelwatch did not make it (found by the alias watcher)."""
 
     id: int
     model_name: str
@@ -32,3 +33,4 @@ class AliasChange:
     at: datetime
     actor: str
     reason: str
+    external: bool = False

@@ -63,6 +63,7 @@ from keelwatch.registry._mlflow import (
     translated_mlflow_errors,
 )
 from keelwatch.registry.cache import CachedReads, ReadCache
+from keelwatch.registry.governance import check_separation_of_duties
 from keelwatch.registry.lifecycle import (
     APPROVAL_VERBS,
     check_approval_change,
@@ -338,7 +339,11 @@ class ModelRegistry:
     def approve(
         self, name: str, version: str | int, *, actor: str, reason: str
     ) -> ModelVersionInfo:
-        """Mark a version approved (required before it can become champion)."""
+        """Mark a version approved (required before it can become champion).
+
+        With ``policy.separation_of_duties`` on, the actor who registered the version may not
+        approve it (:class:`~keelwatch.registry.governance.SeparationOfDutiesError`, 403).
+        """
         return self._set_approval(name, version, ApprovalState.APPROVED, actor, reason)
 
     def reject(self, name: str, version: str | int, *, actor: str, reason: str) -> ModelVersionInfo:
@@ -542,6 +547,8 @@ class ModelRegistry:
         with self._locked_change(name) as change:
             info = to_version_info(self._model_version(name, version))
             check_approval_change(info, state)
+            if state == ApprovalState.APPROVED and self.policy.separation_of_duties:
+                check_separation_of_duties(info, actor)
             if info.approval == state:
                 return info
             at = utcnow()
@@ -598,10 +605,15 @@ class ModelRegistry:
         # Read in the change's own transaction: it holds the model's lock (and on SQLite the
         # database's write lock), and a second connection could wait on the pool meanwhile.
         history = alias_store.alias_history(change.session, name, self.policy.champion_alias)
+        # A version only ever put there outside Keelwatch (an external row) was never vetted.
+        vetted = {entry.version for entry in history if not entry.external}
+        unvetted = {entry.version for entry in history if entry.external} - vetted
         candidates: list[str] = []
         for entry in reversed(history):  # newest first; previous_version covers changes
             for version in (entry.version, entry.previous_version):  # made outside Keelwatch
-                if version is not None and version != current and version not in candidates:
+                if version is None or version == current or version in unvetted:
+                    continue
+                if version not in candidates:
                     candidates.append(version)
         for version in candidates:
             try:

@@ -75,7 +75,8 @@ class ResolvedModelOut(BaseModel):
 
 
 class AliasChangeOut(BaseModel):
-    """One alias change; ``version`` is null when the alias was cleared."""
+    """One alias change; ``version`` is null when the alias was cleared, ``external`` true
+    when it was made outside Keelwatch (the MLflow UI, a script) and found by the watcher."""
 
     model_name: str
     alias: str
@@ -84,6 +85,7 @@ class AliasChangeOut(BaseModel):
     at: datetime
     actor: str
     reason: str
+    external: bool = False
 
     @classmethod
     def of(cls, change: AliasChange) -> AliasChangeOut:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from keelwatch.entities import AliasChange
@@ -22,8 +23,10 @@ def record_alias_change(
     actor: str,
     reason: str = "",
     at: datetime | None = None,
+    external: bool = False,
 ) -> AliasChange:
-    """Append one alias change in the caller's transaction."""
+    """Append one alias change in the caller's transaction (``external``: a change Keelwatch
+    did not make, found by the alias watcher)."""
     row = AliasHistoryRow(
         model_name=model_name,
         alias=alias,
@@ -32,6 +35,7 @@ def record_alias_change(
         actor=actor,
         reason=reason,
         at=at or utcnow(),
+        external=external,
     )
     session.add(row)
     session.flush()
@@ -46,6 +50,32 @@ def alias_history(session: Session, model_name: str, alias: str) -> list[AliasCh
         .order_by(AliasHistoryRow.at, AliasHistoryRow.id)
     )
     return [to_alias_change(row) for row in session.scalars(query)]
+
+
+def latest_alias_changes(
+    session: Session, aliases: Collection[str], model_name: str | None = None
+) -> dict[tuple[str, str], AliasChange]:
+    """The newest change of each of ``aliases`` per model (``model_name``: that model only),
+    keyed by ``(model_name, alias)``: what Keelwatch last recorded each alias pointing at."""
+    if not aliases:
+        return {}
+    newest = (
+        select(
+            AliasHistoryRow.id,
+            func.row_number()
+            .over(
+                partition_by=(AliasHistoryRow.model_name, AliasHistoryRow.alias),
+                order_by=(AliasHistoryRow.at.desc(), AliasHistoryRow.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(AliasHistoryRow.alias.in_(sorted(aliases)))
+        .where(true() if model_name is None else AliasHistoryRow.model_name == model_name)
+        .subquery()
+    )
+    query = select(AliasHistoryRow).join(newest, AliasHistoryRow.id == newest.c.id)
+    rows = session.scalars(query.where(newest.c.rank == 1))
+    return {(row.model_name, row.alias): to_alias_change(row) for row in rows}
 
 
 def alias_version_at(session: Session, model_name: str, alias: str, at: datetime) -> str | None:
@@ -75,4 +105,5 @@ def to_alias_change(row: AliasHistoryRow) -> AliasChange:
         at=row.at,
         actor=row.actor,
         reason=row.reason,
+        external=bool(row.external),
     )

@@ -20,6 +20,7 @@ MONITORING_TASKS = (
     "keelwatch_workers.tasks.notifications",
     "keelwatch_workers.tasks.alerting",
     "keelwatch_workers.tasks.ops",
+    "keelwatch_workers.tasks.registry",
 )
 
 
