@@ -353,7 +353,38 @@ class AuthSettings(BaseModel):
     metrics_require_token: bool = Field(
         False, description="Serve /metrics only to a token with the viewer role."
     )
+    token_cache_ttl_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds an API process trusts a token it checked against the database "
+        "(cached by the token's HMAC); a revocation made by another process takes effect here "
+        "within this window, one made through this process at once. 0: check every request.",
+    )
+    rate_limit_per_s: float = Field(
+        50.0,
+        ge=0,
+        description="Requests per second each token (each client address with auth disabled) "
+        "may make to one API replica, refilled continuously; over it: 429 with Retry-After. "
+        "/healthz, /readyz, /metrics and other open routes are exempt. 0: no limit.",
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests a token may make at once before the rate applies."
+    )
+    encryption_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key (32+ characters, e.g. `openssl rand -hex 32`) notifier secrets are "
+        "encrypted under in the database; empty: derived from the server secret "
+        "(auth.secret or data_dir/auth-secret) with HKDF. API, workers and beat need the same "
+        "one. Never shown.",
+    )
     oidc: OidcSettings = OidcSettings()
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < 32:
+            raise ValueError("KEELWATCH_AUTH__ENCRYPTION_KEY must be at least 32 characters")
+        return value
 
 
 class ApiSettings(BaseModel):

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keelwatch.auth.authenticator import Authenticator
 from keelwatch.auth.errors import AuthenticationError, PermissionDeniedError
+from keelwatch.auth.ratelimit import RateLimiter
 from keelwatch.auth.roles import any_grants
 from keelwatch.entities.auth import Principal, PrincipalKind, Role
 from keelwatch.settings import AuthMode, Settings
@@ -161,17 +162,22 @@ def required_access(method: str, path: str) -> Access | None:
 
 
 class AccessGate:
-    """The per-app state :func:`authorize` uses: each route's access and the authenticator."""
+    """The per-app state :func:`authorize` uses: each route's access, the authenticator and
+    the per-caller rate limiter."""
 
     def __init__(
         self,
         by_route: dict[tuple[int, str], Access],
         settings: Settings,
         authenticator: Authenticator,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.by_route = by_route
         self.settings = settings
         self.authenticator = authenticator
+        self.limiter = limiter or RateLimiter(
+            settings.auth.rate_limit_per_s, settings.auth.rate_limit_burst
+        )
 
     def needed_role(self, request: Request) -> Role | None:
         """The role this request's route needs; None for open routes."""
@@ -185,33 +191,89 @@ class AccessGate:
             return None
         return access
 
-    def check(self, request: Request, needed: Role) -> Principal:
-        """Authenticate the request and check ``needed``; raise 401 or 403 as HTTPException."""
+    def cached_principal(self, request: Request) -> Principal | None:
+        """The caller from memory (no I/O), or None when the database must be asked; 401 as
+        :meth:`authenticate` would for a missing, malformed or expired credential."""
         if self.settings.auth.mode is AuthMode.DISABLED:
             return ANONYMOUS
         try:
-            principal = self.authenticator.authenticate(request.headers.get("Authorization"))
+            return self.authenticator.cached(request.headers.get("Authorization"))
         except AuthenticationError as exc:
-            missing = not request.headers.get("Authorization")
-            header = _WWW_AUTHENTICATE if missing else _WWW_AUTHENTICATE_INVALID
-            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": header}) from None
+            raise _unauthorized(request, exc) from None
+
+    def authenticate(self, request: Request) -> Principal:
+        """The caller, checked against the database (or the OIDC issuer's keys); 401 as an
+        HTTPException with ``WWW-Authenticate``. Blocking: run it in a thread."""
+        if self.settings.auth.mode is AuthMode.DISABLED:
+            return ANONYMOUS
+        try:
+            return self.authenticator.authenticate(request.headers.get("Authorization"))
+        except AuthenticationError as exc:
+            raise _unauthorized(request, exc) from None
+
+    def admit(self, request: Request, principal: Principal, needed: Role) -> None:
+        """Spend one request of the caller's rate (429 with ``Retry-After`` when it is used
+        up; ``/metrics`` is exempt), then check ``needed`` (403). No I/O."""
+        if self.limiter.enabled and not self._exempt(request):
+            key, who = _rate_key(request, principal)
+            decision = self.limiter.take(key)
+            if not decision.allowed:
+                auth = self.settings.auth
+                message = (
+                    f"rate limit exceeded: {who} may make {auth.rate_limit_per_s:g} requests/s "
+                    f"(bursts of {auth.rate_limit_burst}) to this API replica; retry after "
+                    f"{decision.retry_after_header} s (KEELWATCH_AUTH__RATE_LIMIT_PER_S)"
+                )
+                raise HTTPException(
+                    429, message, headers={"Retry-After": decision.retry_after_header}
+                )
         if not any_grants(principal.roles, needed):
             raise HTTPException(403, str(PermissionDeniedError(needed, principal.roles)))
-        self.authenticator.note_use(principal)
-        return principal
+
+    def _exempt(self, request: Request) -> bool:
+        # /metrics needs a role only with auth.metrics_require_token; scrapes are never limited.
+        route = request.scope.get("route")
+        return self.by_route.get((id(route), request.method)) is OpenAccess.METRICS
+
+
+def _unauthorized(request: Request, exc: AuthenticationError) -> HTTPException:
+    missing = not request.headers.get("Authorization")
+    header = _WWW_AUTHENTICATE if missing else _WWW_AUTHENTICATE_INVALID
+    return HTTPException(401, str(exc), headers={"WWW-Authenticate": header})
+
+
+def _rate_key(request: Request, principal: Principal) -> tuple[str, str]:
+    """The rate-limit bucket of a caller and how to name it in the 429: the token, the OIDC
+    subject, or (authentication disabled) the client address."""
+    if principal.token_id is not None:
+        return f"token:{principal.token_id}", principal.identity
+    if principal.kind is PrincipalKind.ANONYMOUS:
+        host = request.client.host if request.client is not None else "unknown"
+        return f"client:{host}", "this client address"
+    return principal.identity, principal.identity
 
 
 async def authorize(request: Request) -> None:
-    """The app-level dependency: authenticate and check the route's role, or refuse.
+    """The app-level dependency: authenticate, rate-limit and check the route's role, or
+    refuse (401, 429, 403).
 
-    Async so open routes cost nothing; the database check runs in the thread pool. The
-    principal is left on ``request.state.principal`` for :data:`~keelwatch.api.deps.ActorDep`.
+    Async so open routes cost nothing; a token checked within ``auth.token_cache_ttl_s`` is
+    answered from memory on the event loop, and only a cache miss (or an OIDC token) goes to
+    the thread pool for the database. ``last_used_at`` is written from the thread pool at most
+    once a minute per token. The principal is left on ``request.state.principal`` for
+    :data:`~keelwatch.api.deps.ActorDep`.
     """
     gate: AccessGate = request.app.state.access_gate
     needed = gate.needed_role(request)
     if needed is None:
         return
-    request.state.principal = await run_in_threadpool(gate.check, request, needed)
+    principal = gate.cached_principal(request)
+    if principal is None:
+        principal = await run_in_threadpool(gate.authenticate, request)
+    gate.admit(request, principal, needed)
+    if gate.authenticator.use_due(principal):
+        await run_in_threadpool(gate.authenticator.note_use, principal)
+    request.state.principal = principal
 
 
 def install_access(app: FastAPI, settings: Settings, database: Database) -> None:
@@ -229,6 +291,8 @@ def install_access(app: FastAPI, settings: Settings, database: Database) -> None
         raise UnmappedRoutesError(unmapped)
     authenticator = Authenticator(settings, database)
     _ = authenticator.oidc  # a half-configured OIDC fails here, at start, not on a request
+    if settings.auth.mode is not AuthMode.DISABLED:
+        _ = authenticator.key  # read (or create) the secret now, not on the event loop later
     app.state.access_gate = AccessGate(by_route, settings, authenticator)
     app.openapi = _openapi_with_roles(app, app.openapi)  # type: ignore[method-assign]
     if settings.auth.mode is AuthMode.DISABLED:
@@ -289,6 +353,13 @@ def annotate_openapi(schema: dict[str, Any]) -> None:
                 responses = operation.setdefault("responses", {})
                 responses.setdefault("401", {"description": "Missing or invalid credentials."})
                 responses.setdefault("403", {"description": f"Needs role `{access.value}`."})
+                responses.setdefault(
+                    "429",
+                    {
+                        "description": "Too many requests from this token "
+                        "(`auth.rate_limit_per_s`); `Retry-After` says when to try again."
+                    },
+                )
             elif access is OpenAccess.PUBLIC:
                 operation["security"] = []
 

@@ -15,8 +15,10 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from keelwatch.auth.cache import forget_token
 from keelwatch.auth.errors import EXPIRED_TOKEN, INVALID_TOKEN, AuthenticationError
 from keelwatch.entities.auth import ApiToken, IssuedToken, Role, TokenState
 from keelwatch.errors import ConflictError, InvalidInputError, NotFoundError
@@ -130,7 +132,11 @@ def revoke_tokens(
 ) -> list[ApiToken]:
     """Revoke the token with this prefix (``kw_`` optional), else every unrevoked token with
     this name; audits each. NotFoundError when nothing matches, ConflictError when the prefix
-    names a token already revoked."""
+    names a token already revoked.
+
+    The API's token caches in this process forget each revoked token now and again when the
+    session commits (a request that read the row in between cannot keep it); other processes
+    notice within ``auth.token_cache_ttl_s``."""
     wanted = name_or_prefix.strip()
     bare = wanted.removeprefix(f"{TOKEN_SCHEME}_")
     by_prefix = store.find_by_prefix(session, bare)
@@ -156,7 +162,13 @@ def revoke_tokens(
             at=now,
         )
         revoked.append(token)
+        _forget_now_and_on_commit(session, token.id)
     return revoked
+
+
+def _forget_now_and_on_commit(session: Session, token_id: int) -> None:
+    forget_token(token_id)
+    event.listen(session, "after_commit", lambda _session: forget_token(token_id), once=True)
 
 
 def verify_token(session: Session, key: bytes, token: str, *, now: datetime) -> ApiToken:
