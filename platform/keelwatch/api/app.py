@@ -39,6 +39,7 @@ from keelwatch.api.middleware import (
     internal_error_body,
     log_unhandled,
 )
+from keelwatch.api.openapi_errors import document_errors
 from keelwatch.api.routers import (
     actions,
     alerts,
@@ -108,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router_module.router)
     # Every route needs an entry in keelwatch.api.access.ROUTE_ACCESS: refuse to start otherwise.
     install_access(app, settings, services.db)
+    # Every operation documents the error statuses the app itself can answer, in one shape.
+    document_errors(app)
 
     _install_error_handlers(app, metrics)
     _install_edge_guards(app, settings, metrics)

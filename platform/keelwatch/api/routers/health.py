@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
@@ -213,7 +213,11 @@ def install(app: FastAPI, services: Services, metrics: KeelwatchMetrics) -> None
     metrics.add_collector(QueueConsumersCollector(probe))
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=PlainTextResponse,
+)
 def metrics(request: Request) -> Response:
     """Every collector of this API process, rendered at scrape time."""
     registry: KeelwatchMetrics = request.app.state.metrics

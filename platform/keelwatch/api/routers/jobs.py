@@ -7,7 +7,7 @@ output folder → 409) and answers 202 with the pending job; the fleet does the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
@@ -23,6 +23,17 @@ from keelwatch.storage.jobs import get_job, list_chunks, list_jobs, resolve_job_
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
+SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such model, alias or version."},
+    409: {"description": "The output folder already holds another job's part files."},
+}
+CANCEL_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The job already finished."}
+}
+RETRY_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The job neither failed nor was cancelled, or is not a batch job."}
+}
+
 MAX_LIMIT = 500
 
 
@@ -31,6 +42,7 @@ MAX_LIMIT = 500
     response_model=JobView,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Submit a batch-inference job",
+    responses=SUBMIT_ERRORS,
 )
 def submit_batch_inference_job(
     request: BatchInferenceRequest, services: ServicesDep, actor: ActorDep
@@ -84,7 +96,12 @@ def read_job(job_id: str, services: ServicesDep) -> JobView:
         return JobView.from_job(get_job(session, full_id), list_chunks(session, full_id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a pending or running job")
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobView,
+    summary="Cancel a pending or running job",
+    responses=CANCEL_CONFLICT,
+)
 def cancel(
     job_id: str, services: ServicesDep, actor: ActorDep, body: JobActionIn | None = None
 ) -> JobView:
@@ -95,7 +112,12 @@ def cancel(
     return JobView.from_job(job)
 
 
-@router.post("/{job_id}/retry", response_model=JobView, summary="Retry a failed or cancelled job")
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobView,
+    summary="Retry a failed or cancelled job",
+    responses=RETRY_CONFLICT,
+)
 def retry(
     job_id: str, services: ServicesDep, actor: ActorDep, body: JobActionIn | None = None
 ) -> JobView:

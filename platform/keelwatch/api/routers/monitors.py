@@ -7,7 +7,7 @@ error (422 invalid spec, 404 unknown monitor/model/version, 409 name taken).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
@@ -28,6 +28,11 @@ from keelwatch.schemas.monitors import (
 
 router = APIRouter(tags=["monitors"])
 
+CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such model, alias or version."},
+    409: {"description": "A monitor of that name exists."},
+}
+
 
 def _confined_window(window: WindowSpec, read_roots: list[str]) -> WindowSpec:
     """A dataset window's file as its real path inside the read roots (others unchanged)."""
@@ -37,7 +42,12 @@ def _confined_window(window: WindowSpec, read_roots: list[str]) -> WindowSpec:
     return window.model_copy(update={"uri": str(real)})
 
 
-@router.post("/monitors", status_code=status.HTTP_201_CREATED, response_model=MonitorOut)
+@router.post(
+    "/monitors",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MonitorOut,
+    responses=CREATE_ERRORS,
+)
 def create_monitor(spec: MonitorSpec, services: ServicesDep, actor: ActorDep) -> MonitorOut:
     """Create a drift monitor."""
     from keelwatch.monitoring.service import service

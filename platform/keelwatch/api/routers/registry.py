@@ -11,7 +11,7 @@ Errors are :class:`~keelwatch.errors.KeelwatchError` subclasses, turned into JSO
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +37,30 @@ router = APIRouter(prefix="/models", tags=["registry"])
 
 #: Largest ``limit`` of the registry's list endpoints.
 MAX_LIMIT = 1000
+
+# Domain errors per route (the shared ones, 404 for a path naming nothing among them, are added
+# to every operation by keelwatch.api.openapi_errors).
+UNKNOWN_REF: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such model, alias or version."}
+}
+UNKNOWN_RUN: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such MLflow run, or no model logged in it."}
+}
+APPROVAL_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A rejected version is re-opened before it is approved."}
+}
+REOPEN_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Only a rejected version is re-opened."}
+}
+ALIAS_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "A rejected version gets no alias; the champion must be approved first "
+        "when `registry.require_approval` is on."
+    }
+}
+ROLLBACK_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "No champion, or no earlier approved champion to roll back to."}
+}
 
 
 @router.get("", response_model=Page[RegisteredModelOut])
@@ -64,7 +88,7 @@ async def list_models(
 
 
 # Declared before /{name} so that "resolve" is not taken for a model name.
-@router.get("/resolve", response_model=ResolvedModelOut)
+@router.get("/resolve", response_model=ResolvedModelOut, responses=UNKNOWN_REF)
 def resolve_reference(
     services: ServicesDep,
     ref: Annotated[str, Query(description="name, name@alias, name/3, models:/name/3 ...")],
@@ -101,7 +125,10 @@ def list_versions(
 
 
 @router.post(
-    "/{name}/versions", response_model=ModelVersionOut, status_code=status.HTTP_201_CREATED
+    "/{name}/versions",
+    response_model=ModelVersionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=UNKNOWN_RUN,
 )
 def register_version(
     services: ServicesDep, actor: ActorDep, name: str, body: RegisterVersionIn
@@ -125,7 +152,11 @@ def get_version(services: ServicesDep, name: str, version: str) -> ModelVersionO
     return ModelVersionOut.of(services.registry.cached.get_version(name, version))
 
 
-@router.post("/{name}/versions/{version}/approve", response_model=ModelVersionOut)
+@router.post(
+    "/{name}/versions/{version}/approve",
+    response_model=ModelVersionOut,
+    responses=APPROVAL_CONFLICT,
+)
 def approve_version(
     services: ServicesDep, actor: ActorDep, name: str, version: str, body: ReasonIn
 ) -> ModelVersionOut:
@@ -143,7 +174,9 @@ def reject_version(
     return ModelVersionOut.of(info)
 
 
-@router.post("/{name}/versions/{version}/reopen", response_model=ModelVersionOut)
+@router.post(
+    "/{name}/versions/{version}/reopen", response_model=ModelVersionOut, responses=REOPEN_CONFLICT
+)
 def reopen_version(
     services: ServicesDep, actor: ActorDep, name: str, version: str, body: ReasonIn
 ) -> ModelVersionOut:
@@ -152,7 +185,9 @@ def reopen_version(
     return ModelVersionOut.of(info)
 
 
-@router.post("/{name}/versions/{version}/promote", response_model=ModelVersionOut)
+@router.post(
+    "/{name}/versions/{version}/promote", response_model=ModelVersionOut, responses=ALIAS_CONFLICT
+)
 def promote_version(
     services: ServicesDep, actor: ActorDep, name: str, version: str, body: PromoteIn
 ) -> ModelVersionOut:
@@ -163,7 +198,7 @@ def promote_version(
     return ModelVersionOut.of(info)
 
 
-@router.post("/{name}/rollback", response_model=ModelVersionOut)
+@router.post("/{name}/rollback", response_model=ModelVersionOut, responses=ROLLBACK_CONFLICT)
 def rollback_model(
     services: ServicesDep, actor: ActorDep, name: str, body: ReasonIn
 ) -> ModelVersionOut:
@@ -171,7 +206,7 @@ def rollback_model(
     return ModelVersionOut.of(services.registry.rollback(name, actor=actor, reason=body.reason))
 
 
-@router.put("/{name}/aliases/{alias}", response_model=ModelVersionOut)
+@router.put("/{name}/aliases/{alias}", response_model=ModelVersionOut, responses=ALIAS_CONFLICT)
 def set_alias(
     services: ServicesDep, actor: ActorDep, name: str, alias: str, body: SetAliasIn
 ) -> ModelVersionOut:
