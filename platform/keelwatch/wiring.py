@@ -19,6 +19,7 @@ from keelwatch.storage.db import Database
 if TYPE_CHECKING:
     from keelwatch.contract import TaskSender
     from keelwatch.registry import ModelRegistry
+    from keelwatch.secrets_at_rest import NotifierSecrets
 
 
 class Services:
@@ -51,6 +52,13 @@ class Services:
             request_timeout_s=self.settings.mlflow.request_timeout_s,
             request_max_retries=self.settings.mlflow.request_max_retries,
         )
+
+    @cached_property
+    def notifier_secrets(self) -> NotifierSecrets:
+        """Encrypts and decrypts notifier secrets at rest (pass it to the notifier store)."""
+        from keelwatch.secrets_at_rest import notifier_secrets
+
+        return notifier_secrets(self.settings)
 
     @cached_property
     def sender(self) -> TaskSender:

@@ -4,6 +4,7 @@ every command they run parses as a real ``keelwatch`` (or ``mlflow server``) com
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -304,6 +305,7 @@ def test_chart_renders_valid_kubernetes_objects(
         ("Deployment", "kw-keelwatch-worker-cpu"),
         ("Deployment", "kw-keelwatch-worker-monitoring"),
         ("Job", "kw-keelwatch-migrate"),
+        ("Secret", "kw-keelwatch-auth"),
         ("Service", "kw-keelwatch-api"),
     ]
     if values is SHARED_VALUES:
@@ -335,6 +337,48 @@ def test_chart_renders_valid_kubernetes_objects(
             assert {"configMapRef": {"name": "kw-keelwatch-config"}} in sources
         if values.get("existingSecret"):
             assert {"secretRef": {"name": "kw-secrets"}} in sources
+
+
+def auth_secret_refs(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per Deployment: the ``KEELWATCH_AUTH__SECRET`` source of each of its containers."""
+    refs: dict[str, list[dict[str, Any]]] = {}
+    for doc in documents:
+        if doc["kind"] != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            source = env.get("KEELWATCH_AUTH__SECRET", {}).get("valueFrom", {})
+            refs.setdefault(doc["metadata"]["name"], []).append(source)
+    return refs
+
+
+def test_every_api_replica_worker_and_beat_reads_one_auth_secret() -> None:
+    documents = render_chart()
+    api = next(d for d in documents if d["metadata"]["name"] == "kw-keelwatch-api")
+    assert api["spec"]["replicas"] == 2  # one pod template: every replica gets the same env
+    expected = {"secretKeyRef": {"name": "kw-keelwatch-auth", "key": "auth-secret"}}
+    refs = auth_secret_refs(documents)
+    assert set(refs) == {
+        "kw-keelwatch-api",
+        "kw-keelwatch-beat",
+        "kw-keelwatch-worker-cpu",
+        "kw-keelwatch-worker-monitoring",
+    }
+    assert all(sources == [expected] for sources in refs.values()), refs
+    (secret,) = [d for d in documents if d["kind"] == "Secret"]
+    assert secret["metadata"]["name"] == "kw-keelwatch-auth"
+    # Kept on uninstall and generated once (an upgrade reads it back with lookup).
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    value = base64.b64decode(secret["data"]["auth-secret"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{64}", value)
+    template = (CHART_DIR / "templates" / "auth-secret.yaml").read_text()
+    assert 'lookup "v1" "Secret"' in template
+
+    # A Secret of the operator's: referenced by every pod, and the chart makes none.
+    own = render_chart({**SHARED_VALUES, "auth": {"existingSecret": "kw-auth", "secretKey": "k"}})
+    assert not [d for d in own if d["kind"] == "Secret"]
+    mine = {"secretKeyRef": {"name": "kw-auth", "key": "k"}}
+    assert all(sources == [mine] for sources in auth_secret_refs(own).values())
 
 
 def test_chart_runs_a_monitoring_worker_started_like_the_cpu_worker() -> None:

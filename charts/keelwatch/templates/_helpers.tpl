@@ -42,6 +42,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* The Secret holding the server secret: auth.existingSecret, or the chart's own. */}}
+{{- define "keelwatch.authSecretName" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "keelwatch.fullname" .)) }}
+{{- end }}
+
+{{/*
+KEELWATCH_AUTH__SECRET from that Secret: one value for every API replica, worker and beat
+(token checks and notifier-secret decryption agree across pods).
+*/}}
+{{- define "keelwatch.authSecretEnv" -}}
+- name: KEELWATCH_AUTH__SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "keelwatch.authSecretName" . }}
+      key: {{ .Values.auth.secretKey }}
+{{- end }}
+
 {{/* Writable folders for a read-only root filesystem. */}}
 {{- define "keelwatch.volumeMounts" -}}
 - name: data

@@ -45,6 +45,7 @@ spec:
           envFrom:
             {{- include "keelwatch.envFrom" $root | nindent 12 }}
           env:
+            {{- include "keelwatch.authSecretEnv" $root | nindent 12 }}
             - name: KEELWATCH_WORKER__METRICS_PORT
               value: {{ $values.metricsPort | quote }}
             # Celery's pool processes share their metrics through this folder.

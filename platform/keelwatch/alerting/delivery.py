@@ -34,6 +34,7 @@ from keelwatch.alerting.notifiers import (
     DeliveryError,
     NotifierConfigError,
     PermanentDeliveryError,
+    RetryableDeliveryError,
     create_notifier,
 )
 from keelwatch.contract import ALERTING_DELIVER, QUEUE_MONITORING, TaskSender
@@ -47,6 +48,7 @@ from keelwatch.entities.notifications import (
 )
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import NotFoundError
+from keelwatch.secrets_at_rest import SecretsKeyError, is_sealed
 from keelwatch.storage import notifications as store
 from keelwatch.storage.db import Database
 
@@ -302,8 +304,13 @@ def deliver_notification(
     backoff_max_s: float = 300.0,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    secrets: store.ConfigSecrets | None = None,
 ) -> DeliveryOutcome:
     """Claim log row ``log_id``, send it once through its notifier and record what happened.
+
+    ``secrets`` decrypts the notifier's secrets (``keelwatch.secrets_at_rest``); a notifier
+    whose secrets it cannot decrypt (a worker with another key than the API's) is a
+    retryable failure naming the notifier, dead-lettered once out of attempts.
 
     The claim (pending → sending, committed before anything is sent) makes a second delivery
     of the same row skip it while the claim is younger than ``claim_lease``, so a redelivered
@@ -324,14 +331,27 @@ def deliver_notification(
                 else f"already {current.status.value}"
             )
             return DeliveryOutcome("skipped", current.attempts, why)
+        unreadable: str | None = None
         try:
-            target: NotifierTarget | None = store.get_notifier(session, record.notifier)
+            target: NotifierTarget | None = store.get_notifier(
+                session, record.notifier, secrets=secrets
+            )
         except NotFoundError:  # deleted since the notification was planned
             target = None
+        except SecretsKeyError as exc:
+            target, unreadable = None, str(exc)
     attempts = record.attempts + 1
     try:
+        if unreadable is not None:
+            raise RetryableDeliveryError(unreadable)
         if target is None:
             raise PermanentDeliveryError(f"notifier {record.notifier!r} no longer exists")
+        if any(is_sealed(value) for value in target.config.values()):
+            # Read without a key: signing with the ciphertext would fail at the receiver.
+            raise RetryableDeliveryError(
+                f"notifier {record.notifier!r}: its secrets are encrypted at rest and this "
+                "delivery was given no key to decrypt them"
+            )
         notifier = create_notifier(target.type, target.config)
         notifier.deliver(notification_from_payload(record.payload))
     except (DeliveryError, NotifierConfigError) as exc:

@@ -206,6 +206,7 @@ def arm_loop(services: Services, receiver: WebhookReceiver, training_path: str, 
             # group_wait 0: the demo has no beat process; the drift check itself dispatches.
             route={"group_by": ["alertname", "model"], "group_wait_s": 0.0},
             created_by=actor,
+            secrets=services.notifier_secrets,
         )
         record_audit(
             session,

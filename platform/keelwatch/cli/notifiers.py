@@ -82,7 +82,15 @@ def add(
         shown = masked_config(type_, config)  # validates: NotifierConfigError exits 2
         who = cli_actor(actor, services.settings)
         with services.db.session() as session:
-            add_notifier(session, name=name, type=type_, config=config, route=route, created_by=who)
+            add_notifier(
+                session,
+                name=name,
+                type=type_,
+                config=config,
+                route=route,
+                created_by=who,
+                secrets=services.notifier_secrets,
+            )
             record_audit(
                 session,
                 actor=who,
@@ -102,7 +110,7 @@ def list_(
     from keelwatch.storage.notifications import list_notifiers
 
     with cli_services() as services, services.db.session() as session:
-        targets = list_notifiers(session)
+        targets = list_notifiers(session, secrets=services.notifier_secrets)
     rows: list[dict[str, Any]] = [
         {
             "name": t.name,
@@ -158,7 +166,7 @@ def test(
     with cli_services() as services:
         who = cli_actor(actor, services.settings)
         with services.db.session() as session:
-            target = get_notifier(session, name)
+            target = get_notifier(session, name, secrets=services.notifier_secrets)
         now = utcnow()
         sent = send_test_notification(target, now)
         with services.db.session() as session:

@@ -12,13 +12,20 @@ pending → sending that stamps ``claimed_at``), so two deliveries of one row (a
 message, a sweeper's re-enqueue) send it once; a claim older than the lease is taken over,
 because the worker that made it died. :func:`requeue_stale_notifications` finds the rows whose
 delivery was lost (the enqueue after the commit, or the worker holding the claim).
+
+Notifier secrets are encrypted at rest by a :class:`ConfigSecrets` the caller passes in
+(:class:`keelwatch.secrets_at_rest.NotifierSecrets`, built from settings by the entry point):
+:func:`add_notifier` seals the config's secret fields before the row is written, and
+:func:`get_notifier` / :func:`list_notifiers` open them. Without one, configs are written and
+read as they are (encrypted values stay encrypted: enough for names and routes, never for
+building a notifier).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,11 +49,25 @@ from keelwatch.storage.models import (
 # --------------------------------------------------------------------------- notifiers
 
 
-def _to_target(row: NotifierRow) -> NotifierTarget:
+class ConfigSecrets(Protocol):
+    """Encrypts a notifier config's secret fields for storage and decrypts them on the way
+    out (a decryption failure raises an error naming the notifier)."""
+
+    def seal(self, notifier: str, type_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config as it is stored."""
+        ...
+
+    def open(self, notifier: str, type_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config as it was given."""
+        ...
+
+
+def _to_target(row: NotifierRow, secrets: ConfigSecrets | None = None) -> NotifierTarget:
+    config = dict(row.config)
     return NotifierTarget(
         name=row.name,
         type=row.type,
-        config=dict(row.config),
+        config=secrets.open(row.name, row.type, config) if secrets is not None else config,
         route=dict(row.route),
         created_by=row.created_by,
         created_at=row.created_at,
@@ -61,29 +82,37 @@ def add_notifier(
     config: Mapping[str, Any],
     route: Mapping[str, Any],
     created_by: str,
+    secrets: ConfigSecrets | None = None,
 ) -> NotifierTarget:
-    """Store a new notifier; :class:`ConflictError` when the name is taken."""
+    """Store a new notifier, its secret fields sealed by ``secrets``; :class:`ConflictError`
+    when the name is taken. The returned target holds the config as given."""
     if session.scalar(select(NotifierRow.id).where(NotifierRow.name == name)) is not None:
         raise ConflictError(f"notifier {name!r} already exists")
-    row = NotifierRow(
-        name=name, type=type, config=dict(config), route=dict(route), created_by=created_by
-    )
+    stored = secrets.seal(name, type, config) if secrets is not None else dict(config)
+    row = NotifierRow(name=name, type=type, config=stored, route=dict(route), created_by=created_by)
     session.add(row)
     session.flush()
-    return _to_target(row)
+    return _to_target(row, secrets)
 
 
-def get_notifier(session: Session, name: str) -> NotifierTarget:
-    """The notifier ``name``; :class:`NotFoundError` when there is none."""
+def get_notifier(
+    session: Session, name: str, *, secrets: ConfigSecrets | None = None
+) -> NotifierTarget:
+    """The notifier ``name``, its secrets opened by ``secrets``; :class:`NotFoundError` when
+    there is none."""
     row = session.scalar(select(NotifierRow).where(NotifierRow.name == name))
     if row is None:
         raise NotFoundError(f"no notifier named {name!r}")
-    return _to_target(row)
+    return _to_target(row, secrets)
 
 
-def list_notifiers(session: Session) -> list[NotifierTarget]:
-    """Every notifier, by name."""
-    return [_to_target(r) for r in session.scalars(select(NotifierRow).order_by(NotifierRow.name))]
+def list_notifiers(
+    session: Session, *, secrets: ConfigSecrets | None = None
+) -> list[NotifierTarget]:
+    """Every notifier, by name, its secrets opened by ``secrets`` (the first that cannot be
+    opened raises)."""
+    rows = session.scalars(select(NotifierRow).order_by(NotifierRow.name))
+    return [_to_target(row, secrets) for row in rows]
 
 
 def delete_notifier(session: Session, name: str) -> None:

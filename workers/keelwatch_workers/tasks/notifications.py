@@ -32,6 +32,7 @@ def deliver(self: Task[Any, Any], log_id: int) -> dict[str, Any]:
     starts again from one and a redelivered message does not get extra attempts.
     """
     from keelwatch.alerting.delivery import deliver_notification
+    from keelwatch.secrets_at_rest import notifier_secrets
 
     runtime = get_runtime(task_settings(self))
     alerting = runtime.settings.alerting
@@ -42,6 +43,7 @@ def deliver(self: Task[Any, Any], log_id: int) -> dict[str, Any]:
         claim_lease=timedelta(seconds=alerting.delivery_claim_lease_s),
         backoff_base_s=alerting.delivery_backoff_base_s,
         backoff_max_s=alerting.delivery_backoff_max_s,
+        secrets=notifier_secrets(runtime.settings),
     )
     if outcome.status == "retry":
         wait = outcome.retry_after_s or 0.0

@@ -4,7 +4,8 @@ A notifier's config is validated by its type when it is added (an unknown type o
 is a 422 naming it, never its value) and is only ever answered masked: every secret (webhook
 key, routing key, password) comes back as ``**********``. Adding, deleting and testing are
 audited (``notifier.add``, ``notifier.delete``, ``notifier.test``) with the caller's
-authenticated identity as actor.
+authenticated identity as actor. Secret fields are stored encrypted
+(:mod:`keelwatch.secrets_at_rest`, the services' ``notifier_secrets``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from keelwatch.entities.notifications import (
 from keelwatch.entities.time import utcnow
 from keelwatch.schemas.common import Page
 from keelwatch.schemas.notifiers import NotifierIn, NotifierOut, NotifierTestOut
+from keelwatch.secrets_at_rest import NotifierSecrets, SecretsKeyError
 
 router = APIRouter(prefix="/notifiers", tags=["notifiers"])
 
@@ -31,13 +33,16 @@ MAX_LIMIT = 1000
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No notifier of that name."}}
 
 
-def _shown(target: NotifierTarget) -> dict[str, Any]:
-    """The masked config; a stored config that no longer validates is reported, not raised
+def _shown(target: NotifierTarget, secrets: NotifierSecrets) -> dict[str, Any]:
+    """The masked config of a target read without ``secrets``; a stored config that no
+    longer validates, or whose secrets this process cannot decrypt, is reported, not raised
     (a list must not fail because of one notifier), and still shows no value."""
     try:
-        return masked_config(target.type, target.config)
+        return masked_config(target.type, secrets.open(target.name, target.type, target.config))
     except NotifierConfigError as err:
         return {"target": "(invalid config)", "error": str(err)}
+    except SecretsKeyError as err:
+        return {"target": "(secrets cannot be decrypted)", "error": str(err)}
 
 
 @router.get("", response_model=Page[NotifierOut], summary="List notifiers (secrets masked)")
@@ -54,7 +59,7 @@ def list_notifiers(
     items, next_cursor = page_in_memory(
         targets, limit, cursor, kind="notifiers", key=lambda t: t.name, parse=str
     )
-    out = [NotifierOut.of(t, _shown(t)) for t in items]
+    out = [NotifierOut.of(t, _shown(t, services.notifier_secrets)) for t in items]
     return Page(count=len(out), items=out, next_cursor=next_cursor)
 
 
@@ -82,6 +87,7 @@ def add_notifier(body: NotifierIn, services: ServicesDep, actor: ActorDep) -> No
             config=body.config,
             route=body.route.model_dump(),
             created_by=actor,
+            secrets=services.notifier_secrets,
         )
         record_audit(
             session,
@@ -107,7 +113,7 @@ def delete_notifier(name: str, services: ServicesDep, actor: ActorDep) -> Notifi
         target = get_notifier(session, name)
         remove(session, name)
         record_audit(session, actor=actor, action="notifier.delete", target=f"notifier:{name}")
-    return NotifierOut.of(target, _shown(target))
+    return NotifierOut.of(target, _shown(target, services.notifier_secrets))
 
 
 @router.post(
@@ -127,7 +133,8 @@ def send_test(name: str, services: ServicesDep, actor: ActorDep) -> NotifierTest
     from keelwatch.storage.notifications import get_notifier
 
     with services.db.session() as session:
-        target = get_notifier(session, name)
+        # SecretsKeyError (a 500 naming the notifier) when this process has another key.
+        target = get_notifier(session, name, secrets=services.notifier_secrets)
     now = utcnow()
     sent = send_test_notification(target, now)
     outcome = NotifierTestOut(
