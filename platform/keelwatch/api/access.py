@@ -81,6 +81,8 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/models/{name}/aliases/{alias}"): _V,
     ("GET", "/models/{name}/aliases/{alias}/history"): _V,
     ("PUT", "/models/{model_name}/versions/{version}/reference-profile"): _O,
+    # MLflow's registry webhook checks its own HMAC signature (registry.webhook_secret).
+    ("POST", "/registry/webhooks/mlflow"): OpenAccess.OWN_CHECK,
     ("GET", "/models/{model_name}/versions/{version}/reference-profile"): _V,
     # batch jobs
     ("POST", "/jobs/batch-inference"): _O,

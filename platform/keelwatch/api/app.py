@@ -51,6 +51,7 @@ from keelwatch.api.routers import (
     notifiers,
     predictions,
     registry,
+    registry_webhooks,
     rules,
     silences,
 )
@@ -103,7 +104,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every router is imported explicitly: a missing one is an import error, never a silently
     # absent set of endpoints. Order matters: /alerts/rules, /alerts/silences and
     # /alerts/inbound come before /alerts/{fingerprint}.
-    routers = (health, registry, jobs, monitors, predictions, audit, alerts_inbound)
+    routers = (
+        health,
+        registry,
+        registry_webhooks,
+        jobs,
+        monitors,
+        predictions,
+        audit,
+        alerts_inbound,
+    )
     alerting_routers = (rules, silences, alerts, actions, notifiers)
     for router_module in (*routers, *alerting_routers):
         app.include_router(router_module.router)

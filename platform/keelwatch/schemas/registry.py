@@ -183,3 +183,14 @@ class ClearedAliasOut(BaseModel):
     name: str
     alias: str
     previous_version: str
+
+
+class MlflowWebhookAccepted(BaseModel):
+    """What ``POST /registry/webhooks/mlflow`` did with one MLflow webhook delivery."""
+
+    event: str = Field(description="MLflow's `entity.action`, e.g. model_version_alias.created.")
+    model: str | None = Field(None, description="The registered model the event is about.")
+    queued: bool = Field(
+        description="True when an alias watch of that model was sent to the monitoring queue "
+        "(alias events); other events are acknowledged and ignored."
+    )
