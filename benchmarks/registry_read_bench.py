@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -216,8 +216,11 @@ def seed_registry(settings: Settings, models: int) -> str:
 # --------------------------------------------------------------------------- load
 
 
-def run_wrk(url: str, token: str, connections: int, duration_s: float) -> LoadResult:
-    """``wrk --latency`` against ``url``; its own percentiles and counts."""
+def run_wrk(
+    url: str, token: str, connections: int, duration_s: float, script: Path | None = None
+) -> LoadResult:
+    """``wrk --latency`` against ``url`` (with a Lua ``script`` when given, e.g. a POST
+    body per request); its own percentiles and counts."""
     command = [
         "wrk",
         f"-t{min(2, connections)}",
@@ -228,6 +231,7 @@ def run_wrk(url: str, token: str, connections: int, duration_s: float) -> LoadRe
         "10s",
         "-H",
         f"Authorization: Bearer {token}",
+        *(["-s", str(script)] if script is not None else []),
         url,
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -256,15 +260,26 @@ def run_wrk(url: str, token: str, connections: int, duration_s: float) -> LoadRe
 
 
 async def _python_load(
-    url: str, token: str, connections: int, duration_s: float
+    url: str,
+    token: str,
+    connections: int,
+    duration_s: float,
+    body: Callable[[], bytes] | None = None,
 ) -> tuple[list[float], int]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    request = (
-        f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Authorization: Bearer {token}\r\n\r\n"
-    ).encode()
+    lines = f"{parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {token}"
+
+    def next_request() -> bytes:
+        if body is None:
+            return f"GET {lines}\r\n\r\n".encode()
+        payload = body()
+        length = len(payload)
+        return (
+            f"POST {lines}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        ).encode() + payload
+
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + duration_s
@@ -274,6 +289,7 @@ async def _python_load(
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         try:
             while time.perf_counter() < deadline:
+                request = next_request()
                 started = time.perf_counter()
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -292,9 +308,16 @@ async def _python_load(
     return latencies, errors
 
 
-def run_python(url: str, token: str, connections: int, duration_s: float) -> LoadResult:
-    """The fallback load loop: keep-alive connections, one request in flight on each."""
-    latencies, errors = asyncio.run(_python_load(url, token, connections, duration_s))
+def run_python(
+    url: str,
+    token: str,
+    connections: int,
+    duration_s: float,
+    body: Callable[[], bytes] | None = None,
+) -> LoadResult:
+    """The fallback load loop: keep-alive connections, one request in flight on each; GET,
+    or POST of a JSON ``body()`` made fresh for each request."""
+    latencies, errors = asyncio.run(_python_load(url, token, connections, duration_s, body))
     if not latencies:
         return LoadResult(0.0, 0.0, 0.0, 0, errors)
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")

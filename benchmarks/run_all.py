@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "alert_delivery_bench",
     "alert_rollback_bench",
+    "api_load_bench",
     "drift_bench",
     "drift_distributed_bench",
     "inference_bench",
