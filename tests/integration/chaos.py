@@ -26,6 +26,7 @@ prediction-log request id against the job's deterministic sample (rate 1.0 here:
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -231,11 +232,13 @@ class FleetWorker:
         self.starts = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / f"{name}-0.log"
+        self.started_at = utcnow()
 
     def start(self) -> None:
         """Start a fresh process (its own log file); see :meth:`wait_ready`."""
         self.log = self.folder / f"{self.name}-{self.starts}.log"
         self.starts += 1
+        self.started_at = utcnow()
         command = [
             sys.executable,
             "-m",
@@ -484,22 +487,44 @@ def tally(services: Services, workload: Workload, result: ChaosResult) -> ChaosR
 # --------------------------------------------------------------------------- scenarios
 
 
-def active_chunks(control: Any, worker: FleetWorker) -> list[tuple[str, int]]:
-    """The chunks ``worker`` holds right now, as Celery's ``inspect active`` reports them."""
+def scoring_chunks(control: Any, services: Services, worker: FleetWorker) -> list[tuple[str, int]]:
+    """The chunks ``worker`` is scoring right now: held by it (Celery's ``inspect active``) and
+    ``running`` in the database since it started (not still loading the model, and not a
+    ``running`` row left by a worker killed before)."""
     try:
         reply = control.control.inspect(destination=[worker.nodename], timeout=1.0).active()
     except Exception:  # noqa: BLE001 - a worker that does not answer holds nothing we can see
         return []
-    return [
+    held = [
         (str(task["kwargs"]["job_id"]), int(task["kwargs"]["chunk_index"]))
         for task in (reply or {}).get(worker.nodename, [])
         if task.get("name") == INFERENCE_CHUNK
     ]
 
+    from keelwatch.storage.models import JobChunkRow
+
+    def read() -> list[tuple[str, int]]:
+        with services.db.session() as session:
+            rows = [session.get(JobChunkRow, key) for key in held]
+        return [
+            (row.job_id, row.chunk_index)
+            for row in rows
+            if row is not None
+            and row.status == ChunkStatus.RUNNING.value
+            and row.updated_at >= worker.started_at
+        ]
+
+    scoring: list[tuple[str, int]] = retrying(read)
+    return scoring
+
 
 def worker_kill(env: ChaosEnv, sizes: ChaosSizes) -> ChaosResult:
-    """SIGKILL a worker holding a chunk, start it again, ``sizes.worker_kills`` times."""
+    """SIGKILL a worker while it scores a chunk (at a random point of the chunk), start it
+    again, ``sizes.worker_kills`` times, alternating between the two workers."""
     from keelwatch.celery_config import create_client
+
+    # Seeded: a failing run can be repeated with the same kill points.
+    rng = random.Random(13)
 
     result = ChaosResult("worker-kill")
     settings = env.settings()
@@ -518,10 +543,11 @@ def worker_kill(env: ChaosEnv, sizes: ChaosSizes) -> ChaosResult:
                 if worker.process is None or worker.process.poll() is not None:
                     turn += 1
                     continue
-                if not active_chunks(control, worker):
+                if not scoring_chunks(control, services, worker):
                     turn += 1
-                    time.sleep(0.1)
+                    time.sleep(0.05)
                     continue
+                time.sleep(rng.uniform(0.0, sizes.chunk_delay_s))
                 worker.kill()
                 result.runs += 1
                 worker.start()  # ready in the background: the other worker takes over meanwhile

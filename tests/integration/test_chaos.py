@@ -56,6 +56,7 @@ def assert_exact(result: ChaosResult) -> None:
 def test_workers_sigkilled_mid_chunk_lose_and_duplicate_nothing(env: ChaosEnv) -> None:
     result = run_scenario("worker-kill", env)
     assert result.runs == BOUNDED.worker_kills
+    assert result.reruns > 0  # the kills interrupted chunks, which then ran again
     assert result.jobs_completed == BOUNDED.worker_kill_jobs
     assert_exact(result)
 
