@@ -238,7 +238,8 @@ class ModelRegistry:
 
     def version_at(self, name: str, alias: str, at: datetime) -> str | None:
         """The version ``alias`` pointed to at time ``at`` (naive times are taken as UTC);
-        None if it was unset then. Only changes made through Keelwatch are known."""
+        None if it was unset then. Changes made outside Keelwatch count from when the alias
+        watcher recorded them."""
         name = validate_model_name(name)
         alias = validate_alias(alias)
         when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
