@@ -18,6 +18,7 @@ BENCHMARKS = (
     "alert_delivery_bench",
     "alert_rollback_bench",
     "api_load_bench",
+    "auth_overhead_bench",
     "chaos_bench",
     "drift_bench",
     "drift_distributed_bench",
