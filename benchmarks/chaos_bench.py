@@ -1,8 +1,9 @@
 """Chaos at full size (issue #13 item 7): what faults cost in rows, as a table.
 
-Runs the scenarios of ``tests/integration/chaos.py`` (the bounded suite runs the same code with
-small numbers) on real processes, each on a throw-away PostgreSQL database ``kw_bench_*``, a
-free Redis database and a fresh MLflow store under ``benchmarks/.data`` (all removed after):
+Runs the scenarios of ``tests/integration/chaos_scenarios.py`` (the bounded suite runs the same
+code with small numbers) on real processes, each on a throw-away PostgreSQL database
+``kw_bench_*``, a free Redis database and a fresh MLflow store under ``benchmarks/.data`` (all
+removed after):
 
 * ``worker-kill``: 20 jobs of 10 chunks, two compose workers (``keelwatch worker --role cpu
   --concurrency 2``); a worker holding a chunk is SIGKILLed (process group) and started again,
@@ -36,13 +37,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "platform"), str(ROOT / "workers")]
 from tests.integration.chaos import (  # noqa: E402
     BOUNDED,
     FULL,
-    RUNNERS,
-    SCENARIOS,
     ChaosEnv,
     ChaosResult,
     ChaosSizes,
     format_table,
 )
+from tests.integration.chaos_scenarios import RUNNERS, SCENARIOS  # noqa: E402
 
 from inference_bench import DATA_ROOT, bench_database, free_redis_db  # noqa: E402
 

@@ -1,10 +1,11 @@
 """Chaos, bounded (issue #13 item 7): workers SIGKILLed mid-chunk, the Redis broker restarted
 empty mid-job, PostgreSQL backends terminated mid-job, MLflow killed before a promotion.
 
-Each test runs one scenario of :mod:`tests.integration.chaos` at :data:`~.chaos.BOUNDED` sizes
-on real processes (PostgreSQL, Redis, compose's worker command, an MLflow server) and asserts
-0 rows lost, 0 duplicated, none wrong, no job hung. ``pytest -s`` shows each scenario's table;
-``benchmarks/chaos_bench.py`` runs the same scenarios at full size.
+Each test runs one scenario of :mod:`tests.integration.chaos_scenarios` at
+:data:`~tests.integration.chaos.BOUNDED` sizes on real processes (PostgreSQL, Redis, compose's
+worker command, an MLflow server) and asserts 0 rows lost, 0 duplicated, none wrong, no job hung.
+``pytest -s`` shows each scenario's table; ``benchmarks/chaos_bench.py`` runs the same scenarios
+at full size.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.chaos import BOUNDED, RUNNERS, ChaosEnv, ChaosResult, format_table
+from tests.integration.chaos import BOUNDED, ChaosEnv, ChaosResult, format_table
+from tests.integration.chaos_scenarios import RUNNERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(240)]
 
