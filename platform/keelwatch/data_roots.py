@@ -61,6 +61,28 @@ def resolve_read(location: str, roots: Sequence[str | Path], *, field: str) -> P
     return real
 
 
+def resolve_read_folder(location: str, roots: Sequence[str | Path], *, field: str) -> Path:
+    """The real path of the folder ``location`` names (a local MLflow model: its ``MLmodel``
+    folder), inside one of the read ``roots``; the same rules as :func:`resolve_read`."""
+    real = _confined(location, roots, field=field, setting=READ_ROOTS_SETTING)
+    try:
+        mode = real.stat().st_mode
+    except FileNotFoundError:
+        raise DataPathError(f"{field}: folder not found: {real}") from None
+    except OSError as exc:
+        raise DataPathError(f"{field}: cannot read {real} ({type(exc).__name__})") from None
+    if not stat.S_ISDIR(mode):
+        raise DataPathError(f"{field}: {real} is not a folder")
+    return real
+
+
+def is_local_location(location: str) -> bool:
+    """Whether ``location`` names a local file (a path or a ``file://`` URI) rather than a
+    URI another store resolves (``runs:/``, ``models:/``, ``s3://`` ...)."""
+    scheme = urlparse(location).scheme
+    return not scheme or scheme == "file" or len(scheme) == 1
+
+
 def resolve_write(location: str, roots: Sequence[str | Path], *, field: str) -> Path:
     """The real path of the output folder ``location`` names, inside one of ``roots``.
 

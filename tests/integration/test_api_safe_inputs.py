@@ -157,6 +157,14 @@ def test_paths_outside_the_roots_are_refused_without_saying_more(
         "/models/churn/versions/1/reference-profile", json={"data_uri": str(secret_csv)}
     )
     assert refused(profile) == f"data_uri: {READ_OUTSIDE}"
+    # A local model folder to register is a path like any other; store URIs pass through.
+    outside_model = tmp_path / "outside-model"
+    outside_model.mkdir()
+    for location in (str(outside_model), f"file://{outside_model}", "/etc"):
+        version = client.post("/models/churn/versions", json={"model_uri": location})
+        assert refused(version) == f"model_uri: {READ_OUTSIDE}"
+    not_a_folder = refused(client.post("/models/churn/versions", json={"model_uri": str(good)}))
+    assert not_a_folder == f"model_uri: {good} is not a folder"
     assert not Path("/etc/part-00000.parquet").exists()
     assert_nothing_written(settings, client)
 

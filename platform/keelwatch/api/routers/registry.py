@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.api.pagination import CursorQuery, page_in_memory
+from keelwatch.data_roots import is_local_location, resolve_read_folder
 from keelwatch.schemas.common import Page
 from keelwatch.schemas.registry import (
     AliasAtOut,
@@ -133,12 +134,18 @@ def list_versions(
 def register_version(
     services: ServicesDep, actor: ActorDep, name: str, body: RegisterVersionIn
 ) -> ModelVersionOut:
-    """Register a new (pending) version from an MLflow run or a model URI."""
+    """Register a new (pending) version from an MLflow run or a model URI. A local model
+    folder (a path or ``file://`` URI) must lie inside the read data roots, like every dataset
+    path the API is given."""
+    model_uri = body.model_uri
+    if model_uri is not None and is_local_location(model_uri):
+        roots = services.settings.data_roots.read
+        model_uri = str(resolve_read_folder(model_uri, roots, field="model_uri"))
     info = services.registry.register_version(
         name,
         run_id=body.run_id,
         artifact_path=body.artifact_path,
-        model_uri=body.model_uri,
+        model_uri=model_uri,
         actor=actor,
         reason=body.reason,
         description=body.description,
