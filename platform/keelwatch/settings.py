@@ -427,6 +427,15 @@ class Settings(BaseSettings):
         description="API token the CLI presents (KEELWATCH_TOKEN); empty: the local admin "
         "token in data_dir/admin-token. Never shown.",
     )
+    api_url: str = Field(
+        "",
+        description="Base URL of a Keelwatch API (KEELWATCH_API_URL): the CLI becomes a remote "
+        "client that sends KEELWATCH_TOKEN and runs only the commands the API serves; empty: "
+        "the CLI opens the database directly, as a local administrator.",
+    )
+    api_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout in seconds of each request a remote CLI makes."
+    )
     database: DatabaseSettings = DatabaseSettings()
     mlflow: MlflowSettings = MlflowSettings()
     broker: BrokerSettings = BrokerSettings()

@@ -63,6 +63,8 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/docs"): OpenAccess.PUBLIC,
     ("GET", "/docs/oauth2-redirect"): OpenAccess.PUBLIC,
     ("GET", "/redoc"): OpenAccess.PUBLIC,
+    # who the caller is (the remote CLI's `tokens whoami`)
+    ("GET", "/auth/whoami"): _V,
     # model registry
     ("GET", "/models"): _V,
     ("GET", "/models/resolve"): _V,

@@ -45,6 +45,7 @@ from keelwatch.api.routers import (
     alerts,
     alerts_inbound,
     audit,
+    auth,
     health,
     jobs,
     monitors,
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitors,
         predictions,
         audit,
+        auth,
         alerts_inbound,
     )
     alerting_routers = (rules, silences, alerts, actions, notifiers)

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from keelwatch.cli.remote import refuse_actor, remote_client
 from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
@@ -105,6 +106,12 @@ def _decide(execution_id: int, *, approve: bool, reason: str, actor: str | None)
 
     if not reason.strip():
         fail("--reason must not be blank")
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        verb = "approve" if approve else "reject"
+        answer = remote.post(f"/actions/{execution_id}/{verb}", {"reason": reason})
+        done = answer["execution"]
+        return f"{done['action']} of {done['model']} (policy {done['policy']})"
     with cli_services() as services:
         who = cli_actor(actor, services.settings)
         with services.db.session() as session:

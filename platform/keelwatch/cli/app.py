@@ -26,12 +26,15 @@ from keelwatch.cli import (
     rules,
     tokens,
 )
+from keelwatch.cli.remote import RemoteAwareGroup
 
 #: ``-h`` as well as ``--help``; click hands it down to every sub-command's context.
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="keelwatch",
+    # Refuses the commands without a remote mode while KEELWATCH_API_URL is set.
+    cls=RemoteAwareGroup,
     context_settings=HELP_OPTIONS,
     help="Keelwatch: model registry, worker fleet, prediction log and monitoring.",
     no_args_is_help=True,

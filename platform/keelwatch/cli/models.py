@@ -18,10 +18,12 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from keelwatch.cli.remote import refuse_actor, remote_client
 from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
-    from keelwatch.registry import ModelVersionInfo
+    from keelwatch.registry import ModelVersionInfo, RegisteredModelInfo
+    from keelwatch.schemas.registry import ModelVersionOut, RegisteredModelOut
 
 # No markup: model names, aliases and reasons are user text and may contain "[...]".
 console = Console(markup=False)
@@ -74,14 +76,30 @@ def _versions_table(title: str, versions: Sequence[ModelVersionInfo]) -> Table:
     return table
 
 
-def _say_version(verb: str, info: ModelVersionInfo, *, as_json: bool = False) -> None:
+def _say_version(
+    verb: str, info: ModelVersionInfo | ModelVersionOut, *, as_json: bool = False
+) -> None:
+    """One line for a changed version (or its JSON); ``info`` from the registry or the API."""
     if as_json:
         from keelwatch.schemas.registry import ModelVersionOut
 
-        _print_json(ModelVersionOut.of(info))
+        _print_json(info if isinstance(info, ModelVersionOut) else ModelVersionOut.of(info))
         return
     aliases = f" [{', '.join(info.aliases)}]" if info.aliases else ""
     console.print(f"{verb} {info.name} v{info.version}{aliases} ({info.approval.value})")
+
+
+def _quote(segment: str) -> str:
+    """A name or version as one URL path segment."""
+    from urllib.parse import quote
+
+    return quote(segment, safe="")
+
+
+def _remote_version(payload: object) -> ModelVersionOut:
+    from keelwatch.schemas.registry import ModelVersionOut
+
+    return ModelVersionOut.model_validate(payload)
 
 
 @models_app.command("list")
@@ -89,10 +107,19 @@ def list_models(as_json: JsonOption = False) -> None:
     """List registered models with their aliases."""
     from keelwatch.schemas.registry import RegisteredModelOut
 
-    with cli_services() as services:
-        models = services.registry.list_models()
+    models: Sequence[RegisteredModelInfo | RegisteredModelOut]
+    if (remote := remote_client()) is not None:
+        models = [RegisteredModelOut.model_validate(item) for item in remote.get_all("/models")]
+    else:
+        with cli_services() as services:
+            models = services.registry.list_models()
     if as_json:
-        _print_json([RegisteredModelOut.of(model) for model in models])
+        _print_json(
+            [
+                model if isinstance(model, RegisteredModelOut) else RegisteredModelOut.of(model)
+                for model in models
+            ]
+        )
         return
     table = Table(title="Registered models")
     for column in ("name", "latest", "aliases", "updated (UTC)"):
@@ -185,6 +212,12 @@ def approve(
 
     A rejected version cannot be approved: re-open it first (keelwatch models reopen).
     """
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        path = f"/models/{_quote(name)}/versions/{_quote(version)}/approve"
+        answer = remote.post(path, {"reason": reason})
+        _say_version("approved", _remote_version(answer), as_json=as_json)
+        return
     with cli_services() as services:
         info = services.registry.approve(
             name, version, actor=cli_actor(actor, services.settings), reason=reason
@@ -239,6 +272,12 @@ def promote(
     as_json: JsonOption = False,
 ) -> None:
     """Point an alias (default: champion) at a version; the champion must be approved."""
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        path = f"/models/{_quote(name)}/versions/{_quote(version)}/promote"
+        body = {"reason": reason, "alias": alias} if alias is not None else {"reason": reason}
+        _say_version("promoted", _remote_version(remote.post(path, body)), as_json=as_json)
+        return
     with cli_services() as services:
         info = services.registry.promote(
             name, version, alias=alias, actor=cli_actor(actor, services.settings), reason=reason
@@ -254,6 +293,11 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Move the champion back to the last known-good version."""
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        answer = remote.post(f"/models/{_quote(name)}/rollback", {"reason": reason})
+        _say_version("rolled back to", _remote_version(answer), as_json=as_json)
+        return
     with cli_services() as services:
         info = services.registry.rollback(
             name, actor=cli_actor(actor, services.settings), reason=reason

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from keelwatch.cli.remote import remote_client
 from keelwatch.cli.support import cli_actor, cli_errors, cli_services, fail, stderr_console
 
 if TYPE_CHECKING:
@@ -158,6 +159,11 @@ def whoami() -> None:
     from keelwatch.auth.tokens import verify_token
     from keelwatch.entities.time import utcnow
 
+    if (remote := remote_client()) is not None:
+        me = remote.get("/auth/whoami")
+        roles = ", ".join(me["roles"])
+        typer.echo(f"{me['identity']} (role {roles}) at {remote.base_url}")
+        return
     with cli_services() as services:
         settings = services.settings
         token = cli_token(settings)
