@@ -1,0 +1,157 @@
+"""The remote CLI (``KEELWATCH_API_URL`` + a token) against a real ``keelwatch api`` process.
+
+The CLI's environment names no database: in remote mode nothing may open one, so every answer
+here came through the API and its role checks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from keelwatch.auth.tokens import revoke_tokens
+from keelwatch.cli.app import app
+from keelwatch.entities.auth import Role
+from keelwatch.entities.time import utcnow
+from keelwatch.settings import Settings
+from keelwatch.storage.audit import list_audit
+from keelwatch.storage.db import Database
+from keelwatch.wiring import Services
+from tests.integration.conftest import issue_token
+from tests.integration.test_api import closed_port
+from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
+from tests.integration.test_registry import MODEL, fitted_model, training_frame
+
+pytestmark = pytest.mark.integration
+
+ServerFixture = tuple[str, subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def approved_v1(settings: Settings) -> None:
+    """v1 of MODEL, registered and approved (so it may become champion)."""
+    services = Services(settings)
+    try:
+        frame = training_frame()
+        services.registry.register_sklearn_model(
+            MODEL, fitted_model(frame), frame, "default", actor="setup"
+        )
+        services.registry.approve(MODEL, "1", actor="setup", reason="reviewed")
+    finally:
+        services.close()
+
+
+def remote(url: str, token: str, *args: str, tmp_path: Path) -> tuple[int, str]:
+    """Run ``keelwatch *args`` as a remote CLI; (exit code, stdout + stderr)."""
+    env = {
+        "KEELWATCH_API_URL": url,
+        "KEELWATCH_TOKEN": token,
+        # No database here: a command that tried to open one would fail, not pass.
+        "KEELWATCH_DATA_DIR": str(tmp_path / "no-data-dir"),
+        "KEELWATCH_DATABASE__URL": "",
+        "COLUMNS": "200",
+    }
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def champion_and_audit(settings: Settings) -> tuple[list[str], list[tuple[str, str]]]:
+    """v1's aliases and every audit entry as (action, actor)."""
+    services = Services(settings)
+    try:
+        aliases = services.registry.get_version(MODEL, "1").aliases
+        with services.db.session() as session:
+            entries = list_audit(session, limit=1000)
+    finally:
+        services.close()
+    return list(aliases), [(entry.action, entry.actor) for entry in entries]
+
+
+def test_roles_apply_to_the_remote_cli(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    approved_v1: None,
+    tmp_path: Path,
+) -> None:
+    url, _process = api_server
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+    approver = issue_token(settings, role=Role.APPROVER, name="remote-approver")
+
+    code, out = remote(url, viewer, "models", "list", "--json", tmp_path=tmp_path)
+    assert code == 0, out
+    assert '"name": "credit"' in out
+    code, out = remote(url, viewer, "tokens", "whoami", tmp_path=tmp_path)
+    assert (code, out.strip()) == (0, f"token:remote-viewer (role viewer) at {url}")
+
+    before = champion_and_audit(settings)
+    code, out = remote(url, viewer, "models", "promote", MODEL, "1", "-r", "go", tmp_path=tmp_path)
+    assert code == 2, out
+    assert "this route needs role 'approver' (you have: viewer)" in out
+    assert len(out.strip().splitlines()) == 1
+    assert viewer not in out
+    assert champion_and_audit(settings) == before  # nothing moved, nothing audited
+
+    code, out = remote(
+        url,
+        approver,
+        "models",
+        "promote",
+        MODEL,
+        "1",
+        "-r",
+        "go",
+        "--actor",
+        "x",
+        tmp_path=tmp_path,
+    )
+    assert code == 2, out
+    assert "--actor cannot be used with KEELWATCH_API_URL" in out
+
+    code, out = remote(
+        url, approver, "models", "promote", MODEL, "1", "-r", "go", tmp_path=tmp_path
+    )
+    assert (code, out.strip()) == (0, "promoted credit v1 [champion] (approved)")
+    aliases, entries = champion_and_audit(settings)
+    assert aliases == ["champion"]
+    promotions = [actor for action, actor in entries if action == "model.promote"]
+    assert promotions == ["token:remote-approver"]
+
+
+def test_revoked_token_local_only_commands_and_a_down_api(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    url, _process = api_server
+    revoked = issue_token(settings, role=Role.ADMIN, name="gone")
+    database = Database(settings.database.url)
+    try:
+        with database.session() as session:
+            revoke_tokens(session, "gone", actor="test", now=utcnow())
+    finally:
+        database.dispose()
+    code, out = remote(url, revoked, "models", "list", tmp_path=tmp_path)
+    assert code == 2, out
+    assert "revoked" in out and "HTTP 401" in out
+    assert revoked not in out
+
+    admin = issue_token(settings, role=Role.ADMIN)
+    code, out = remote(url, admin, "tokens", "list", tmp_path=tmp_path)
+    assert code == 2, out
+    assert out.strip() == (
+        "error: keelwatch tokens list needs direct database access (a local administrator); "
+        "unset KEELWATCH_API_URL to run it locally"
+    )
+    code, out = remote(url, admin, "models", "register", MODEL, "--run-id", "x", tmp_path=tmp_path)
+    assert code == 2 and "keelwatch models register needs direct database access" in out
+    code, out = remote(url, admin, "models", "--help", tmp_path=tmp_path)
+    assert code == 0 and "promote" in out  # help stays available
+
+    down = f"http://127.0.0.1:{closed_port()}"
+    code, out = remote(down, admin, "models", "list", tmp_path=tmp_path)
+    assert code == 1, out
+    assert f"no answer from the Keelwatch API at {down}" in out
+    assert admin not in out
