@@ -48,9 +48,10 @@ _NONCE_BYTES = 12
 class SecretsKeyError(KeelwatchError):
     """A stored secret cannot be decrypted with this process's key (a server-side setting
     differs from the one the value was written with). Names the notifier and the field,
-    never a value. 500 at the API: nothing the caller sent can fix it."""
+    never a value. 503 at the API: the server is misconfigured for this notifier (nothing
+    the caller sent is wrong), and the API never answers 500 on purpose."""
 
-    status_code = 500
+    status_code = 503
 
 
 def derive_key(material: bytes) -> bytes:

@@ -3,7 +3,7 @@
 The raw ``notifiers`` row, read with plain SQL, holds no secret; the API, a real Celery
 worker and the CLI still sign with it; rows written in plaintext before encryption keep
 working; a process with another key reports which notifier it cannot decrypt (a listing
-entry, a 500 naming the notifier, a delivery retried then dead-lettered), never a value.
+entry, a 503 naming the notifier, a delivery retried then dead-lettered), never a value.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def test_another_key_is_a_clear_error_naming_the_notifier(
         assert entry["config"]["target"] == "(secrets cannot be decrypted)"
         assert "notifier 'hook'" in entry["config"]["error"]
         tested = other.post("/notifiers/hook/test")
-        assert tested.status_code == 500
+        assert tested.status_code == 503
         message = tested.json()["error"]
         assert "notifier 'hook': cannot decrypt its 'secret' field" in message
         assert "KEELWATCH_AUTH__ENCRYPTION_KEY" in message
