@@ -6,6 +6,7 @@ here came through the API and its role checks.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import Database
 from keelwatch.wiring import Services
+from tests.conftest import settings_env
 from tests.integration.conftest import issue_token
 from tests.integration.test_api import closed_port
 from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
@@ -55,6 +57,12 @@ def remote(url: str, token: str, *args: str, tmp_path: Path) -> tuple[int, str]:
         "COLUMNS": "200",
     }
     result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def local(settings: Settings, *args: str) -> tuple[int, str]:
+    """Run ``keelwatch *args`` as a local administrator on the test database."""
+    result = CliRunner().invoke(app, list(args), env={**settings_env(settings), "COLUMNS": "200"})
     return result.exit_code, result.output
 
 
@@ -155,3 +163,46 @@ def test_revoked_token_local_only_commands_and_a_down_api(
     assert code == 1, out
     assert f"no answer from the Keelwatch API at {down}" in out
     assert admin not in out
+
+
+def test_jobs_status_through_the_api_prints_what_the_local_cli_prints(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from keelwatch.storage.jobs import complete_chunk, create_job
+
+    url, _process = api_server
+    job_id = "5eed0001-0000-4000-8000-000000000000"
+    database = Database(settings.database.url)
+    try:
+        with database.session() as session:
+            create_job(
+                session,
+                kind="batch_inference",
+                params={"model_name": "credit", "model_version": "3"},
+                submitted_by="alice",
+                chunk_bounds=[(0, 100), (100, 250)],
+                job_id=job_id,
+            )
+            complete_chunk(session, job_id, 0, rows_done=100, output_path="x", device="cpu")
+    finally:
+        database.dispose()
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+
+    code, out = remote(url, viewer, "jobs", "status", "5EED0001", "--chunks", tmp_path=tmp_path)
+    assert code == 0, out
+    assert job_id in out and "alice" in out and "credit v3" in out
+    assert "1/2" in out and "100/250" in out  # chunks done, rows done
+    assert "0..100" in out and "100..250" in out  # the chunk table
+    assert (code, out) == local(settings, "jobs", "status", job_id, "--chunks")
+
+    code, out = remote(url, viewer, "jobs", "status", job_id, "--json", tmp_path=tmp_path)
+    assert code == 0, out
+    shown = json.loads(out)
+    assert (shown["id"], shown["rows_done"], shown["rows_total"]) == (job_id, 100, 250)
+    assert shown["chunks"] is None  # only with --chunks, as locally
+    assert (code, out) == local(settings, "jobs", "status", job_id, "--json")
+
+    code, out = remote(url, viewer, "jobs", "status", "ffff", tmp_path=tmp_path)
+    assert code == 2 and "HTTP 404" in out

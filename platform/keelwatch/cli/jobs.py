@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import time
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from keelwatch.cli.remote import remote_client
 from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
-    from keelwatch.entities import Job
+    from keelwatch.entities import Job, JobChunk
+    from keelwatch.schemas.jobs import JobView
     from keelwatch.wiring import Services
 
 # No markup: paths, model names and error messages are user text and may contain "[...]".
@@ -139,46 +142,59 @@ def status(
     chunks: Annotated[bool, typer.Option("--chunks", help="Also list every chunk.")] = False,
 ) -> None:
     """Show a job: status, progress (chunks and rows), result or error."""
-    with cli_services() as services:
-        job = _load_job(services, job_id)
-        if as_json:
-            typer.echo(_job_json(services, job, with_chunks=chunks))
-            return
-        table = Table(show_header=False, box=None)
-        table.add_row("job", job.id)
-        table.add_row("kind", job.kind)
-        table.add_row("status", job.status.value)
-        table.add_row("submitted by", f"{job.submitted_by} at {job.created_at:%Y-%m-%d %H:%M:%S}Z")
-        table.add_row("chunks", f"{job.chunks_done}/{job.chunks_total}")
-        table.add_row("rows", f"{job.rows_done:,}/{job.rows_total:,}")
-        if "model_name" in job.params:
-            table.add_row("model", f"{job.params['model_name']} v{job.params['model_version']}")
-        for key in ("output_uri", "device", "device_reason", "logged_rows", "duration_s"):
-            if key in job.result:
-                table.add_row(key.replace("_", " "), str(job.result[key]))
-        if job.error:
-            table.add_row("error", job.error)
-        console.print(table)
-        if chunks:
-            _print_chunks(services, job.id)
+    from keelwatch.schemas.jobs import JobView
+
+    if (remote := remote_client()) is not None:
+        view = JobView.model_validate(remote.get(f"/jobs/{quote(job_id, safe='')}"))
+    else:
+        with cli_services() as services:
+            job = _load_job(services, job_id)
+            view = JobView.from_job(job, _list_chunks(services, job.id) if chunks else None)
+    if not chunks:
+        view.chunks = None  # the API always sends them; --chunks asks for them
+    if as_json:
+        typer.echo(view.model_dump_json(indent=2))
+        return
+    _print_job(view)
 
 
-def _print_chunks(services: Services, job_id: str) -> None:
+def _list_chunks(services: Services, job_id: str) -> list[JobChunk]:
     from keelwatch.storage.jobs import list_chunks
 
     with services.db.session() as session:
-        rows = list_chunks(session, job_id)
-    table = Table("chunk", "status", "rows", "attempts", "device", "error")
-    for chunk in rows:
-        table.add_row(
+        return list_chunks(session, job_id)
+
+
+def _print_job(view: JobView) -> None:
+    """A job as ``jobs status`` prints it (from the database or the API), chunks if it has them."""
+    table = Table(show_header=False, box=None)
+    table.add_row("job", view.id)
+    table.add_row("kind", view.kind)
+    table.add_row("status", view.status)
+    table.add_row("submitted by", f"{view.submitted_by} at {view.created_at:%Y-%m-%d %H:%M:%S}Z")
+    table.add_row("chunks", f"{view.chunks_done}/{view.chunks_total}")
+    table.add_row("rows", f"{view.rows_done:,}/{view.rows_total:,}")
+    if "model_name" in view.params:
+        table.add_row("model", f"{view.params['model_name']} v{view.params['model_version']}")
+    for key in ("output_uri", "device", "device_reason", "logged_rows", "duration_s"):
+        if key in view.result:
+            table.add_row(key.replace("_", " "), str(view.result[key]))
+    if view.error:
+        table.add_row("error", view.error)
+    console.print(table)
+    if view.chunks is None:
+        return
+    chunk_table = Table("chunk", "status", "rows", "attempts", "device", "error")
+    for chunk in view.chunks:
+        chunk_table.add_row(
             str(chunk.index),
-            chunk.status.value,
+            chunk.status,
             f"{chunk.row_start}..{chunk.row_stop}",
             str(chunk.attempts),
             chunk.device or "",
             chunk.error or "",
         )
-    console.print(table)
+    console.print(chunk_table)
 
 
 @jobs_app.command("list")

@@ -38,8 +38,12 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("actions", "approve"),
         ("actions", "reject"),
         ("tokens", "whoami"),
+        ("jobs", "status"),
     }
 )
+
+#: The largest page the CLI asks for (no list route caps ``limit`` below it).
+PAGE_LIMIT = 500
 
 _HELP = frozenset({"-h", "--help", "--version"})
 _ARGV_KEY = "keelwatch.remote.argv"
@@ -53,21 +57,32 @@ class RemoteClient:
         self._token = token
         self._timeout_s = timeout_s
 
-    def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+    def get(self, path: str, params: Mapping[str, str | int | Sequence[str]] | None = None) -> Any:
         """``GET path``; the decoded JSON body of a 2xx answer, else a clean exit."""
         return self._send("GET", path, params=params)
 
-    def get_all(self, path: str, params: Mapping[str, str | int] | None = None) -> list[Any]:
-        """Every item of a paged list (``{"items": [...], "next_cursor": ...}``), page by page."""
+    def get_all(
+        self,
+        path: str,
+        params: Mapping[str, str | int | Sequence[str]] | None = None,
+        *,
+        most: int | None = None,
+    ) -> list[Any]:
+        """Every item of a paged list (``{"items": [...], "next_cursor": ...}``), page by page;
+        with ``most``, stops after that many (pages of at most :data:`PAGE_LIMIT`)."""
         items: list[Any] = []
-        query: dict[str, str | int] = dict(params or {})
-        while True:
+        query: dict[str, str | int | Sequence[str]] = dict(params or {})
+        while most is None or len(items) < most:
+            if most is not None:
+                # The API caps ``limit``; ask for no more than is still wanted.
+                query["limit"] = min(most - len(items), PAGE_LIMIT)
             page = self.get(path, params=query)
             items.extend(page["items"])
             cursor = page.get("next_cursor")
             if not cursor:
-                return items
+                break
             query["cursor"] = cursor
+        return items if most is None else items[:most]
 
     def post(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """``POST path`` with a JSON body; the decoded JSON body of a 2xx answer."""
@@ -78,7 +93,7 @@ class RemoteClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int | Sequence[str]] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         import httpx
