@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from keelwatch.auth.tokens import revoke_tokens
 from keelwatch.cli.app import app
+from keelwatch.cli.remote import RemoteClient
 from keelwatch.entities.auth import Role
 from keelwatch.entities.time import utcnow
 from keelwatch.settings import Settings
@@ -23,6 +24,7 @@ from keelwatch.storage.db import Database
 from keelwatch.wiring import Services
 from tests.conftest import settings_env
 from tests.integration.conftest import issue_token
+from tests.integration.test_alert_cli import _raise_alerts
 from tests.integration.test_api import closed_port
 from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_registry import MODEL, fitted_model, training_frame
@@ -206,3 +208,58 @@ def test_jobs_status_through_the_api_prints_what_the_local_cli_prints(
 
     code, out = remote(url, viewer, "jobs", "status", "ffff", tmp_path=tmp_path)
     assert code == 2 and "HTTP 404" in out
+
+
+@pytest.fixture
+def two_alerts(settings: Settings) -> None:
+    """One alert firing (dataset-drift), one pending (column-drift)."""
+    database = Database(settings.database.url)
+    try:
+        _raise_alerts(database)
+    finally:
+        database.dispose()
+
+
+def test_alerts_list_through_the_api_follows_pages_and_filters(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    two_alerts: None,
+    tmp_path: Path,
+) -> None:
+    url, _process = api_server
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+
+    code, out = remote(url, viewer, "alerts", "list", "--json", tmp_path=tmp_path)
+    assert code == 0, out
+    listed = json.loads(out)
+    assert sorted((a["rule"], a["state"]) for a in listed) == [
+        ("column-drift", "pending"),
+        ("dataset-drift", "firing"),
+    ]
+    # The same JSON and table rows as the local CLI (which may order equal times otherwise).
+    _code, mine = local(settings, "alerts", "list", "--json")
+    assert sorted(listed, key=str) == sorted(json.loads(mine), key=str)
+    code, out = remote(url, viewer, "alerts", "list", tmp_path=tmp_path)
+    assert code == 0 and "dataset-drift" in out and "credit-risk" in out
+    _code, mine = local(settings, "alerts", "list")
+    assert sorted(out.splitlines()) == sorted(mine.splitlines())
+
+    code, out = remote(
+        url, viewer, "alerts", "list", "--state", "firing", "--json", tmp_path=tmp_path
+    )
+    assert [a["rule"] for a in json.loads(out)] == ["dataset-drift"]
+    code, out = remote(
+        url, viewer, "alerts", "list", "--state", "firing", "--state", "pending",
+        "--rule", "column-drift", "--json", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert [a["rule"] for a in json.loads(out)] == ["column-drift"]
+    code, out = remote(url, viewer, "alerts", "list", "--limit", "1", "--json", tmp_path=tmp_path)
+    assert [a["fingerprint"] for a in json.loads(out)] == [listed[0]["fingerprint"]]
+    code, out = remote(url, viewer, "alerts", "list", "--state", "burning", tmp_path=tmp_path)
+    assert code == 2 and "burning" in out
+
+    # Pages of one: the client follows next_cursor to the end, and stops at ``most``.
+    client = RemoteClient(url, viewer, timeout_s=10.0)
+    paged = client.get_all("/alerts", {"limit": 1})
+    assert [a["fingerprint"] for a in paged] == [a["fingerprint"] for a in listed]
+    assert len(client.get_all("/alerts", most=1)) == 1

@@ -11,19 +11,21 @@ pending and enqueues its delivery (audited ``notification.replay``).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from keelwatch.cli.remote import remote_client
 from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from keelwatch.entities.alerts import Alert, Matcher
+    from keelwatch.schemas.alerts import AlertOut
 
 console = Console(markup=False)
 
@@ -112,41 +114,27 @@ ActorOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+def _alert_json(alert: Alert | AlertOut) -> dict[str, Any]:
+    """An alert as the API answers it (``AlertOut``), from the database or the API."""
+    from keelwatch.schemas.alerts import AlertOut
+
+    view = alert if isinstance(alert, AlertOut) else AlertOut.of(alert)
+    return view.model_dump(mode="json")
 
 
-def _alert_json(alert: Alert) -> dict[str, Any]:
-    ack = alert.acknowledgement
-    return {
-        "fingerprint": alert.fingerprint,
-        "rule": alert.rule_name,
-        "state": alert.state.value,
-        "severity": alert.severity.value,
-        "value": alert.value,
-        "episode": alert.episode,
-        "labels": dict(alert.labels),
-        "annotations": dict(alert.annotations),
-        "runbook_url": alert.runbook_url,
-        "active_since": alert.active_since.isoformat(),
-        "fired_at": _iso(alert.fired_at),
-        "resolved_at": _iso(alert.resolved_at),
-        "last_evaluated_at": alert.last_evaluated_at.isoformat(),
-        "acknowledgement": (
-            None
-            if ack is None
-            else {"assignee": ack.assignee, "at": ack.at.isoformat(), "comment": ack.comment}
-        ),
-    }
+def _checked_prefix(prefix: str) -> str:
+    """``prefix`` lower-cased, or exit 2 unless it is hexadecimal (a fingerprint or its start)."""
+    wanted = prefix.strip().lower()
+    if not wanted or not all(c in "0123456789abcdef" for c in wanted):
+        fail(f"fingerprint {prefix!r} is not a hexadecimal fingerprint or prefix")
+    return wanted
 
 
 def _resolve_fingerprint(session: Session, prefix: str) -> str:
     """The one fingerprint starting with ``prefix`` (as ``git`` resolves short hashes)."""
     from keelwatch.storage.alerts import fingerprints_with_prefix
 
-    wanted = prefix.strip().lower()
-    if not wanted or not all(c in "0123456789abcdef" for c in wanted):
-        fail(f"fingerprint {prefix!r} is not a hexadecimal fingerprint or prefix")
+    wanted = _checked_prefix(prefix)
     found = fingerprints_with_prefix(session, wanted)
     if not found:
         fail(f"no alert with fingerprint {prefix!r}")
@@ -168,6 +156,7 @@ def list_alerts(
     """Alerts, most recently evaluated first."""
     from keelwatch.alerting import service
     from keelwatch.entities.alerts import AlertState
+    from keelwatch.schemas.alerts import AlertOut
 
     states = None
     if state:
@@ -176,8 +165,18 @@ def list_alerts(
         if unknown:
             fail(f"unknown --state {unknown[0]!r}; use one of {', '.join(known)}")
         states = [known[s] for s in state]
-    with cli_services() as services, services.db.session() as session:
-        alerts = service.list_alerts(session, states=states, rule_name=rule, limit=limit)
+    alerts: list[AlertOut]
+    if (remote := remote_client()) is not None:
+        query: dict[str, str | list[str]] = {"state": [s.value for s in states or []]}
+        if rule is not None:
+            query["rule"] = rule
+        alerts = [
+            AlertOut.model_validate(item) for item in remote.get_all("/alerts", query, most=limit)
+        ]
+    else:
+        with cli_services() as services, services.db.session() as session:
+            stored = service.list_alerts(session, states=states, rule_name=rule, limit=limit)
+        alerts = [AlertOut.of(alert) for alert in stored]
     if as_json:
         typer.echo(json.dumps([_alert_json(a) for a in alerts], indent=2))
         return
@@ -186,9 +185,9 @@ def list_alerts(
     for alert in alerts:
         table.add_row(
             alert.fingerprint[:12],
-            alert.rule_name,
-            alert.state.value,
-            alert.severity.value,
+            alert.rule,
+            alert.state,
+            alert.severity,
             alert.labels.get("model", ""),
         )
     console.print(table)

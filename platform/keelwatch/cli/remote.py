@@ -39,6 +39,7 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("actions", "reject"),
         ("tokens", "whoami"),
         ("jobs", "status"),
+        ("alerts", "list"),
     }
 )
 
