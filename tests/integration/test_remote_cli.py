@@ -263,3 +263,71 @@ def test_alerts_list_through_the_api_follows_pages_and_filters(
     paged = client.get_all("/alerts", {"limit": 1})
     assert [a["fingerprint"] for a in paged] == [a["fingerprint"] for a in listed]
     assert len(client.get_all("/alerts", most=1)) == 1
+
+
+def alert_acks(settings: Settings) -> list[tuple[str, str, str]]:
+    """Every ``alert.ack`` audit entry as (actor, target, reason)."""
+    database = Database(settings.database.url)
+    try:
+        with database.session() as session:
+            entries = list_audit(session, limit=1000)
+    finally:
+        database.dispose()
+    return [(e.actor, e.target, e.reason) for e in entries if e.action == "alert.ack"]
+
+
+def test_alerts_ack_through_the_api_needs_an_operator_and_is_audited_as_the_token(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    two_alerts: None,
+    tmp_path: Path,
+) -> None:
+    url, _process = api_server
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+    operator = issue_token(settings, role=Role.OPERATOR, name="remote-operator")
+    code, out = remote(
+        url, viewer, "alerts", "list", "--state", "firing", "--json", tmp_path=tmp_path
+    )
+    fingerprint = json.loads(out)[0]["fingerprint"]
+
+    code, out = remote(
+        url, viewer, "alerts", "ack", fingerprint[:10], "--assignee", "dana", tmp_path=tmp_path
+    )
+    assert code == 2, out
+    assert "this route needs role 'operator' (you have: viewer)" in out
+    assert len(out.strip().splitlines()) == 1 and viewer not in out
+    code, out = remote(
+        url, viewer, "alerts", "list", "--state", "firing", "--json", tmp_path=tmp_path
+    )
+    assert json.loads(out)[0]["acknowledgement"] is None  # nothing changed
+    assert alert_acks(settings) == []
+
+    code, out = remote(
+        url, operator, "alerts", "ack", fingerprint[:10], "--assignee", "dana", "--actor", "erin",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert code == 2 and "--actor cannot be used with KEELWATCH_API_URL" in out
+    code, out = remote(
+        url, operator, "alerts", "ack", "silences", "--assignee", "dana", tmp_path=tmp_path
+    )
+    assert code == 2 and "not a hexadecimal fingerprint" in out  # never GET /alerts/silences
+    code, out = remote(
+        url, operator, "alerts", "ack", "f" * 16, "--assignee", "dana", tmp_path=tmp_path
+    )
+    assert code == 2 and "no alert with fingerprint" in out and "HTTP 404" in out
+    assert alert_acks(settings) == []
+
+    code, out = remote(
+        url, operator, "alerts", "ack", fingerprint[:10].upper(), "--assignee", "dana",
+        "--comment", "on it", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert (code, out.strip()) == (
+        0,
+        f"alert {fingerprint[:12]} (dataset-drift) acknowledged by dana",
+    )
+    code, out = remote(
+        url, viewer, "alerts", "list", "--state", "firing", "--json", tmp_path=tmp_path
+    )
+    acked = json.loads(out)[0]["acknowledgement"]
+    assert (acked["assignee"], acked["comment"]) == ("dana", "on it")
+    assert alert_acks(settings) == [("token:remote-operator", f"alert:{fingerprint}", "on it")]

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from keelwatch.cli.remote import remote_client
+from keelwatch.cli.remote import refuse_actor, remote_client
 from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
@@ -247,12 +247,20 @@ def ack(
     from keelwatch.alerting import service
     from keelwatch.entities.time import utcnow
 
-    with cli_services() as services:
-        who = cli_actor(actor, services.settings)
-        with services.db.session() as session:
-            full = _resolve_fingerprint(session, fingerprint)
-            acked = service.acknowledge(session, full, assignee, who, comment, now=utcnow())
-    typer.echo(f"alert {acked.fingerprint[:12]} ({acked.rule_name}) acknowledged by {assignee}")
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        # GET resolves the prefix (404 / ambiguous as locally) before anything changes.
+        full = remote.get(f"/alerts/{_checked_prefix(fingerprint)}")["fingerprint"]
+        answer = remote.post(f"/alerts/{full}/ack", {"assignee": assignee, "comment": comment})
+        full, rule = answer["fingerprint"], answer["rule"]
+    else:
+        with cli_services() as services:
+            who = cli_actor(actor, services.settings)
+            with services.db.session() as session:
+                full = _resolve_fingerprint(session, fingerprint)
+                acked = service.acknowledge(session, full, assignee, who, comment, now=utcnow())
+        rule = acked.rule_name
+    typer.echo(f"alert {full[:12]} ({rule}) acknowledged by {assignee}")
 
 
 @alerts_app.command("silence")

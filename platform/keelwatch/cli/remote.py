@@ -40,6 +40,7 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("tokens", "whoami"),
         ("jobs", "status"),
         ("alerts", "list"),
+        ("alerts", "ack"),
     }
 )
 
