@@ -331,3 +331,67 @@ def test_alerts_ack_through_the_api_needs_an_operator_and_is_audited_as_the_toke
     acked = json.loads(out)[0]["acknowledgement"]
     assert (acked["assignee"], acked["comment"]) == ("dana", "on it")
     assert alert_acks(settings) == [("token:remote-operator", f"alert:{fingerprint}", "on it")]
+
+
+def test_actions_list_through_the_api_filters_and_prints_what_the_local_cli_prints(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from keelwatch.entities.actions import ActionKind, ExecutionStatus, Policy, PolicyMode
+    from keelwatch.storage import actions as action_store
+
+    url, _process = api_server
+    database = Database(settings.database.url)
+    ids = []
+    try:
+        for n, (model, status) in enumerate(
+            [
+                ("credit", ExecutionStatus.AWAITING_APPROVAL),
+                ("churn", ExecutionStatus.SUCCEEDED),
+                ("credit", ExecutionStatus.SKIPPED),
+            ]
+        ):
+            policy = Policy(name=f"policy-{n}", action=ActionKind.NOTIFY, mode=PolicyMode.MANUAL)
+            with database.session() as session:
+                execution = action_store.insert_execution(
+                    session,
+                    policy=policy,
+                    model=model,
+                    alert_fingerprint=f"{n:x}" * 16,
+                    episode=1,
+                    alert_labels={"model": model},
+                    status=status,
+                    reason="test",
+                    decided_by=f"policy:policy-{n}",
+                    now=utcnow(),
+                )
+            assert execution is not None
+            ids.append(execution.id)
+    finally:
+        database.dispose()
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+
+    def listed(*args: str) -> list[tuple[int, str, str]]:
+        code, out = remote(url, viewer, "actions", "list", "--json", *args, tmp_path=tmp_path)
+        assert code == 0, out
+        return [(e["id"], e["model"], e["status"]) for e in json.loads(out)]
+
+    newest_first = [
+        (ids[2], "credit", "skipped"),
+        (ids[1], "churn", "succeeded"),
+        (ids[0], "credit", "awaiting_approval"),
+    ]
+    assert listed() == newest_first
+    assert listed("--model", "credit") == [newest_first[0], newest_first[2]]
+    assert listed("--status", "succeeded") == [newest_first[1]]
+    assert listed("--model", "credit", "--status", "succeeded") == []
+    assert listed("--limit", "2") == newest_first[:2]
+
+    code, out = remote(url, viewer, "actions", "list", "--json", tmp_path=tmp_path)
+    assert (code, out) == local(settings, "actions", "list", "--json")
+    code, out = remote(url, viewer, "actions", "list", tmp_path=tmp_path)
+    assert code == 0 and "policy-1" in out and "churn" in out
+    assert (code, out) == local(settings, "actions", "list")
+    code, out = remote(url, viewer, "actions", "list", "--status", "sleeping", tmp_path=tmp_path)
+    assert code == 2 and "sleeping" in out

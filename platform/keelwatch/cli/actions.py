@@ -9,7 +9,7 @@ automatic actions) leaves an execution ``awaiting_approval``: ``approve`` moves 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,9 +17,6 @@ from rich.table import Table
 
 from keelwatch.cli.remote import refuse_actor, remote_client
 from keelwatch.cli.support import cli_actor, cli_services, fail
-
-if TYPE_CHECKING:
-    from keelwatch.entities.actions import ActionExecution
 
 # No markup: reasons and labels are user text and may contain "[...]".
 console = Console(markup=False)
@@ -38,26 +35,6 @@ ReasonRequired = Annotated[
 ]
 
 
-def _execution_json(execution: ActionExecution) -> dict[str, Any]:
-    return {
-        "id": execution.id,
-        "policy": execution.policy,
-        "action": execution.action.value,
-        "model": execution.model,
-        "status": execution.status.value,
-        "reason": execution.reason,
-        "decided_by": execution.decided_by,
-        "alert_fingerprint": execution.alert_fingerprint,
-        "episode": execution.episode,
-        "alert_labels": dict(execution.alert_labels),
-        "params": dict(execution.params),
-        "result": dict(execution.result),
-        "created_at": execution.created_at.isoformat(),
-        "started_at": execution.started_at.isoformat() if execution.started_at else None,
-        "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
-    }
-
-
 @actions_app.command("list")
 def list_actions(
     status: Annotated[
@@ -73,6 +50,7 @@ def list_actions(
 ) -> None:
     """Action executions, newest first."""
     from keelwatch.entities.actions import ExecutionStatus
+    from keelwatch.schemas.actions import ExecutionOut
     from keelwatch.storage.actions import list_executions
 
     wanted = None
@@ -81,10 +59,21 @@ def list_actions(
         if status not in known:
             fail(f"unknown --status {status!r}; use one of {', '.join(known)}")
         wanted = known[status]
-    with cli_services() as services, services.db.session() as session:
-        executions = list_executions(session, model=model, status=wanted, limit=limit)
+    executions: list[ExecutionOut]
+    if (remote := remote_client()) is not None:
+        query = {"model": model} if model is not None else {}
+        if wanted is not None:
+            query["status"] = wanted.value
+        executions = [
+            ExecutionOut.model_validate(item)
+            for item in remote.get_all("/actions", query, most=limit)
+        ]
+    else:
+        with cli_services() as services, services.db.session() as session:
+            stored = list_executions(session, model=model, status=wanted, limit=limit)
+        executions = [ExecutionOut.of(execution) for execution in stored]
     if as_json:
-        typer.echo(json.dumps([_execution_json(e) for e in executions], indent=2))
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in executions], indent=2))
         return
     # What fits a terminal; the alert, reason and result are in --json.
     table = Table("id", "policy", "action", "model", "status")
@@ -92,9 +81,9 @@ def list_actions(
         table.add_row(
             str(execution.id),
             execution.policy,
-            execution.action.value,
+            execution.action,
             execution.model,
-            execution.status.value,
+            execution.status,
         )
     console.print(table)
 

@@ -41,6 +41,7 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("jobs", "status"),
         ("alerts", "list"),
         ("alerts", "ack"),
+        ("actions", "list"),
     }
 )
 
