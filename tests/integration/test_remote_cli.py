@@ -395,3 +395,33 @@ def test_actions_list_through_the_api_filters_and_prints_what_the_local_cli_prin
     assert (code, out) == local(settings, "actions", "list")
     code, out = remote(url, viewer, "actions", "list", "--status", "sleeping", tmp_path=tmp_path)
     assert code == 2 and "sleeping" in out
+
+
+def test_models_versions_and_show_through_the_api_print_what_the_local_cli_prints(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    approved_v1: None,
+    tmp_path: Path,
+) -> None:
+    url, _process = api_server
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+
+    code, out = remote(url, viewer, "models", "versions", MODEL, "--json", tmp_path=tmp_path)
+    assert code == 0, out
+    versions = json.loads(out)
+    assert [(v["version"], v["approval"], v["approval_reason"]) for v in versions] == [
+        ("1", "approved", "reviewed")
+    ]
+    assert (code, out) == local(settings, "models", "versions", MODEL, "--json")
+    code, out = remote(url, viewer, "models", "versions", MODEL, tmp_path=tmp_path)
+    assert code == 0 and "approved" in out and "reviewed" in out
+    assert (code, out) == local(settings, "models", "versions", MODEL)
+
+    code, out = remote(url, viewer, "models", "show", MODEL, "1", tmp_path=tmp_path)
+    assert code == 0 and "source: " in out
+    assert (code, out) == local(settings, "models", "show", MODEL, "1")
+    code, out = remote(url, viewer, "models", "show", MODEL, "1", "--json", tmp_path=tmp_path)
+    assert json.loads(out)["aliases"] == []
+    assert (code, out) == local(settings, "models", "show", MODEL, "1", "--json")
+    code, out = remote(url, viewer, "models", "show", MODEL, "9", tmp_path=tmp_path)
+    assert code == 2 and "HTTP 404" in out

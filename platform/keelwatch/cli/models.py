@@ -59,7 +59,7 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _versions_table(title: str, versions: Sequence[ModelVersionInfo]) -> Table:
+def _versions_table(title: str, versions: Sequence[ModelVersionInfo | ModelVersionOut]) -> Table:
     table = Table(title=title)
     for column in ("version", "approval", "aliases", "created (UTC)", "by", "note"):
         table.add_column(column)
@@ -137,10 +137,14 @@ def list_versions(name: NameArgument, as_json: JsonOption = False) -> None:
     """List the versions of a model, oldest first."""
     from keelwatch.schemas.registry import ModelVersionOut
 
-    with cli_services() as services:
-        versions = services.registry.list_versions(name)
+    if (remote := remote_client()) is not None:
+        answer = remote.get_all(f"/models/{_quote(name)}/versions")
+        versions = [_remote_version(item) for item in answer]
+    else:
+        with cli_services() as services:
+            versions = [ModelVersionOut.of(info) for info in services.registry.list_versions(name)]
     if as_json:
-        _print_json([ModelVersionOut.of(info) for info in versions])
+        _print_json(versions)
         return
     console.print(_versions_table(f"{name}: versions", versions))
 
@@ -150,10 +154,13 @@ def show_version(name: NameArgument, version: VersionArgument, as_json: JsonOpti
     """Show one version: approval, aliases, source and tags."""
     from keelwatch.schemas.registry import ModelVersionOut
 
-    with cli_services() as services:
-        info = services.registry.get_version(name, version)
+    if (remote := remote_client()) is not None:
+        info = _remote_version(remote.get(f"/models/{_quote(name)}/versions/{_quote(version)}"))
+    else:
+        with cli_services() as services:
+            info = ModelVersionOut.of(services.registry.get_version(name, version))
     if as_json:
-        _print_json(ModelVersionOut.of(info))
+        _print_json(info)
         return
     console.print(_versions_table(f"{name} v{info.version}", [info]))
     console.print(f"source: {info.source}", soft_wrap=True)

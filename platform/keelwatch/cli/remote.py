@@ -35,6 +35,8 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("models", "approve"),
         ("models", "promote"),
         ("models", "rollback"),
+        ("models", "versions"),
+        ("models", "show"),
         ("actions", "approve"),
         ("actions", "reject"),
         ("tokens", "whoami"),
