@@ -425,3 +425,51 @@ def test_models_versions_and_show_through_the_api_print_what_the_local_cli_print
     assert (code, out) == local(settings, "models", "show", MODEL, "1", "--json")
     code, out = remote(url, viewer, "models", "show", MODEL, "9", tmp_path=tmp_path)
     assert code == 2 and "HTTP 404" in out
+
+
+def test_models_history_through_the_api_prints_what_the_local_cli_prints(
+    api_server: ServerFixture,  # noqa: F811
+    settings: Settings,
+    approved_v1: None,
+    tmp_path: Path,
+) -> None:
+    url, _process = api_server
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+    approver = issue_token(settings, role=Role.APPROVER, name="remote-approver")
+    code, out = remote(
+        url, approver, "models", "promote", MODEL, "1", "-r", "go", tmp_path=tmp_path
+    )
+    assert code == 0, out
+    after = utcnow().isoformat()
+
+    code, out = remote(url, viewer, "models", "history", MODEL, "--json", tmp_path=tmp_path)
+    assert code == 0, out
+    changes = [(c["alias"], c["version"], c["previous_version"], c["actor"], c["reason"])
+               for c in json.loads(out)]  # fmt: skip
+    assert changes == [("champion", "1", None, "token:remote-approver", "go")]
+    assert (code, out) == local(settings, "models", "history", MODEL, "--json")
+    code, out = remote(url, viewer, "models", "history", MODEL, tmp_path=tmp_path)
+    assert code == 0 and "token:remote-approver" in out
+    assert (code, out) == local(settings, "models", "history", MODEL)
+    code, out = remote(
+        url,
+        viewer,
+        "models",
+        "history",
+        MODEL,
+        "--alias",
+        "challenger",
+        "--json",
+        tmp_path=tmp_path,
+    )
+    assert (code, json.loads(out)) == (0, [])
+
+    code, out = remote(url, viewer, "models", "history", MODEL, "--at", after, tmp_path=tmp_path)
+    assert code == 0 and f"{MODEL}@champion was v1 at " in out
+    assert (code, out) == local(settings, "models", "history", MODEL, "--at", after)
+    then = "2000-01-01T00:00:00+00:00"
+    code, out = remote(
+        url, viewer, "models", "history", MODEL, "--at", then, "--json", tmp_path=tmp_path
+    )
+    assert (code, json.loads(out)["version"]) == (0, None)
+    assert (code, out) == local(settings, "models", "history", MODEL, "--at", then, "--json")

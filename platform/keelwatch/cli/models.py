@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli.remote import refuse_actor, remote_client
+from keelwatch.cli.remote import refuse_actor, remote_client, remote_settings
 from keelwatch.cli.support import cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
@@ -372,20 +372,38 @@ def history(
     from keelwatch.schemas.registry import AliasAtOut, AliasChangeOut
 
     moment = _parse_time(at) if at is not None else None
-    with cli_services() as services:
-        alias_name = alias or services.settings.registry.champion_alias
+    version: str | None = None
+    changes: list[AliasChangeOut] = []
+    if (remote := remote_client()) is not None:
+        settings = remote_settings()
+        assert settings is not None  # remote mode
+        alias_name = alias or settings.registry.champion_alias
+        base = f"/models/{_quote(name)}/aliases/{_quote(alias_name)}"
         if moment is not None:
-            version = services.registry.version_at(name, alias_name, moment)
-            if as_json:
-                _print_json(AliasAtOut(name=name, alias=alias_name, at=moment, version=version))
-            elif version is None:
-                console.print(f"{name}@{alias_name} was not set at {_when(moment)} UTC")
+            answer = remote.get(base, {"at": moment.isoformat()})
+            version = AliasAtOut.model_validate(answer).version
+        else:
+            changes = [AliasChangeOut.model_validate(c) for c in remote.get_all(f"{base}/history")]
+    else:
+        with cli_services() as services:
+            alias_name = alias or services.settings.registry.champion_alias
+            if moment is not None:
+                version = services.registry.version_at(name, alias_name, moment)
             else:
-                console.print(f"{name}@{alias_name} was v{version} at {_when(moment)} UTC")
-            return
-        changes = services.registry.alias_history(name, alias_name)
+                changes = [
+                    AliasChangeOut.of(change)
+                    for change in services.registry.alias_history(name, alias_name)
+                ]
+    if moment is not None:
+        if as_json:
+            _print_json(AliasAtOut(name=name, alias=alias_name, at=moment, version=version))
+        elif version is None:
+            console.print(f"{name}@{alias_name} was not set at {_when(moment)} UTC")
+        else:
+            console.print(f"{name}@{alias_name} was v{version} at {_when(moment)} UTC")
+        return
     if as_json:
-        _print_json([AliasChangeOut.of(change) for change in changes])
+        _print_json(changes)
         return
     table = Table(title=f"{name}@{alias_name}: history")
     for column in ("at (UTC)", "version", "previous", "actor", "reason"):

@@ -37,6 +37,7 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("models", "rollback"),
         ("models", "versions"),
         ("models", "show"),
+        ("models", "history"),
         ("actions", "approve"),
         ("actions", "reject"),
         ("tokens", "whoami"),
