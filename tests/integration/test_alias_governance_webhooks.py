@@ -30,7 +30,7 @@ from keelwatch.storage.aliases import alias_history
 from keelwatch.storage.db import Database, upgrade_database
 from keelwatch.wiring import Services
 from tests.conftest import make_settings, subprocess_env
-from tests.integration.chaos import mlflow_server
+from tests.integration.chaos_scenarios import mlflow_server
 from tests.integration.conftest import api_client
 from tests.integration.notifier_receivers import free_port
 from tests.integration.test_registry import MODEL, fitted_model, training_frame
