@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from typer.core import TyperGroup
 
-from keelwatch.cli.support import cli_errors, fail
+from keelwatch.cli.support import fail
 
 if TYPE_CHECKING:
     # Typer vendors click: its groups and contexts are these classes, not the click package's.
@@ -140,10 +140,10 @@ def _error_message(response: Any) -> str:
 
 def remote_settings() -> Settings | None:
     """The settings when ``KEELWATCH_API_URL`` is set (remote mode), else None."""
-    from keelwatch.settings import load_settings
+    from keelwatch.cli.ops import load_cli_settings
 
-    with cli_errors():
-        settings = load_settings()
+    # A malformed KEELWATCH_* variable is one line and exit 2 here too, never a traceback.
+    settings = load_cli_settings()
     return settings if settings.api_url.strip() else None
 
 
