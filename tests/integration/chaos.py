@@ -73,7 +73,8 @@ BOUNDED = ChaosSizes(
     worker_kills=4,
     broker_restart_jobs=1,
     broker_restarts=1,
-    pg_terminate_jobs=3,
+    # Enough work that three bursts land while chunks still run, even on a fast machine.
+    pg_terminate_jobs=8,
     pg_terminations=3,
     mlflow_outages=1,
     chunks_per_job=6,
