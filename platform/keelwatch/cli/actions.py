@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from keelwatch.cli.remote import refuse_actor, remote_client
-from keelwatch.cli.support import cli_actor, cli_services, fail
+from keelwatch.cli.support import ActorOption, cli_actor, cli_services, fail
 
 # No markup: reasons and labels are user text and may contain "[...]".
 console = Console(markup=False)
@@ -26,10 +26,6 @@ actions_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
 ReasonRequired = Annotated[
     str, typer.Option("--reason", "-r", help="Why (audit log; required for every decision).")
 ]

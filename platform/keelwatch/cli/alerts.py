@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from keelwatch.cli.remote import refuse_actor, remote_client
-from keelwatch.cli.support import cli_actor, cli_services, fail
+from keelwatch.cli.support import ActorOption, JsonOption, cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -106,12 +106,6 @@ def replay(
 
 
 # --- alerts, acknowledgements, silences --------------------------------------------------------
-
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _alert_json(alert: Alert | AlertOut) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from keelwatch.cli.remote import refuse_actor, remote_client, remote_settings
-from keelwatch.cli.support import cli_actor, cli_services, fail
+from keelwatch.cli.support import ActorOption, cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
     from keelwatch.registry import ModelVersionInfo, RegisteredModelInfo
@@ -35,10 +35,6 @@ alias_app = typer.Typer(help="Set or clear a model alias.", no_args_is_help=True
 models_app.add_typer(alias_app, name="alias")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
 ReasonRequired = Annotated[
     str, typer.Option("--reason", "-r", help="Why (audit log; required for every change).")
 ]

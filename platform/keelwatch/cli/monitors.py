@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli.support import cli_actor, cli_services, fail
+from keelwatch.cli.support import ActorOption, cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
     from keelwatch.entities.monitors import DriftMonitor, DriftResult
@@ -30,10 +30,6 @@ profile_app = typer.Typer(help="Reference profiles attached to model versions.")
 monitors_app.add_typer(profile_app, name="profile")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
 NameArgument = Annotated[str, typer.Argument(help="Monitor name.")]
 
 

@@ -16,18 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli.support import cli_actor, cli_services, fail
+from keelwatch.cli.support import ActorOption, cli_actor, cli_services, fail
 
 console = Console(markup=False)
 
 notifiers_app = typer.Typer(
     help="Notification targets: add, list (secrets masked), test, delete.", no_args_is_help=True
 )
-
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
 
 
 @notifiers_app.command("add")

@@ -16,7 +16,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli.support import cli_actor, cli_services, fail
+from keelwatch.cli.support import (
+    ActorOption,
+    JsonOption,
+    cli_actor,
+    cli_services,
+    fail,
+    print_applied,
+    read_definitions,
+)
 
 # No markup: policy names and matchers are user text and may contain "[...]".
 console = Console(markup=False)
@@ -24,12 +32,6 @@ console = Console(markup=False)
 policies_app = typer.Typer(
     help="Action policies: apply a YAML file, list, delete.", no_args_is_help=True
 )
-
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @policies_app.command("apply")
@@ -44,10 +46,7 @@ def apply(
     from keelwatch.actions.service import apply_policies
     from keelwatch.entities.time import utcnow
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read policies file {file}: {exc.__class__.__name__}")
+    text = read_definitions(file, "policies")
     with cli_services() as services:
         who = cli_actor(actor, services.settings)
         try:
@@ -55,21 +54,7 @@ def apply(
                 outcome = apply_policies(session, text, who, now=utcnow(), reason=reason)
         except PolicyError as err:
             fail(f"{file}: {err}")
-    if as_json:
-        body = {
-            "created": outcome.created,
-            "updated": outcome.updated,
-            "unchanged": outcome.unchanged,
-        }
-        typer.echo(json.dumps(body, indent=2))
-        return
-    typer.echo(
-        f"policies applied from {file}: {len(outcome.created)} created, "
-        f"{len(outcome.updated)} updated, {len(outcome.unchanged)} unchanged"
-    )
-    for kind in ("created", "updated", "unchanged"):
-        for name in getattr(outcome, kind):
-            typer.echo(f"  {kind:<9} {name}")
+    print_applied(outcome, "policies", file, as_json=as_json)
 
 
 @policies_app.command("list")

@@ -15,7 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keelwatch.cli.support import cli_actor, cli_services, fail
+from keelwatch.cli.support import (
+    ActorOption,
+    JsonOption,
+    cli_actor,
+    cli_services,
+    print_applied,
+    read_definitions,
+)
 
 # No markup: rule names and annotations are user text and may contain "[...]".
 console = Console(markup=False)
@@ -23,12 +30,6 @@ console = Console(markup=False)
 rules_app = typer.Typer(
     help="Alerting rules: apply a YAML file, list, delete.", no_args_is_help=True
 )
-
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @rules_app.command("apply")
@@ -43,10 +44,7 @@ def apply(
     from keelwatch.alerting.signals import known_signal_names
     from keelwatch.entities.time import utcnow
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read rules file {file}: {exc.__class__.__name__}")
+    text = read_definitions(file, "rules")
     with cli_services() as services:
         who = cli_actor(actor, services.settings)
         with services.db.session() as session:
@@ -59,21 +57,7 @@ def apply(
                 source=str(file),
                 reason=reason,
             )
-    if as_json:
-        body = {
-            "created": outcome.created,
-            "updated": outcome.updated,
-            "unchanged": outcome.unchanged,
-        }
-        typer.echo(json.dumps(body, indent=2))
-        return
-    typer.echo(
-        f"rules applied from {file}: {len(outcome.created)} created, "
-        f"{len(outcome.updated)} updated, {len(outcome.unchanged)} unchanged"
-    )
-    for kind in ("created", "updated", "unchanged"):
-        for name in getattr(outcome, kind):
-            typer.echo(f"  {kind:<9} {name}")
+    print_applied(outcome, "rules", file, as_json=as_json)
 
 
 @rules_app.command("list")

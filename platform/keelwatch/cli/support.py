@@ -8,12 +8,13 @@ one-line message on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +30,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 stderr_console = Console(stderr=True)
+
+#: ``--actor`` of every command that changes something (the audit log's "who").
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
+]
+#: ``--json`` of the commands whose text output is a short summary.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def services_from_cli(*, create: bool = False) -> Services:
@@ -126,3 +135,24 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
 
     return wrapper
+
+
+def read_definitions(file: Path, what: str) -> str:
+    """The text of a YAML definitions file (rules, policies); exit 2 naming it if unreadable."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {what} file {file}: {exc.__class__.__name__}")
+
+
+def print_applied(outcome: Any, what: str, file: Path, *, as_json: bool) -> None:
+    """What an ``apply -f FILE`` did: names per ``created``/``updated``/``unchanged``."""
+    kinds = ("created", "updated", "unchanged")
+    if as_json:
+        typer.echo(json.dumps({kind: getattr(outcome, kind) for kind in kinds}, indent=2))
+        return
+    counts = ", ".join(f"{len(getattr(outcome, kind))} {kind}" for kind in kinds)
+    typer.echo(f"{what} applied from {file}: {counts}")
+    for kind in kinds:
+        for name in getattr(outcome, kind):
+            typer.echo(f"  {kind:<9} {name}")

@@ -18,7 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from keelwatch.cli.remote import remote_client
-from keelwatch.cli.support import cli_actor, cli_errors, cli_services, fail, stderr_console
+from keelwatch.cli.support import (
+    ActorOption,
+    cli_actor,
+    cli_errors,
+    cli_services,
+    fail,
+    stderr_console,
+)
 
 if TYPE_CHECKING:
     from keelwatch.entities.auth import ApiToken
@@ -29,11 +36,6 @@ console = Console(markup=False)
 tokens_app = typer.Typer(
     help="API tokens: create (shown once), list (prefixes only), revoke.", no_args_is_help=True
 )
-
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who acts, for the audit log (default: settings, OS user)."),
-]
 
 
 def _when(value: datetime | None) -> str | None:
