@@ -343,6 +343,9 @@ def main() -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--store", choices=("server", "sqlite"), default="server")
     parser.add_argument("--load", choices=("wrk", "python"), default=None)
+    parser.add_argument(
+        "--cache-ttl", type=float, default=None, help="cached mode's TTL (default: settings)"
+    )
     args = parser.parse_args()
     duration = args.duration or (3.0 if args.quick else 10.0)
     models = args.models or (5 if args.quick else 20)
@@ -381,7 +384,8 @@ def main() -> int:
             f"per mode, load: {load}, MLflow: {args.store}, database: {args.db}"
         )
         results: dict[str, LoadResult] = {}
-        for mode, ttl in (("uncached", 0.0), ("cached", settings.registry.read_cache_ttl_s)):
+        cached_ttl = args.cache_ttl or settings.registry.read_cache_ttl_s
+        for mode, ttl in (("uncached", 0.0), ("cached", cached_ttl)):
             with api_server(settings, folder, cache_ttl_s=ttl) as api:
                 run_load(f"{api}/models", token, args.connections, 1.0)  # warm-up, not counted
                 results[mode] = run_load(f"{api}/models", token, args.connections, duration)
