@@ -46,10 +46,27 @@ MONITORING_OPS_SIGNALS = "keelwatch.monitoring.ops_signals"
 #: aliases in MLflow with alias history; record, audit, signal (and in ``enforce`` mode undo)
 #: the changes Keelwatch did not make. Optional kwarg ``model``: that model only (a webhook).
 REGISTRY_WATCH_ALIASES = "keelwatch.registry.watch_aliases"
+#: Evaluate one model version on one registered evaluation dataset (queue ``cpu``, or ``gpu``
+#: when the model's ``keelwatch.device`` tag says ``gpu``); payload :class:`EvaluationPayload`.
+EVALUATION_RUN = "keelwatch.evaluation.run"
+#: Evaluate champion and challenger on one dataset in one job and decide promote/reject by the
+#: model's gate policy (queue as for EVALUATION_RUN); payload :class:`EvaluationPayload`.
+EVALUATION_GATE_CHECK = "keelwatch.evaluation.gate_check"
+#: Beat: fire the evaluation schedules that are due (one firing per schedule and slot, however
+#: many beat processes run); queue ``monitoring``.
+EVALUATION_DISPATCH_DUE = "keelwatch.monitoring.evaluation.dispatch_due"
+#: Realized performance of one model over a prediction-log window joined with its labels
+#: (queue ``monitoring``).
+EVALUATION_REALIZED = "keelwatch.monitoring.evaluation.realized"
+#: Beat (``registry.watch_interval_s``): start the gate (or an evaluation) for model versions
+#: registered since the last look, by anyone; optional kwarg ``model`` (a webhook).
+REGISTRY_WATCH_VERSIONS = "keelwatch.registry.watch_versions"
 
 # Job kinds stored in the jobs table.
 JOB_BATCH_INFERENCE = "batch_inference"
 JOB_DRIFT_CHECK = "drift_check"
+JOB_EVALUATION = "evaluation"
+JOB_GATE_CHECK = "gate_check"
 
 Device = Literal["auto", "cpu", "gpu"]
 
@@ -86,6 +103,12 @@ class DriftPartitionPayload(BaseModel):
 
     job_id: str
     partition_index: int
+
+
+class EvaluationPayload(BaseModel):
+    """Run evaluation (or gate check) job ``job_id``; everything else is in the job row."""
+
+    job_id: str
 
 
 class ActionExecutePayload(BaseModel):
