@@ -531,3 +531,51 @@ class ApiTokenRow(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (Index("ix_api_tokens_name", "name"),)
+
+
+class EvalDatasetRow(Base):
+    """One version of a registered evaluation dataset (a file and the hash of its bytes)."""
+
+    __tablename__ = "eval_datasets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[str]] = mapped_column(JsonType)
+    label_column: Mapped[str] = mapped_column(String(255))
+    task: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("name", "version", name="uq_eval_datasets_name_version"),
+    )
+
+
+class EvalRunRow(Base):
+    """One evaluation job's run: the pinned model version and dataset, and its metrics."""
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("jobs.id", ondelete="CASCADE"), unique=True
+    )
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(32))
+    dataset_name: Mapped[str] = mapped_column(String(255))
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    suites: Mapped[list[str]] = mapped_column(JsonType)
+    status: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(32))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_eval_runs_model_created", "model_name", "created_at"),)
