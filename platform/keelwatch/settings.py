@@ -147,6 +147,17 @@ class RegistrySettings(BaseModel):
         return tuple(dict.fromkeys(alias.strip() for alias in aliases if alias.strip()))
 
 
+class EvaluationSettings(BaseModel):
+    """Model evaluations: schedules, new-version triggers (KEELWATCH_EVALUATION__*)."""
+
+    dispatch_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often beat fires the evaluation schedules that are due "
+        "(keelwatch.monitoring.evaluation.dispatch_due); a slot fires at most this late.",
+    )
+
+
 class InferenceSettings(BaseModel):
     """Batch inference defaults."""
 
@@ -447,6 +458,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = AlertingSettings()
     auth: AuthSettings = AuthSettings()
     data_roots: DataRootsSettings = DataRootsSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

@@ -533,6 +533,66 @@ class ApiTokenRow(Base):
     __table_args__ = (Index("ix_api_tokens_name", "name"),)
 
 
+class EvalScheduleRow(Base):
+    """One evaluation schedule: evaluate ``model`` on ``dataset`` (kind ``evaluation``) or
+    compute its realized performance over ``window_s`` (kind ``realized``) on a cron.
+
+    ``armed_at``: slots at or before it never fire (set at creation and whenever the cron
+    changes or the schedule is enabled again), so an edit does not fire a slot already past.
+    """
+
+    __tablename__ = "eval_schedules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    model: Mapped[str] = mapped_column(String(255))
+    cron: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    dataset: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    suites: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    window_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    armed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_eval_schedules_model", "model"),)
+
+
+class EvalScheduleFiringRow(Base):
+    """One firing of a schedule for one cron slot. UNIQUE (schedule_id, slot): however many
+    beat processes tick, only the one whose insert commits submits the slot's work."""
+
+    __tablename__ = "eval_schedule_firings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("eval_schedules.id", ondelete="CASCADE")
+    )
+    slot: Mapped[datetime] = mapped_column(UtcDateTime)
+    fired_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    fired_by: Mapped[str] = mapped_column(String(255))
+    #: The evaluation job (kind ``evaluation``) or Celery task id (kind ``realized``).
+    job_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "slot", name="uq_eval_schedule_firings_schedule_slot"),
+    )
+
+
+class ModelVersionWatermarkRow(Base):
+    """The highest version number of a registered model the new-version watcher has seen."""
+
+    __tablename__ = "model_version_watermarks"
+
+    model_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    max_version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class EvalDatasetRow(Base):
     """One version of a registered evaluation dataset (a file and the hash of its bytes)."""
 

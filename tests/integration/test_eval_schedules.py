@@ -1,0 +1,371 @@
+"""Evaluation schedules (SQLite and PostgreSQL): CRUD and audit, the slot each tick fires, at
+most one firing per slot under racing ticks, and two real ``celery beat`` processes with a real
+worker against PostgreSQL and Redis firing one slot once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from keelwatch.contract import EVALUATION_REALIZED, EVALUATION_RUN, JOB_EVALUATION
+from keelwatch.entities.eval_schedules import ScheduleKind
+from keelwatch.errors import InvalidInputError, NotFoundError
+from keelwatch.monitoring.service import eval_schedules as schedules
+from keelwatch.monitoring.service.evaluations import register_dataset
+from keelwatch.settings import Settings
+from keelwatch.storage.audit import list_audit
+from keelwatch.storage.db import Database
+from keelwatch.storage.jobs import list_jobs
+from keelwatch.wiring import Services
+
+pytestmark = pytest.mark.integration
+
+MODEL = "churn"
+T0 = datetime(2026, 12, 1, 10, 2, tzinfo=UTC)
+
+
+class _Sent:
+    def __init__(self, task_id: str) -> None:
+        self.id = task_id
+
+
+class RecordingSender:
+    """A TaskSender that keeps what was sent and answers with a task id, as Celery does."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> _Sent:
+        del args
+        with self._lock:
+            self.sent.append((name, dict(kwargs or {}), options))
+            return _Sent(f"task-{len(self.sent)}")
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    services = Services(settings)
+    yield services
+    services.close()
+
+
+def _frame(rows: int = 40) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "income": [float(i) for i in range(rows)],
+            "debt": [float((i * 7) % 11) for i in range(rows)],
+            "default": [int(i >= rows // 2) for i in range(rows)],
+        }
+    )
+
+
+def _dataset(db: Database, tmp_path: Path, name: str = "holdout") -> str:
+    path = tmp_path / f"{name}.csv"
+    _frame().to_csv(path, index=False)
+    with db.session() as session:
+        register_dataset(
+            session,
+            name=name,
+            uri=str(path),
+            label_column="default",
+            task="classification",
+            actor="ann",
+        )
+    return name
+
+
+def _register_model(services: Services) -> str:
+    data = _frame()
+    model = LogisticRegression(max_iter=200).fit(data[["income", "debt"]], data["default"])
+    return services.registry.register_sklearn_model(
+        MODEL, model, data, "default", actor="ann"
+    ).version
+
+
+def _realized(db: Database, name: str, cron: str, *, now: datetime = T0) -> None:
+    with db.session() as session:
+        schedules.set_schedule(
+            session,
+            name=name,
+            model=MODEL,
+            cron=cron,
+            kind="realized",
+            window_s=3600,
+            actor="ann",
+            now=now,
+        )
+
+
+def _firings(db: Database, name: str | None = None) -> list[tuple[str, datetime]]:
+    with db.session() as session:
+        by_id = {s.id: s.name for s in schedules.list_schedules(session)}
+        return sorted((by_id[f.schedule_id], f.slot) for f in schedules.list_firings(session, name))
+
+
+# ----------------------------------------------------------------------------- CRUD
+
+
+def test_set_list_edit_delete_are_validated_and_audited(database: Database, tmp_path: Path) -> None:
+    dataset = _dataset(database, tmp_path)
+    with database.session() as session:
+        hourly = schedules.set_schedule(
+            session,
+            name="hourly",
+            model=f"{MODEL}@champion",
+            cron="0  *  * * *",
+            kind="evaluation",
+            dataset=dataset,
+            suites=["classification"],
+            actor="ann",
+            reason="watch the champion",
+            now=T0,
+        )
+        schedules.set_schedule(
+            session,
+            name="realized-daily",
+            model=MODEL,
+            cron="0 6 * * *",
+            kind=ScheduleKind.REALIZED,
+            window_s=86_400,
+            actor="ann",
+            now=T0,
+        )
+    assert hourly.cron == "0 * * * *"  # normalised
+    assert hourly.kind is ScheduleKind.EVALUATION
+    assert hourly.suites == ("classification",)
+    assert hourly.armed_at == T0
+
+    later = T0 + timedelta(minutes=5)
+    with database.session() as session:
+        assert [s.name for s in schedules.list_schedules(session)] == ["hourly", "realized-daily"]
+        # Same cron, disabled: not re-armed.
+        disabled = schedules.set_schedule(
+            session,
+            name="hourly",
+            model=f"{MODEL}@champion",
+            cron="0 * * * *",
+            kind="evaluation",
+            dataset=dataset,
+            enabled=False,
+            actor="bob",
+            now=later,
+        )
+        assert (disabled.enabled, disabled.armed_at, disabled.updated_by) == (False, T0, "bob")
+        assert (disabled.created_by, disabled.suites) == ("ann", ())
+        # A new cron re-arms it.
+        edited = schedules.set_schedule(
+            session,
+            name="hourly",
+            model=f"{MODEL}@champion",
+            cron="30 * * * *",
+            kind="evaluation",
+            dataset=dataset,
+            actor="bob",
+            now=later,
+        )
+        assert (edited.id, edited.armed_at, edited.enabled) == (hourly.id, later, True)
+        schedules.delete_schedule(session, "realized-daily", actor="bob", reason="not needed")
+        assert [s.name for s in schedules.list_schedules(session)] == ["hourly"]
+        with pytest.raises(NotFoundError, match="realized-daily"):
+            schedules.delete_schedule(session, "realized-daily", actor="bob")
+        entries = list_audit(session, target="eval_schedule:realized-daily")
+        assert [e.action for e in entries] == ["eval_schedule.delete", "eval_schedule.set"]
+        assert entries[0].actor == "bob" and entries[0].reason == "not needed"
+        sets = list_audit(session, target="eval_schedule:hourly")
+        assert [e.action for e in sets] == ["eval_schedule.set"] * 3
+        assert sets[-1].reason == "watch the champion"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "evaluation"}, "needs a dataset"),
+        ({"kind": "evaluation", "dataset": "holdout", "window_s": 60}, "window is for realized"),
+        ({"kind": "realized"}, "needs a window"),
+        ({"kind": "realized", "window_s": 60, "dataset": "holdout"}, "not a dataset"),
+        ({"kind": "realized", "window_s": 0}, "needs a window"),
+        ({"kind": "nightly", "window_s": 60}, "invalid schedule kind"),
+        ({"kind": "realized", "window_s": 60, "cron": "61 * * * *"}, "minute field"),
+        ({"kind": "realized", "window_s": 60, "cron": "* * *"}, "expected 5 fields"),
+        ({"kind": "realized", "window_s": 60, "name": "bad name"}, "invalid schedule name"),
+        ({"kind": "realized", "window_s": 60, "model": "a@b@c"}, "invalid"),
+        ({"kind": "evaluation", "dataset": "holdout", "suites": ["regression"]}, "regression"),
+    ],
+)
+def test_bad_schedules_are_refused_and_nothing_is_written(
+    database: Database, tmp_path: Path, fields: dict[str, Any], message: str
+) -> None:
+    _dataset(database, tmp_path)
+    arguments: dict[str, Any] = {"name": "s", "model": MODEL, "cron": "* * * * *", **fields}
+    with pytest.raises(InvalidInputError, match=message), database.session() as session:
+        schedules.set_schedule(session, actor="ann", **arguments)
+    with database.session() as session:
+        assert schedules.list_schedules(session) == []
+        assert list_audit(session, action="eval_schedule.set") == []
+
+
+def test_an_unknown_dataset_is_not_found(database: Database) -> None:
+    with pytest.raises(NotFoundError, match="missing"), database.session() as session:
+        schedules.set_schedule(
+            session,
+            name="s",
+            model=MODEL,
+            cron="* * * * *",
+            kind="evaluation",
+            dataset="missing",
+            actor="ann",
+        )
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def test_the_latest_slot_fires_once_and_missed_slots_are_not_back_filled(
+    services: Services,
+) -> None:
+    db, sender = services.db, RecordingSender()
+    _realized(db, "five-minutely", "*/5 * * * *")
+    _realized(db, "off", "* * * * *")
+    with db.session() as session:
+        off = schedules.get_schedule(session, "off")
+        schedules.set_schedule(
+            session,
+            name="off",
+            model=off.model,
+            cron=off.cron,
+            kind=off.kind,
+            window_s=off.window_s,
+            enabled=False,
+            actor="ann",
+            now=T0,
+        )
+
+    def tick(at: datetime) -> schedules.ScheduleDispatchOutcome:
+        return schedules.dispatch_due_schedules(db, sender, services.registry, now=at)
+
+    # 10:00 is a slot, but before the schedule was created (10:02): not fired.
+    assert tick(T0 + timedelta(minutes=2)).fired == {}
+    first = tick(datetime(2026, 12, 1, 10, 5, 10, tzinfo=UTC))
+    assert first.fired == {"five-minutely": "task-1"} and first.failed == {}
+    assert tick(datetime(2026, 12, 1, 10, 9, 59, tzinfo=UTC)).fired == {}
+    # Beat was down from 10:10 to 10:31: only 10:30 fires, once.
+    assert tick(datetime(2026, 12, 1, 10, 31, tzinfo=UTC)).fired == {"five-minutely": "task-2"}
+    assert tick(datetime(2026, 12, 1, 10, 34, tzinfo=UTC)).fired == {}
+
+    slots = [datetime(2026, 12, 1, 10, m, tzinfo=UTC) for m in (5, 30)]
+    assert _firings(db) == [("five-minutely", slot) for slot in slots]
+    with db.session() as session:
+        schedule_id = schedules.get_schedule(session, "five-minutely").id
+        recorded = sorted((f.slot, f.job_id, f.fired_by) for f in schedules.list_firings(session))
+    assert recorded == [(slots[0], "task-1", "beat"), (slots[1], "task-2", "beat")]
+    assert [(name, kwargs, options["queue"]) for name, kwargs, options in sender.sent] == [
+        (
+            EVALUATION_REALIZED,
+            {
+                "model": MODEL,
+                "window_s": 3600,
+                "schedule_id": schedule_id,
+                "slot": slot.isoformat(),
+            },
+            "monitoring",
+        )
+        for slot in slots
+    ]
+
+    # Editing the cron at 10:34:30 re-arms the schedule: 10:34 is past and never fires.
+    with db.session() as session:
+        schedules.set_schedule(
+            session,
+            name="five-minutely",
+            model=MODEL,
+            cron="* * * * *",
+            kind="realized",
+            window_s=3600,
+            actor="ann",
+            now=datetime(2026, 12, 1, 10, 34, 30, tzinfo=UTC),
+        )
+    assert tick(datetime(2026, 12, 1, 10, 34, 50, tzinfo=UTC)).fired == {}
+    assert tick(datetime(2026, 12, 1, 10, 35, 1, tzinfo=UTC)).fired == {"five-minutely": "task-3"}
+
+
+def test_racing_ticks_fire_each_slot_once(services: Services) -> None:
+    """Four threads tick at the same instant over eight due schedules: each slot is claimed
+    by exactly one of them, and exactly one message per schedule is sent."""
+    db, sender = services.db, RecordingSender()
+    names = [f"s{i}" for i in range(8)]
+    for name in names:
+        _realized(db, name, "*/10 * * * *")
+    at = datetime(2026, 12, 1, 10, 10, 3, tzinfo=UTC)
+    barrier = threading.Barrier(4)
+    outcomes: list[schedules.ScheduleDispatchOutcome] = []
+
+    def tick() -> None:
+        barrier.wait()
+        outcomes.append(schedules.dispatch_due_schedules(db, sender, services.registry, now=at))
+
+    threads = [threading.Thread(target=tick) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 4
+    fired = [name for outcome in outcomes for name in outcome.fired]
+    assert sorted(fired) == names
+    assert all(outcome.failed == {} for outcome in outcomes)
+    assert sorted(kwargs["schedule_id"] for _, kwargs, _ in sender.sent) == sorted(
+        {kwargs["schedule_id"] for _, kwargs, _ in sender.sent}
+    )
+    assert len(sender.sent) == len(names)
+    assert _firings(db) == [(name, at.replace(minute=10, second=0)) for name in names]
+
+
+def test_an_evaluation_schedule_submits_an_evaluation_job(
+    services: Services, tmp_path: Path
+) -> None:
+    db, sender = services.db, RecordingSender()
+    version = _register_model(services)
+    dataset = _dataset(db, tmp_path)
+    with db.session() as session:
+        for name, model in (("nightly", f"{MODEL}/latest"), ("ghost", "no-such-model/1")):
+            schedules.set_schedule(
+                session,
+                name=name,
+                model=model,
+                cron="0 2 * * *",
+                kind="evaluation",
+                dataset=dataset,
+                actor="ann",
+                now=T0,
+            )
+    outcome = schedules.dispatch_due_schedules(
+        db, sender, services.registry, now=datetime(2026, 12, 2, 2, 0, 5, tzinfo=UTC)
+    )
+    assert list(outcome.fired) == ["nightly"]
+    # A schedule whose model is gone: the slot is spent, the firing row says why.
+    assert list(outcome.failed) == ["ghost"] and "NotFoundError" in outcome.failed["ghost"]
+    with db.session() as session:
+        jobs = list_jobs(session, kind=JOB_EVALUATION)
+        firings = {f.job_id: f.error for f in schedules.list_firings(session)}
+    assert [job.id for job in jobs] == [outcome.fired["nightly"]]
+    job = jobs[0]
+    assert (job.params["trigger"], job.params["model_version"]) == ("schedule", version)
+    assert job.submitted_by == "beat"
+    assert firings[job.id] is None
+    assert any(
+        job_id is None and "NotFoundError" in str(error) for job_id, error in firings.items()
+    )
+    assert [(name, kwargs) for name, kwargs, _ in sender.sent] == [
+        (EVALUATION_RUN, {"job_id": job.id})
+    ]
+    # Deleting a schedule takes its firings with it.
+    with db.session() as session:
+        schedules.delete_schedule(session, "nightly", actor="ann")
+    assert [name for name, _ in _firings(db)] == ["ghost"]
