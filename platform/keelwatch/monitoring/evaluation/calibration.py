@@ -3,9 +3,10 @@
 Top-label calibration (Guo et al., 2017): each row's confidence is its largest predicted
 probability and it is *correct* when that column's class is the true label. Rows fall into
 ``bins`` equal-width confidence bins, right-closed ``(lo, hi]`` (a confidence of exactly 0
-joins the first bin); ECE is the row-weighted mean of ``|accuracy - mean confidence|`` over
-the bins. scikit-learn has no ECE; its ``calibration_curve`` is binary-only, so the few lines
-here are the formula itself, checked in the tests against a hand-worked example.
+joins the first bin; edges are ``np.linspace(0, 1, bins + 1)``); ECE is the row-weighted mean
+of ``|accuracy - mean confidence|`` over the bins. scikit-learn has no ECE and its
+``calibration_curve`` is binary-only, so the few lines here are the formula itself, checked in
+the tests against a hand-worked example and a monotonic property.
 """
 
 from __future__ import annotations
@@ -60,11 +61,10 @@ def check_proba(proba: object, rows: int, classes: int) -> npt.NDArray[np.float6
     return array
 
 
-def _bin_index(confidence: Array, bins: int) -> npt.NDArray[np.intp]:
-    # Right-closed bins: ceil(c * bins) - 1, with 0 going to the first bin.
-    index: npt.NDArray[np.intp] = np.ceil(confidence * bins).astype(np.intp) - 1
-    np.clip(index, 0, bins - 1, out=index)
-    return index
+def _bin_index(confidence: Array, edges: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    # Right-closed bins (lo, hi]: a row's bin is the number of inner edges strictly below its
+    # confidence; comparing with the reported edges keeps rows on an edge where a reader expects.
+    return np.searchsorted(edges[1:-1], confidence, side="left").astype(np.intp, copy=False)
 
 
 def curve_from_codes(
@@ -76,7 +76,8 @@ def curve_from_codes(
     top = proba.argmax(axis=1)
     confidence = proba[np.arange(proba.shape[0]), top]
     correct = (top == true_codes).astype(np.float64)
-    index = _bin_index(confidence, bins)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = _bin_index(confidence, edges)
     counts = np.bincount(index, minlength=bins)
     conf_sum = np.bincount(index, weights=confidence, minlength=bins)
     acc_sum = np.bincount(index, weights=correct, minlength=bins)
@@ -87,7 +88,7 @@ def curve_from_codes(
     # sum_b (n_b / n) |acc_b - conf_b| == sum_b |acc_sum_b - conf_sum_b| / n
     ece = float(np.abs(acc_sum - conf_sum).sum() / proba.shape[0])
     return ReliabilityCurve(
-        bin_edges=tuple(float(e) for e in np.linspace(0.0, 1.0, bins + 1)),
+        bin_edges=tuple(float(e) for e in edges),
         counts=tuple(int(c) for c in counts),
         confidence=tuple(float(c) for c in mean_conf),
         accuracy=tuple(float(a) for a in mean_acc),
