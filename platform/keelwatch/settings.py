@@ -156,6 +156,19 @@ class EvaluationSettings(BaseModel):
         description="How often beat fires the evaluation schedules that are due "
         "(keelwatch.monitoring.evaluation.dispatch_due); a slot fires at most this late.",
     )
+    realized_min_coverage: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Realized performance: below this share of labelled predictions in the "
+        "window the verdict is insufficient_data (coverage signals only, no metric).",
+    )
+    realized_min_rows: int = Field(
+        50,
+        ge=1,
+        description="Realized performance: fewer labelled rows than this in the window is "
+        "insufficient_data.",
+    )
 
 
 class InferenceSettings(BaseModel):

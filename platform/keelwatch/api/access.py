@@ -103,6 +103,9 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     # prediction log and labels
     ("GET", "/predictions"): _V,
     ("POST", "/predictions/labels"): _O,
+    # realized performance (labels joined with the prediction log)
+    ("GET", "/evaluations/realized"): _V,
+    ("POST", "/evaluations/realized"): _O,
     # audit log
     ("GET", "/audit"): _V,
     # alerts, silences, dead letters

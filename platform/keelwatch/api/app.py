@@ -51,6 +51,7 @@ from keelwatch.api.routers import (
     monitors,
     notifiers,
     predictions,
+    realized,
     registry,
     registry_webhooks,
     rules,
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs,
         monitors,
         predictions,
+        realized,  # before the evaluations router: /evaluations/{id}
         audit,
         auth,
         alerts_inbound,

@@ -639,3 +639,42 @@ class EvalRunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (Index("ix_eval_runs_model_created", "model_name", "created_at"),)
+
+
+class RealizedPerformanceRow(Base):
+    """Realized performance of one model version over one prediction-log window
+    ``[window_end - window_s, window_end)``, from the labels that had arrived when computed.
+
+    UNIQUE (model, version, window_s, window_end): a rerun of the same slot finds its row and
+    writes no second result and no duplicate signals.
+    """
+
+    __tablename__ = "realized_performance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(64))
+    window_s: Mapped[int] = mapped_column(Integer)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    alias: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    task: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    predictions: Mapped[int] = mapped_column(Integer)
+    labelled: Mapped[int] = mapped_column(Integer)
+    coverage: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(String(32))
+    metrics: Mapped[dict[str, float]] = mapped_column(JsonType, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    schedule_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    computed_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        UniqueConstraint(
+            "model_name",
+            "model_version",
+            "window_s",
+            "window_end",
+            name="uq_realized_performance_slot",
+        ),
+        Index("ix_realized_performance_model_end", "model_name", "window_end"),
+    )

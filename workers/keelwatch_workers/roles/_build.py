@@ -21,6 +21,7 @@ MONITORING_TASKS = (
     "keelwatch_workers.tasks.alerting",
     "keelwatch_workers.tasks.ops",
     "keelwatch_workers.tasks.registry",
+    "keelwatch_workers.tasks.realized",
 )
 
 
