@@ -22,6 +22,7 @@ BENCHMARKS = (
     "chaos_bench",
     "drift_bench",
     "drift_distributed_bench",
+    "evaluation_bench",
     "inference_bench",
     "predlog_bench",
     "registry_read_bench",
