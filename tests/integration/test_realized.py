@@ -7,6 +7,7 @@ fires, a rerun of a slot writes nothing twice, and a version with too few labels
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,7 +41,8 @@ from keelwatch.storage.labels import record_labels
 from keelwatch.storage.models import SignalRow
 from keelwatch.storage.predictions import insert_predictions
 from tests.conftest import settings_env
-from tests.integration.conftest import api_client
+from tests.integration.conftest import api_client, issue_token
+from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_registry import fitted_model, make_registry, training_frame
 
 pytestmark = pytest.mark.integration
@@ -333,3 +335,25 @@ def test_the_worker_task_scores_a_slot_once(
     with database.session() as session:
         stored = list_realized(session, model=MODEL)
     assert len(stored) == 2 and {r.schedule_id for r in stored} == {3}
+
+
+def test_the_remote_cli_runs_through_the_api_with_the_tokens_role(
+    api_server: tuple[str, subprocess.Popen[bytes]],  # noqa: F811
+    settings: Settings,
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    from tests.integration.test_remote_cli import remote
+
+    url, _process = api_server
+    seed(database, utcnow() + timedelta(minutes=10), seed_=6)
+    operator = issue_token(settings, role=Role.OPERATOR, name="remote-ops")
+    viewer = issue_token(settings, role=Role.VIEWER, name="remote-viewer")
+    code, out = remote(url, operator, "eval", "realized", MODEL, "--json", tmp_path=tmp_path)
+    assert code == 0, out
+    results = {r["model_version"]: r for r in json.loads(out)["results"]}
+    assert results["1"]["verdict"] == "ok" and results["1"]["computed_by"] == "token:remote-ops"
+    code, out = remote(url, viewer, "eval", "realized", MODEL, tmp_path=tmp_path)
+    assert code == 2 and "HTTP 403" in out
+    code, out = remote(url, operator, "eval", "realized", MODEL, "--actor", "x", tmp_path=tmp_path)
+    assert code == 2 and "--actor" in out
