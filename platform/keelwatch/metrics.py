@@ -427,4 +427,11 @@ def api_metrics(
             database, on_error=lambda _exc: metrics.count_error("metrics", "drift_results")
         )
     )
+    from keelwatch.monitoring.service.evaluation_metrics import EvaluationResultsCollector
+
+    metrics.add_collector(
+        EvaluationResultsCollector(
+            database, on_error=lambda _exc: metrics.count_error("metrics", "evaluations")
+        )
+    )
     return metrics

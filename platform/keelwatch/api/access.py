@@ -106,6 +106,12 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     # realized performance (labels joined with the prediction log)
     ("GET", "/evaluations/realized"): _V,
     ("POST", "/evaluations/realized"): _O,
+    # evaluation datasets and runs
+    ("POST", "/evaluations/datasets"): _O,
+    ("GET", "/evaluations/datasets"): _V,
+    ("POST", "/evaluations"): _O,
+    ("GET", "/evaluations"): _V,
+    ("GET", "/evaluations/{run_id}"): _V,
     # audit log
     ("GET", "/audit"): _V,
     # alerts, silences, dead letters

@@ -46,6 +46,7 @@ from keelwatch.api.routers import (
     alerts_inbound,
     audit,
     auth,
+    evaluations,
     health,
     jobs,
     monitors,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitors,
         predictions,
         realized,  # before the evaluations router: /evaluations/{id}
+        evaluations,
         audit,
         auth,
         alerts_inbound,

@@ -17,12 +17,14 @@ from keelwatch.cli import (
     actions,
     alerts,
     drift,
+    evaluations,
     jobs,
     models,
     monitors,
     notifiers,
     ops,
     policies,
+    realized,
     rules,
     tokens,
 )
@@ -72,6 +74,8 @@ app.add_typer(rules.rules_app, name="rules")
 app.add_typer(actions.actions_app, name="actions")
 app.add_typer(policies.policies_app, name="policies")
 app.add_typer(tokens.tokens_app, name="tokens")
+evaluations.eval_app.command("realized")(realized.eval_realized)
+app.add_typer(evaluations.eval_app, name="eval")
 ops.register(app)
 
 

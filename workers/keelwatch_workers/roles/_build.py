@@ -13,7 +13,11 @@ from keelwatch.settings import load_settings
 from keelwatch_workers.celery_app import KeelwatchCelery, create_app
 from keelwatch_workers.environment import prepare_worker_environment
 
-INFERENCE_TASKS = ("keelwatch_workers.tasks.inference", "keelwatch_workers.tasks.actions")
+INFERENCE_TASKS = (
+    "keelwatch_workers.tasks.inference",
+    "keelwatch_workers.tasks.actions",
+    "keelwatch_workers.tasks.evaluation",
+)
 MONITORING_TASKS = (
     "keelwatch_workers.tasks.housekeeping",
     "keelwatch_workers.tasks.drift",

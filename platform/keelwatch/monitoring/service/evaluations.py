@@ -28,6 +28,7 @@ from keelwatch.contract import (
 from keelwatch.entities import Job, JobStatus
 from keelwatch.entities.evaluation import EvalDataset, EvalRun
 from keelwatch.errors import InvalidInputError
+from keelwatch.monitoring.evaluation.suites import TASKS, check_suites
 from keelwatch.storage import evaluations as store
 from keelwatch.storage.audit import record_audit
 from keelwatch.storage.jobs import create_job, finish_job
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
     from keelwatch.registry import ModelRegistry
     from keelwatch.storage.db import Database
 
-#: Suites an evaluation may run and the dataset tasks (mirrors
-#: ``keelwatch.monitoring.evaluation.suites``; checked equal by the unit tests).
-SUITES = ("classification", "regression", "text_generation", "efficiency")
-TASKS = ("classification", "regression", "text_generation")
 #: Model (or version) tag that sends a model's evaluations to the gpu queue.
 DEVICE_TAG = "keelwatch.device"
 #: Version tag pointing at the MLflow run of the version's latest evaluation.
@@ -92,31 +89,6 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
-
-
-def default_suites(task: str) -> tuple[str, ...]:
-    """The task's own suite and efficiency."""
-    return (task, "efficiency")
-
-
-def validate_suites(task: str, suites: Sequence[str] | None) -> tuple[str, ...]:
-    """The suites to run on a dataset of ``task`` (defaults when None or empty);
-    InvalidInputError naming an unknown suite or one that does not fit the task."""
-    if not suites:
-        return default_suites(task)
-    chosen: list[str] = []
-    for suite in suites:
-        if suite not in SUITES:
-            raise InvalidInputError(
-                f"unknown evaluation suite {suite!r}: use one of {', '.join(SUITES)}"
-            )
-        if suite != "efficiency" and suite != task:
-            raise InvalidInputError(
-                f"suite {suite!r} does not fit a {task} dataset: use {task!r} and/or 'efficiency'"
-            )
-        if suite not in chosen:
-            chosen.append(suite)
-    return tuple(chosen)
 
 
 def register_dataset(
@@ -252,7 +224,7 @@ def create_evaluation(
     resolved = registry.resolve(model_ref)
     name, version = parse_dataset_ref(dataset)
     pinned = store.get_dataset(session, name, version)
-    chosen = validate_suites(pinned.task, suites)
+    chosen = check_suites(pinned.task, suites or None)
     queue = queue_for_model(registry, resolved.name, resolved.version)
     params: dict[str, Any] = {
         "model_ref": model_ref,
