@@ -357,3 +357,32 @@ def test_the_remote_cli_runs_through_the_api_with_the_tokens_role(
     assert code == 2 and "HTTP 403" in out
     code, out = remote(url, operator, "eval", "realized", MODEL, "--actor", "x", tmp_path=tmp_path)
     assert code == 2 and "--actor" in out
+
+
+def test_a_champion_that_logged_nothing_reports_zero_coverage(database: Database) -> None:
+    end = utcnow().replace(microsecond=0)
+    with database.session() as session:
+        outcome = compute_realized(
+            session,
+            model=MODEL,
+            window_s=3600,
+            window_end=end,
+            champion=Champion(alias="champion", version="4"),
+            min_coverage=0.2,
+            min_rows=50,
+            actor="tester",
+        )
+    [result] = outcome.results
+    assert (result.model_version, result.predictions, result.coverage, result.verdict) == (
+        "4",
+        0,
+        0.0,
+        "insufficient_data",
+    )
+    with database.session() as session:
+        coverage = signal_store.latest(
+            session,
+            "realized.label_coverage",
+            labels={"model": MODEL, "version": "4", "window": "1h", "alias": "champion"},
+        )
+    assert coverage is not None and coverage.value == 0.0 and coverage.observed_at == end
