@@ -13,7 +13,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from keelwatch.contract import EVALUATION_REALIZED, QUEUE_MONITORING
-from keelwatch.errors import InvalidInputError, KeelwatchError
+from keelwatch.errors import InvalidInputError, KeelwatchError, UnavailableError
 from keelwatch.monitoring.evaluation.realized import REALIZED_TASKS, RealizedTask
 from keelwatch_workers.celery_app import task_settings
 from keelwatch_workers.runtime import get_runtime
@@ -74,18 +74,12 @@ def realized_performance(
                 now=now,
             )
     except KeelwatchError as exc:
-        logger.error("realized performance of %s failed: %s", model, exc)
-        return {"status": "error", "error": str(exc), "model": model}
+        if not isinstance(exc, UnavailableError):  # MLflow or the database down: retry below
+            logger.error("realized performance of %s failed: %s", model, exc)
+            return {"status": "error", "error": str(exc), "model": model}
+        return _retry(self, model, exc)
     except Exception as exc:  # noqa: BLE001 - anything else may be transient: retry or give up
-        message = retry_or_give_up(
-            self,
-            what=f"realized performance of {model}",
-            cause=type(exc).__name__,
-            give_up=lambda _message: None,  # nothing stored to mark: the result is the record
-            retry_exc=exc,
-            queue=QUEUE_MONITORING,
-        )
-        return {"status": "error", "error": message, "model": model}
+        return _retry(self, model, exc)
     if outcome.signals_written:
         try:
             after_commit_dispatch(runtime.db, self.app, now)
@@ -112,6 +106,18 @@ def realized_performance(
             {"fingerprint": fp, "from": old, "to": new} for fp, old, new in outcome.transitions
         ],
     }
+
+
+def _retry(task: Task[Any, Any], model: str, exc: Exception) -> dict[str, Any]:
+    message = retry_or_give_up(
+        task,
+        what=f"realized performance of {model}",
+        cause=type(exc).__name__,
+        give_up=lambda _message: None,  # nothing stored to mark: a slot's rows are its record
+        retry_exc=exc,
+        queue=QUEUE_MONITORING,
+    )
+    return {"status": "error", "error": message, "model": model}
 
 
 def _slot_time(slot: str) -> datetime:
