@@ -497,3 +497,108 @@ def test_bad_input_fails_the_job_with_a_clear_message(
             assert latest_by_series(session, "evaluation.accuracy") == []
     finally:
         services.close()
+
+
+def test_mlflow_run_is_reused_for_a_job_never_duplicated(
+    settings: Settings, mlflow_uri: str, tmp_path: Path
+) -> None:
+    from keelwatch.monitoring.service.evaluation_mlflow import (
+        EXPERIMENT,
+        EvaluationRecord,
+        log_evaluation,
+    )
+    from keelwatch.monitoring.service.evaluation_runner import ModelOutputs
+    from keelwatch.registry.registration import ensure_experiment
+
+    version, model = register_estimator(
+        mlflow_uri, tmp_path / "mlartifacts", "churn", logistic(), churn_target(feature_frame(500))
+    )
+    frame = eval_frame(80, seed=41)
+    path = tmp_path / "holdout.csv"
+    frame.to_csv(path, index=False)
+    services = Services(settings)
+    try:
+        with services.db.session() as session:
+            dataset = service.register_dataset(
+                session, name="holdout", uri=str(path), label_column=LABEL,
+                task="classification", actor="alice",
+            )  # fmt: skip
+    finally:
+        services.close()
+    features = frame.drop(columns=[LABEL])
+    record = EvaluationRecord(
+        job_id="job-1",
+        model_name="churn",
+        model_version=version,
+        dataset=dataset,
+        suites=("classification",),
+        metrics={"classification": {"accuracy": 0.5}},
+        trigger="manual",
+        device="cpu",
+        frame=frame,
+        y_true=frame[LABEL].to_numpy(),
+        outputs=ModelOutputs(
+            model.predict(features), model.predict_proba(features), ("0", "1"), None
+        ),
+    )
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    # A worker that died after creating the run (still RUNNING) left this behind.
+    experiment_id = ensure_experiment(
+        client, EXPERIMENT, f"{settings.mlflow.artifact_root}/{EXPERIMENT}"
+    )
+    crashed = client.create_run(experiment_id, tags={"keelwatch.job_id": "job-1"})
+    first = log_evaluation(settings, record)
+    second = log_evaluation(settings, record)
+    assert first == second == crashed.info.run_id
+    runs = client.search_runs([experiment_id], filter_string="tags.`keelwatch.job_id` = 'job-1'")
+    assert len(runs) == 1
+    assert runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["classification.accuracy"] == 0.5
+    assert client.get_model_version("churn", version).tags["keelwatch.eval.last_run_id"] == first
+
+
+def test_cli_registers_lists_and_reports(
+    sqlite_url: str, mlflow_uri: str, redis_url: str, tmp_path: Path, start_worker: Any
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from keelwatch.cli.app import app
+    from tests.conftest import settings_env
+
+    settings = upgraded_settings(tmp_path, sqlite_url, mlflow_uri, redis_url)
+    version, model = register_estimator(
+        mlflow_uri, tmp_path / "mlartifacts", "churn", logistic(), churn_target(feature_frame(500))
+    )
+    frame = eval_frame(150, seed=51)
+    path = tmp_path / "holdout.csv"
+    frame.to_csv(path, index=False)
+    runner = CliRunner(env=settings_env(settings))
+    registered = runner.invoke(
+        app, ["eval", "datasets", "register", "holdout", str(path), "--label", LABEL,
+              "--actor", "ann"],
+    )  # fmt: skip
+    assert registered.exit_code == 0, registered.output
+    assert "dataset holdout v1: 150 rows, 5 columns" in registered.stdout
+    listed = runner.invoke(app, ["eval", "datasets", "list", "--json"])
+    assert [d["version"] for d in json.loads(listed.stdout)] == [1]
+    bad = runner.invoke(app, ["eval", "run", f"churn/{version}", "--dataset", "nope"])
+    assert bad.exit_code == 2
+    assert "unknown evaluation dataset 'nope'" in bad.stderr
+
+    start_worker(settings, queues="cpu", concurrency=1)
+    ran = runner.invoke(
+        app, ["eval", "run", f"churn/{version}", "--dataset", "holdout", "--suite",
+              "classification", "--wait", "--timeout", "180", "--json"],
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    run = json.loads(ran.stdout)
+    assert run["status"] == "succeeded"
+    features = frame.drop(columns=[LABEL])
+    assert run["metrics"]["classification"]["accuracy"] == pytest.approx(
+        skm.accuracy_score(frame[LABEL], model.predict(features))
+    )
+    results = runner.invoke(app, ["eval", "results", "churn"])
+    assert results.exit_code == 0, results.output
+    assert "succeeded" in results.stdout and "accuracy=" in results.stdout
