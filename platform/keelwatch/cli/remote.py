@@ -45,6 +45,7 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("alerts", "list"),
         ("alerts", "ack"),
         ("actions", "list"),
+        ("eval", "realized"),
     }
 )
 
