@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from sklearn import metrics as skm
 
 from keelwatch.entities import JobStatus
+from keelwatch.entities.auth import Role
 from keelwatch.errors import InvalidInputError, NotFoundError
 from keelwatch.monitoring.service import evaluations as service
 from keelwatch.monitoring.service.evaluation_runner import run_evaluation_job
@@ -26,6 +27,7 @@ from keelwatch.storage.signals import latest_by_series
 from keelwatch.wiring import Services
 from tests.integration.conftest import api_client
 from tests.integration.test_api_metrics import scrape
+from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_inference_fleet import feature_frame, upgraded_settings
 
 pytestmark = pytest.mark.integration
@@ -445,12 +447,15 @@ def test_bad_input_fails_the_job_with_a_clear_message(
     frame.assign(**{LABEL: np.where(frame[LABEL] == 1, "yes", "no")}).to_csv(
         sets / "words.csv", index=False
     )
+    frame.assign(tenure=np.where(frame["tenure"] > 30, "long", "short")).to_csv(
+        sets / "texts.csv", index=False
+    )
     frame.to_csv(sets / "good.csv", index=False)
     frame.to_csv(sets / "edited.csv", index=False)
 
     start_worker(settings, queues="cpu", concurrency=2)
     with api_client(settings, raise_server_exceptions=False) as client:
-        for name in ("narrow", "words", "good", "edited"):
+        for name in ("narrow", "words", "texts", "good", "edited"):
             response = client.post(
                 "/evaluations/datasets",
                 json={"name": name, "uri": str(sets / f"{name}.csv"), "label_column": LABEL},
@@ -464,6 +469,7 @@ def test_bad_input_fails_the_job_with_a_clear_message(
         cases = {
             "columns": {"model": f"churn/{version}", "dataset": "narrow"},
             "label types": {"model": f"churn/{version}", "dataset": "words"},
+            "column types": {"model": f"churn/{version}", "dataset": "texts"},
             "roc_auc": {
                 "model": f"churn-svc/{svc_version}",
                 "dataset": "good",
@@ -483,6 +489,10 @@ def test_bad_input_fails_the_job_with_a_clear_message(
     assert "lacks column(s)" in errors["columns"]
     assert "discount" in errors["columns"] and "tenure" in errors["columns"]
     assert "string" in errors["label types"] and "y_true" in errors["label types"]
+    assert errors["column types"] == (
+        f"dataset texts v1 does not match the signature of churn v{version}: column 'tenure': "
+        "the model expects double, the dataset holds object"
+    )
     assert "roc_auc needs predicted probabilities" in errors["roc_auc"]
     assert "dataset edited v1 changed since registration" in errors["changed"]
     services = Services(settings)
@@ -602,3 +612,44 @@ def test_cli_registers_lists_and_reports(
     results = runner.invoke(app, ["eval", "results", "churn"])
     assert results.exit_code == 0, results.output
     assert "succeeded" in results.stdout and "accuracy=" in results.stdout
+
+
+def test_remote_cli_goes_through_the_api(
+    api_server: tuple[str, Any],  # noqa: F811
+    settings: Settings,
+    mlflow_uri: str,
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from tests.integration.conftest import issue_token
+    from tests.integration.test_remote_cli import remote
+
+    url, _process = api_server
+    version, _ = register_estimator(
+        mlflow_uri, tmp_path / "mlartifacts", "churn", logistic(), churn_target(feature_frame(500))
+    )
+    path = tmp_path / "holdout.csv"
+    eval_frame(30, seed=61).to_csv(path, index=False)
+    token = issue_token(settings, role=Role.OPERATOR, name="ops-bot")
+    code, output = remote(
+        url, token, "eval", "datasets", "register", "holdout", str(path), "--label", LABEL,
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert code == 0, output
+    assert "dataset holdout v1: 30 rows" in output
+    code, output = remote(url, token, "eval", "datasets", "list", "--json", tmp_path=tmp_path)
+    assert [d["created_by"] for d in json.loads(output)] == ["token:ops-bot"]
+    code, output = remote(
+        url, token, "eval", "run", f"churn/{version}", "--dataset", "holdout", "--json",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert code == 0, output
+    assert json.loads(output)["status"] == "pending"  # no worker consumes this broker
+    code, output = remote(url, token, "eval", "results", "churn", "--json", tmp_path=tmp_path)
+    assert [(r["model_version"], r["status"]) for r in json.loads(output)] == [(version, "pending")]
+    code, output = remote(
+        url, token, "eval", "run", f"churn/{version}", "--dataset", "nope", tmp_path=tmp_path
+    )
+    assert code == 2
+    assert "unknown evaluation dataset 'nope' (HTTP 404" in output

@@ -17,6 +17,7 @@ from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.service.evaluation_mlflow import dataset_digest, metric_key
 from keelwatch.monitoring.service.evaluation_runner import (
     ModelOutputs,
+    column_type_problems,
     evaluate_outputs,
     evaluation_signals,
     missing_model_columns,
@@ -123,4 +124,19 @@ def test_metric_keys_signals_and_digest() -> None:
     assert [(s.name, s.value, s.labels["suite"]) for s in signals] == [
         ("evaluation.accuracy", 0.9, "classification"),
         ("evaluation.latency_p95_s", 0.01, "efficiency"),
+    ]
+
+
+def test_column_types_are_checked_against_the_signature() -> None:
+    data = frame()
+    data["n"] = np.arange(len(data))
+    data["s"] = "x"
+    model = SklearnFlavour(None, signature_frame=data.drop(columns=["y"]))
+    assert column_type_problems(model, data, label_column="y") == []
+    wrong = data.assign(a=data["a"].astype(str), n=data["n"] + 0.5, s=1)
+    assert column_type_problems(model, wrong, label_column="y") == [
+        "column 'a': the model expects double, the dataset holds object",
+        "column 'n': the model expects long, the dataset holds float64 "
+        "(fractions or missing values)",
+        "column 's': the model expects string, the dataset holds int64",
     ]

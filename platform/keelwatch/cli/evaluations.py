@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from keelwatch.cli.remote import refuse_actor, remote_client
 from keelwatch.cli.support import ActorOption, JsonOption, cli_actor, cli_services, fail
 
 if TYPE_CHECKING:
-    from keelwatch.entities.evaluation import EvalRun
+    from keelwatch.schemas.evaluations import DatasetOut, EvaluationOut
 
 console = Console(markup=False)
 
@@ -37,7 +38,9 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 @datasets_app.command("register")
 def register_dataset(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
+    path: Annotated[
+        Path, typer.Argument(help="CSV or Parquet file (a server path in remote mode).")
+    ],
     label: Annotated[str, typer.Option("--label", help="Label (target) column.")],
     task: Annotated[
         str, typer.Option("--task", help="classification, regression or text_generation.")
@@ -47,23 +50,31 @@ def register_dataset(
     as_json: JsonOption = False,
 ) -> None:
     """Register PATH as the next version of dataset NAME (the same bytes: the same version)."""
-    from keelwatch.monitoring.service.evaluations import register_dataset as register
     from keelwatch.schemas.evaluations import DatasetOut
 
-    with cli_services() as services:
-        who = cli_actor(actor, services.settings)
-        with services.db.session() as session:
-            dataset = register(
-                session,
-                name=name,
-                uri=str(path),
-                label_column=label,
-                task=task,
-                actor=who,
-                description=description,
-            )
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        body = {"name": name, "uri": str(path), "label_column": label, "task": task,
+                "description": description}  # fmt: skip
+        dataset = DatasetOut.model_validate(remote.post("/evaluations/datasets", body))
+    else:
+        from keelwatch.monitoring.service.evaluations import register_dataset as register
+
+        with cli_services() as services:
+            who = cli_actor(actor, services.settings)
+            with services.db.session() as session:
+                registered = register(
+                    session,
+                    name=name,
+                    uri=str(path),
+                    label_column=label,
+                    task=task,
+                    actor=who,
+                    description=description,
+                )
+        dataset = DatasetOut.from_entity(registered)
     if as_json:
-        typer.echo(DatasetOut.from_entity(dataset).model_dump_json(indent=2))
+        typer.echo(dataset.model_dump_json(indent=2))
         return
     console.print(
         f"dataset {dataset.name} v{dataset.version}: {dataset.rows} rows, "
@@ -78,29 +89,26 @@ def list_datasets(
     as_json: JsonOption = False,
 ) -> None:
     """Every registered dataset version."""
-    from keelwatch.monitoring.service.evaluations import list_datasets as listed
     from keelwatch.schemas.evaluations import DatasetOut
 
-    with cli_services() as services, services.db.session() as session:
-        datasets = listed(session, name)
+    datasets: list[DatasetOut]
+    if (remote := remote_client()) is not None:
+        answer = remote.get("/evaluations/datasets", params={"name": name} if name else None)
+        datasets = [DatasetOut.model_validate(d) for d in answer]
+    else:
+        from keelwatch.monitoring.service.evaluations import list_datasets as listed
+
+        with cli_services() as services, services.db.session() as session:
+            datasets = [DatasetOut.from_entity(d) for d in listed(session, name)]
     if as_json:
-        typer.echo(
-            json.dumps(
-                [DatasetOut.from_entity(d).model_dump(mode="json") for d in datasets], indent=2
-            )
-        )
+        typer.echo(json.dumps([d.model_dump(mode="json") for d in datasets], indent=2))
         return
     table = Table("name", "version", "task", "rows", "label", "sha256", "created by")
     for d in datasets:
         table.add_row(
-            d.name,
-            str(d.version),
-            d.task,
-            str(d.rows),
-            d.label_column,
-            d.content_hash[:12],
+            d.name, str(d.version), d.task, str(d.rows), d.label_column, d.content_hash[:12],
             d.created_by,
-        )
+        )  # fmt: skip
     console.print(table)
 
 
@@ -121,32 +129,43 @@ def run_evaluation(
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate MODEL on a dataset on the worker fleet."""
-    from keelwatch.monitoring.service.evaluations import run_for_job, submit_evaluation
+    """Evaluate MODEL on a dataset on the worker fleet (exit 1 when it failed)."""
+    from keelwatch.schemas.evaluations import EvaluationOut
 
-    with cli_services() as services:
-        job = submit_evaluation(
-            services.db,
-            services.sender,
-            services.registry,
-            model_ref=model,
-            dataset=dataset,
-            suites=suite or None,
-            actor=cli_actor(actor, services.settings),
-            reason=reason,
-            require=require or (),
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            with services.db.session() as session:
-                run = run_for_job(session, job.id)
-            if not wait or run.status in TERMINAL:
-                break
-            if time.monotonic() > deadline:
-                fail(f"evaluation {job.id} still {run.status} after {timeout:.0f}s", code=1)
+    deadline = time.monotonic() + timeout
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        body = {"model": model, "dataset": dataset, "suites": suite or None,
+                "require": require or [], "reason": reason}  # fmt: skip
+        run = EvaluationOut.model_validate(remote.post("/evaluations", body))
+        while wait and run.status not in TERMINAL:
+            _check_deadline(run, deadline, timeout)
             time.sleep(0.5)
+            run = EvaluationOut.model_validate(remote.get(f"/evaluations/{run.id}"))
+    else:
+        from keelwatch.monitoring.service.evaluations import run_for_job, submit_evaluation
+
+        with cli_services() as services:
+            job = submit_evaluation(
+                services.db,
+                services.sender,
+                services.registry,
+                model_ref=model,
+                dataset=dataset,
+                suites=suite or None,
+                actor=cli_actor(actor, services.settings),
+                reason=reason,
+                require=require or (),
+            )
+            while True:
+                with services.db.session() as session:
+                    run = EvaluationOut.from_entity(run_for_job(session, job.id))
+                if not wait or run.status in TERMINAL:
+                    break
+                _check_deadline(run, deadline, timeout)
+                time.sleep(0.5)
     if as_json:
-        typer.echo(json.dumps(_run_dict(run), indent=2))
+        typer.echo(run.model_dump_json(indent=2))
     else:
         _print_run(run)
     if run.status == "failed":
@@ -161,12 +180,21 @@ def results(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluation runs, newest first, with their headline metrics."""
-    from keelwatch.monitoring.service.evaluations import list_runs
+    from keelwatch.schemas.evaluations import EvaluationOut
 
-    with cli_services() as services, services.db.session() as session:
-        runs = list_runs(session, model_name=model, model_version=version, limit=limit)
+    runs: list[EvaluationOut]
+    if (remote := remote_client()) is not None:
+        params: dict[str, str | int] = {"limit": limit}
+        params.update({k: v for k, v in (("model", model), ("version", version)) if v})
+        runs = [EvaluationOut.model_validate(r) for r in remote.get("/evaluations", params)]
+    else:
+        from keelwatch.monitoring.service.evaluations import list_runs
+
+        with cli_services() as services, services.db.session() as session:
+            listed = list_runs(session, model_name=model, model_version=version, limit=limit)
+            runs = [EvaluationOut.from_entity(r) for r in listed]
     if as_json:
-        typer.echo(json.dumps([_run_dict(r) for r in runs], indent=2))
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
         return
     table = Table("id", "model", "version", "dataset", "status", "metrics", "created")
     for r in runs:
@@ -182,23 +210,22 @@ def results(
     console.print(table)
 
 
-def _run_dict(run: EvalRun) -> dict[str, Any]:
-    from keelwatch.schemas.evaluations import EvaluationOut
-
-    return EvaluationOut.from_entity(run).model_dump(mode="json")
+def _check_deadline(run: EvaluationOut, deadline: float, timeout: float) -> None:
+    if time.monotonic() > deadline:
+        fail(f"evaluation {run.id} (job {run.job_id}) still {run.status} after {timeout:.0f}s", 1)
 
 
 _HEADLINE = ("accuracy", "f1_macro", "roc_auc", "mae", "rmse", "r2", "bleu", "latency_p95_s")
 
 
-def _headline(run: EvalRun) -> str:
+def _headline(run: EvaluationOut) -> str:
     shown: list[str] = []
     for values in run.metrics.values():
         shown.extend(f"{name}={values[name]:.4g}" for name in _HEADLINE if name in values)
     return ", ".join(shown)
 
 
-def _print_run(run: EvalRun) -> None:
+def _print_run(run: EvaluationOut) -> None:
     console.print(
         f"evaluation {run.id} (job {run.job_id}): {run.model_name} v{run.model_version} on "
         f"{run.dataset_name}:{run.dataset_version}: {run.status}"

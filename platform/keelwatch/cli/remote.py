@@ -46,6 +46,10 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("alerts", "ack"),
         ("actions", "list"),
         ("eval", "realized"),
+        ("eval", "run"),
+        ("eval", "results"),
+        ("eval", "datasets", "register"),
+        ("eval", "datasets", "list"),
     }
 )
 

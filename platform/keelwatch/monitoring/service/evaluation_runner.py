@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "EvaluationOutcome",
     "ModelOutputs",
+    "column_type_problems",
     "evaluate_outputs",
     "load_eval_frame",
     "missing_model_columns",
@@ -110,6 +111,40 @@ def missing_model_columns(model: Any, frame: pd.DataFrame, *, label_column: str)
     required = getattr(schema, "required_input_names", schema.input_names)()
     present = {str(c) for c in frame.columns if c != label_column}
     return [str(name) for name in required if str(name) not in present]
+
+
+_NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+_INTEGER_TYPES = frozenset({"long", "integer"})
+
+
+def column_type_problems(model: Any, frame: pd.DataFrame, *, label_column: str) -> list[str]:
+    """One line per column whose dtype the model's signature cannot take (text where it wants
+    numbers, numbers where it wants text, fractions where it wants integers); names columns
+    and types, never values. Empty without a column-based signature."""
+    metadata = getattr(model, "metadata", None)
+    schema = metadata.get_input_schema() if metadata is not None else None
+    if schema is None or not getattr(schema, "has_input_names", lambda: False)():
+        return []
+    problems = []
+    for spec in schema.inputs:
+        name = getattr(spec, "name", None)
+        expected = getattr(getattr(spec, "type", None), "name", None)
+        if name is None or expected is None or name == label_column or name not in frame:
+            continue
+        dtype = frame[name].dtype
+        kind = dtype.kind
+        if expected in _NUMERIC_TYPES and kind not in "biuf":
+            problems.append(
+                f"column {name!r}: the model expects {expected}, the dataset holds {dtype}"
+            )
+        elif expected in _INTEGER_TYPES and kind == "f":
+            problems.append(
+                f"column {name!r}: the model expects {expected}, the dataset holds {dtype} "
+                "(fractions or missing values)"
+            )
+        elif expected == "string" and kind in "biuf":
+            problems.append(f"column {name!r}: the model expects string, the dataset holds {dtype}")
+    return problems
 
 
 def _raw_proba(
@@ -323,6 +358,12 @@ def _evaluate(
         raise InvalidInputError(
             f"dataset {dataset.name} v{dataset.version} lacks column(s) the model "
             f"{model_name} v{model_version} needs: {', '.join(missing)}"
+        )
+    problems = column_type_problems(model, frame, label_column=dataset.label_column)
+    if problems:
+        raise InvalidInputError(
+            f"dataset {dataset.name} v{dataset.version} does not match the signature of "
+            f"{model_name} v{model_version}: {'; '.join(problems)}"
         )
     suites = [str(s) for s in params["suites"]]
     outputs = predict_outputs(model, frame, label_column=dataset.label_column)
