@@ -270,9 +270,9 @@ def test_submit_pins_version_and_routes_gpu_models(
 
 
 def test_classification_evaluation_on_a_worker_matches_sklearn(
-    sqlite_url: str, mlflow_uri: str, redis_url: str, tmp_path: Path, start_worker: Any
+    db_url: str, mlflow_uri: str, redis_url: str, tmp_path: Path, start_worker: Any
 ) -> None:
-    settings = upgraded_settings(tmp_path, sqlite_url, mlflow_uri, redis_url)
+    settings = upgraded_settings(tmp_path, db_url, mlflow_uri, redis_url)
     version, model = register_estimator(
         mlflow_uri, tmp_path / "mlartifacts", "churn", logistic(), churn_target(feature_frame(500))
     )
