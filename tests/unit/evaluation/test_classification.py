@@ -245,3 +245,14 @@ def test_model_class_absent_from_the_data_stays_in_confusion_not_in_averages() -
     assert got.classes == ("0", "1", "2")
     assert got.confusion == ((2, 0, 0), (1, 2, 0), (0, 0, 0))
     assert got.roc_auc is None  # class 2 never occurs, so one-vs-rest is undefined for it
+
+
+def test_label_the_model_never_learnt_counts_as_an_error_without_proba() -> None:
+    y_true = np.array(["a", "b", "c", "c"])
+    y_pred = np.array(["a", "b", "a", "b"])
+    got = classification_metrics(y_true, y_pred, classes=("b", "a"))
+    assert got.classes == ("a", "b", "c")
+    _assert_counts_match(got.as_dict(), y_true, y_pred)
+    ints = classification_metrics([0, 1, 2, 2], [0, 1, 0, 1], classes=("0", "1"))
+    assert ints.classes == ("0", "1", "2")
+    assert ints.confusion[2] == (1, 1, 0)

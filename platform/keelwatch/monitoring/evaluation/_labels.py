@@ -119,11 +119,14 @@ def _encode_strings(joined: Array) -> tuple[list[str], Array]:
 def encode_labels(
     arrays: Sequence[tuple[str, Array]],
     classes: Sequence[object] | None,
+    *,
+    strict: bool = True,
 ) -> EncodedLabels:
     """Check the named label arrays agree in type and encode them into one sorted class list.
 
     ``classes`` (the model's class order, e.g. probability columns) joins the class list;
-    labels outside it raise. Returned codes follow the *sorted* class order.
+    with ``strict``, labels outside it raise (probabilities say nothing about such a class).
+    Returned codes follow the *sorted* class order.
     """
     kinds = [(name, array, label_kind(name, array)) for name, array in arrays]
     first_name, first_array, first_kind = kinds[0]
@@ -142,7 +145,7 @@ def encode_labels(
         num_uniques, codes = _encode_numeric(joined)
         if classes is not None:
             extra = np.asarray([_parse_numeric_class(c) for c in classes], dtype=np.float64)
-            codes, names, given = _merge_numeric(num_uniques, codes, extra)
+            codes, names, given = _merge_numeric(num_uniques, codes, extra, strict)
         else:
             names = [_display(v) for v in num_uniques]
     else:
@@ -154,7 +157,9 @@ def encode_labels(
         joined = np.concatenate([array.astype(object) for _, array, _ in kinds])
         str_uniques, codes = _encode_strings(joined)
         if classes is not None:
-            codes, names, given = _merge_strings(str_uniques, codes, [str(c) for c in classes])
+            codes, names, given = _merge_strings(
+                str_uniques, codes, [str(c) for c in classes], strict
+            )
         else:
             names = str_uniques
     parts = tuple(codes[sizes[i] : sizes[i + 1]] for i in range(len(kinds)))
@@ -172,13 +177,16 @@ def _merge_numeric(
     uniques: Array,
     codes: Array,
     extra: Array,
+    strict: bool,
 ) -> tuple[Array, list[str], Array]:
     allowed = np.unique(extra)
     if allowed.size != extra.size:
         raise InvalidInputError("classes lists the same class twice")
     missing = ~np.isin(uniques, allowed)
     if missing.any():
-        raise _unknown(int(missing.sum()), int(allowed.size))
+        if strict:
+            raise _unknown(int(missing.sum()), int(allowed.size))
+        allowed = np.union1d(allowed, uniques)
     remap = np.searchsorted(allowed, uniques).astype(np.intp)
     given = np.searchsorted(allowed, extra).astype(np.intp)
     return remap[codes], [_display(v) for v in allowed], given
@@ -188,14 +196,18 @@ def _merge_strings(
     uniques: list[str],
     codes: Array,
     extra: list[str],
+    strict: bool,
 ) -> tuple[Array, list[str], Array]:
     allowed = sorted(set(extra))
     if len(allowed) != len(extra):
         raise InvalidInputError("classes lists the same class twice")
-    position = {name: i for i, name in enumerate(allowed)}
-    unknown = [u for u in uniques if u not in position]
+    known = set(allowed)
+    unknown = [u for u in uniques if u not in known]
     if unknown:
-        raise _unknown(len(unknown), len(allowed))
+        if strict:
+            raise _unknown(len(unknown), len(allowed))
+        allowed = sorted(known | set(unknown))
+    position = {name: i for i, name in enumerate(allowed)}
     remap = np.asarray([position[u] for u in uniques], dtype=np.intp)
     given = np.asarray([position[c] for c in extra], dtype=np.intp)
     return remap[codes], allowed, given

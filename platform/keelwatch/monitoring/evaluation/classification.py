@@ -125,9 +125,11 @@ def classification_metrics(
     """The classification suite for ``y_pred`` (and ``proba``) against ``y_true``.
 
     ``proba`` is ``(rows, len(classes))`` with columns in ``classes`` order (binary: two
-    columns); without ``classes`` its columns follow the sorted labels. ``require`` names
-    metrics that must be computable (e.g. ``("roc_auc",)``): missing probabilities, or
-    ROC-AUC undefined because ``y_true`` lacks a class, then raise
+    columns); without ``classes`` its columns follow the sorted labels. With ``proba``, every
+    label must be one of ``classes``; without it, ``classes`` only adds classes the data lacks.
+
+    ``require`` names metrics that must be computable (e.g. ``("roc_auc",)``): missing
+    probabilities, or ROC-AUC undefined because ``y_true`` lacks a class, then raise
     :class:`~keelwatch.errors.InvalidInputError` instead of leaving the metric out.
     """
     unknown = [name for name in require if name not in METRICS]
@@ -148,7 +150,10 @@ def classification_metrics(
                 raise InvalidInputError(
                     f"{name} needs predicted probabilities; the model gives none"
                 )
-    encoded = encode_labels([("y_true", truth), ("y_pred", predicted)], classes)
+    # Without probabilities a label the model never learnt is simply a class it gets wrong.
+    encoded = encode_labels(
+        [("y_true", truth), ("y_pred", predicted)], classes, strict=proba is not None
+    )
     true_codes, pred_codes = encoded.codes
     k = len(encoded.classes)
     confusion = np.bincount(true_codes * k + pred_codes, minlength=k * k).reshape(k, k)
