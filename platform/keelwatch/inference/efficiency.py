@@ -62,25 +62,31 @@ def _read_rss() -> int | None:
 
 
 class _PeakRss:
-    """Peak resident memory of this process between ``start`` and ``stop``."""
+    """Peak resident memory of this process between ``start`` and ``stop``: the kernel's
+    high-water mark when ``use_kernel`` and the reset works, else a sampling thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, use_kernel: bool = True) -> None:
+        self._use_kernel = use_kernel
         self._peak: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._kernel = False
 
     def start(self) -> None:
+        if self._use_kernel:
+            self._reset_kernel_mark()
+        if not self._kernel and _read_rss() is not None:
+            self._peak = _read_rss()
+            self._thread = threading.Thread(target=self._sample, name="keelwatch-rss", daemon=True)
+            self._thread.start()
+
+    def _reset_kernel_mark(self) -> None:
         try:
             with (_PROC / "clear_refs").open("w", encoding="ascii") as clear:
                 clear.write("5")  # reset VmHWM to the current RSS
             self._kernel = _read_hwm() is not None
         except OSError:
             self._kernel = False
-        if not self._kernel and _read_rss() is not None:
-            self._peak = _read_rss()
-            self._thread = threading.Thread(target=self._sample, name="keelwatch-rss", daemon=True)
-            self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(_SAMPLE_INTERVAL_S):

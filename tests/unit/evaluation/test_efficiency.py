@@ -153,3 +153,21 @@ def test_peak_memory_sees_an_allocation_made_inside_predict() -> None:
 def test_harness_bad_input(rows: int, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         measure_efficiency(lambda _batch: None, _frame(rows), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not HAS_PROC or sys.platform != "linux", reason="needs Linux /proc")
+def test_sampling_fallback_sees_an_allocation_held_for_a_while() -> None:
+    # The fallback for kernels that refuse the VmHWM reset: a thread sampling /proc/self/statm.
+    from keelwatch.inference.efficiency import _PeakRss
+
+    size = 200 * 1024 * 1024
+    page = os.sysconf("SC_PAGE_SIZE")
+    before = int(Path("/proc/self/statm").read_text().split()[1]) * page
+    probe = _PeakRss(use_kernel=False)
+    probe.start()
+    block = np.ones(size // 8)
+    time.sleep(0.3)  # several sampling intervals; sleeping releases the GIL to the sampler
+    del block
+    peak = probe.stop()
+    assert peak is not None
+    assert peak >= before + size * 0.9
