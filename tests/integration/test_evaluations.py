@@ -26,6 +26,7 @@ from keelwatch.storage.jobs import get_job
 from keelwatch.storage.signals import latest_by_series
 from keelwatch.wiring import Services
 from tests.integration.conftest import api_client
+from tests.integration.test_api_lists import check_list
 from tests.integration.test_api_metrics import scrape
 from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_inference_fleet import feature_frame, upgraded_settings
@@ -262,8 +263,19 @@ def test_submit_pins_version_and_routes_gpu_models(
             audit = list_audit(session, target="model:churn", action="evaluation.run")
         assert (run.status, run.model_version, run.dataset_version) == ("pending", version, 1)
         assert audit[0].details["job_id"] == job.id
+        with services.db.session() as session:
+            for _ in range(3):
+                service.create_evaluation(
+                    session, services.registry, model_ref=f"churn/{version}", dataset="holdout",
+                    suites=["classification"], actor="alice",
+                )  # fmt: skip
     finally:
         services.close()
+    with api_client(settings, raise_server_exceptions=False) as client:
+        ids = check_list(client, "/evaluations", lambda r: r["id"], 500)
+        assert ids == sorted(ids, reverse=True) and len(ids) == 4
+        only = client.get("/evaluations", params={"model": "churn", "version": "99"}).json()
+        assert only["items"] == []
 
 
 # --------------------------------------------------------------------------- on the fleet

@@ -92,17 +92,31 @@ def _promote(registry: ModelRegistry, execution: ActionExecution) -> dict[str, A
     model = execution.model
     source = execution.params.get("from_alias", "challenger")
     version = registry.resolve(f"{model}@{source}").version
+    gate = _gate_approval(registry, model, version)
     info = registry.promote(
         model,
         version,
         actor=f"policy:{execution.policy}",
-        reason=(
-            f"promote {source} for {_why(execution)}; no evaluation gate yet (it arrives with "
-            "the evaluation issue)"
-        ),
+        reason=f"promote {source} for {_why(execution)}; {gate}",
     )
     _tag_versions(registry, execution, [info.version], "promote")
     return {"version": info.version, "from_alias": source}
+
+
+def _gate_approval(registry: ModelRegistry, model: str, version: str) -> str:
+    """Why the gate allows promoting ``version``; ActionFailedError when the model has a gate
+    policy and the latest gate decision for that version is not ``promote``."""
+    from keelwatch.storage import gate as gate_store
+
+    with registry.db.session() as session:
+        if gate_store.find_policy(session, model) is None:
+            return "the model has no gate policy"
+        decision = gate_store.latest_decision(session, model, version)
+    if decision is None or decision.outcome != "promote":
+        raise ActionFailedError(
+            f"gate has not approved v{version}: {decision.outcome if decision else 'none'}"
+        )
+    return f"gate decision {decision.id} promoted v{version}"
 
 
 def load_trainer(spec: str) -> Callable[..., Any]:

@@ -112,6 +112,12 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("POST", "/evaluations"): _O,
     ("GET", "/evaluations"): _V,
     ("GET", "/evaluations/{run_id}"): _V,
+    # champion/challenger gate: a check may promote (approver); policies are admin's
+    ("PUT", "/gate/policies/{model}"): _A,
+    ("GET", "/gate/policies/{model}"): _V,
+    ("DELETE", "/gate/policies/{model}"): _A,
+    ("POST", "/gate/checks"): _P,
+    ("GET", "/gate/decisions"): _V,
     # audit log
     ("GET", "/audit"): _V,
     # alerts, silences, dead letters

@@ -47,6 +47,7 @@ from keelwatch.api.routers import (
     audit,
     auth,
     evaluations,
+    gate,
     health,
     jobs,
     monitors,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictions,
         realized,  # before the evaluations router: /evaluations/{id}
         evaluations,
+        gate,
         audit,
         auth,
         alerts_inbound,

@@ -18,6 +18,7 @@ from keelwatch.cli import (
     alerts,
     drift,
     evaluations,
+    gate,
     jobs,
     models,
     monitors,
@@ -76,6 +77,7 @@ app.add_typer(policies.policies_app, name="policies")
 app.add_typer(tokens.tokens_app, name="tokens")
 evaluations.eval_app.command("realized")(realized.eval_realized)
 app.add_typer(evaluations.eval_app, name="eval")
+app.add_typer(gate.gate_app, name="gate")
 ops.register(app)
 
 

@@ -184,9 +184,9 @@ def results(
 
     runs: list[EvaluationOut]
     if (remote := remote_client()) is not None:
-        params: dict[str, str | int] = {"limit": limit}
-        params.update({k: v for k, v in (("model", model), ("version", version)) if v})
-        runs = [EvaluationOut.model_validate(r) for r in remote.get("/evaluations", params)]
+        params = {k: v for k, v in (("model", model), ("version", version)) if v}
+        answer = remote.get_all("/evaluations", params, most=limit)
+        runs = [EvaluationOut.model_validate(r) for r in answer]
     else:
         from keelwatch.monitoring.service.evaluations import list_runs
 

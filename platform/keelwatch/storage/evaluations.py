@@ -128,9 +128,13 @@ def list_runs(
     model_version: str | None = None,
     status: str | None = None,
     limit: int = 50,
+    before_id: int | None = None,
 ) -> list[EvalRun]:
-    """Newest first, optionally of one model (and version) or in one state."""
-    query = select(EvalRunRow).order_by(EvalRunRow.created_at.desc(), EvalRunRow.id.desc())
+    """Newest first (by id), optionally of one model (and version) or in one state;
+    ``before_id`` resumes after the previous page's last run."""
+    query = select(EvalRunRow).order_by(EvalRunRow.id.desc())
+    if before_id is not None:
+        query = query.where(EvalRunRow.id < before_id)
     if model_name is not None:
         query = query.where(EvalRunRow.model_name == model_name)
     if model_version is not None:

@@ -678,3 +678,46 @@ class RealizedPerformanceRow(Base):
         ),
         Index("ix_realized_performance_model_end", "model_name", "window_end"),
     )
+
+
+class GatePolicyRow(Base):
+    """A model's champion/challenger gate policy (one per model; replaced on update)."""
+
+    __tablename__ = "gate_policies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255), unique=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class GateDecisionRow(Base):
+    """One gate check's verdict on a challenger against the champion (one per job)."""
+
+    __tablename__ = "gate_decisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("jobs.id", ondelete="CASCADE"), unique=True
+    )
+    model_name: Mapped[str] = mapped_column(String(255))
+    champion_version: Mapped[str] = mapped_column(String(32))
+    challenger_version: Mapped[str] = mapped_column(String(32))
+    dataset_name: Mapped[str] = mapped_column(String(255))
+    dataset_version: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reasons: Mapped[list[str]] = mapped_column(JsonType)
+    comparisons: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    decided_by: Mapped[str] = mapped_column(String(255))
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index(
+            "ix_gate_decisions_model_challenger",
+            "model_name",
+            "challenger_version",
+            "decided_at",
+        ),
+    )

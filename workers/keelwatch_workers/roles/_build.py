@@ -17,6 +17,7 @@ INFERENCE_TASKS = (
     "keelwatch_workers.tasks.inference",
     "keelwatch_workers.tasks.actions",
     "keelwatch_workers.tasks.evaluation",
+    "keelwatch_workers.tasks.gate",
 )
 MONITORING_TASKS = (
     "keelwatch_workers.tasks.housekeeping",

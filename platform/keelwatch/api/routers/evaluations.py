@@ -12,7 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.api.pagination import CursorQuery, decode_cursor, page_of
+from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.service import evaluations as service
+from keelwatch.schemas.common import Page
 from keelwatch.schemas.evaluations import DatasetIn, DatasetOut, EvaluationIn, EvaluationOut
 
 router = APIRouter(prefix="/evaluations", tags=["evaluations"])
@@ -85,20 +88,31 @@ def submit_evaluation(
         return EvaluationOut.from_entity(service.run_for_job(session, job.id))
 
 
-@router.get("", response_model=list[EvaluationOut], summary="List evaluation runs, newest first")
+@router.get("", response_model=Page[EvaluationOut], summary="List evaluation runs, newest first")
 def list_evaluations(
     services: ServicesDep,
     model: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
     version: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     run_status: Annotated[str | None, Query(alias="status", min_length=1, max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-) -> list[EvaluationOut]:
+    cursor: CursorQuery = None,
+) -> Page[EvaluationOut]:
     """Runs with their metrics, optionally of one model (and version) or in one state."""
+    after = decode_cursor("evaluations", cursor)
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+        raise InvalidInputError("invalid cursor for the evaluations list")
     with services.db.session() as session:
         runs = service.list_runs(
-            session, model_name=model, model_version=version, status=run_status, limit=limit
+            session,
+            model_name=model,
+            model_version=version,
+            status=run_status,
+            limit=limit + 1,
+            before_id=after,
         )
-    return [EvaluationOut.from_entity(run) for run in runs]
+    items, next_cursor = page_of(runs, limit, kind="evaluations", key=lambda run: run.id)
+    views = [EvaluationOut.from_entity(run) for run in items]
+    return Page(count=len(views), items=views, next_cursor=next_cursor)
 
 
 @router.get("/{run_id}", response_model=EvaluationOut, summary="One evaluation run")

@@ -351,10 +351,16 @@ def list_runs(
     model_version: str | None = None,
     status: str | None = None,
     limit: int = 50,
+    before_id: int | None = None,
 ) -> list[EvalRun]:
-    """Evaluation runs, newest first."""
+    """Evaluation runs, newest first (``before_id``: see ``storage.evaluations.list_runs``)."""
     return store.list_runs(
-        session, model_name=model_name, model_version=model_version, status=status, limit=limit
+        session,
+        model_name=model_name,
+        model_version=model_version,
+        status=status,
+        limit=limit,
+        before_id=before_id,
     )
 
 

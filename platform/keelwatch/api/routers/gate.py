@@ -1,0 +1,97 @@
+"""The champion/challenger gate: per-model policies (admin), checks (approver: a check may
+promote), decisions (viewer)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.monitoring.service import gate as service
+from keelwatch.schemas.gate import (
+    GateCheckIn,
+    GateCheckOut,
+    GateDecisionOut,
+    GatePolicyIn,
+    GatePolicyOut,
+)
+
+router = APIRouter(prefix="/gate", tags=["gate"])
+
+MAX_LIMIT = 500
+
+
+@router.put("/policies/{model}", response_model=GatePolicyOut, summary="Set a model's gate policy")
+def set_policy(
+    model: str, request: GatePolicyIn, services: ServicesDep, actor: ActorDep
+) -> GatePolicyOut:
+    """Check the policy (422 naming the key when it is wrong) and store it, replacing any."""
+    with services.db.session() as session:
+        record = service.set_policy(
+            session, model, request.policy, actor=actor, reason=request.reason
+        )
+    return GatePolicyOut.from_entity(record)
+
+
+@router.get("/policies/{model}", response_model=GatePolicyOut, summary="A model's gate policy")
+def get_policy(model: str, services: ServicesDep) -> GatePolicyOut:
+    """404 when the model has none."""
+    with services.db.session() as session:
+        return GatePolicyOut.from_entity(service.get_policy(session, model))
+
+
+@router.delete(
+    "/policies/{model}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a model's gate policy",
+)
+def delete_policy(model: str, services: ServicesDep, actor: ActorDep) -> Response:
+    """404 when the model has none."""
+    with services.db.session() as session:
+        service.delete_policy(session, model, actor=actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/checks",
+    response_model=GateCheckOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Run the gate on a challenger",
+)
+def submit_check(request: GateCheckIn, services: ServicesDep, actor: ActorDep) -> GateCheckOut:
+    """Pin champion, challenger and dataset in a job and enqueue it; the decision follows in
+    ``GET /gate/decisions`` (and the job in ``GET /jobs/{id}``)."""
+    job = service.submit_gate_check(
+        services.db,
+        services.sender,
+        services.registry,
+        model=request.model,
+        challenger=request.challenger,
+        dataset=request.dataset,
+        actor=actor,
+        reason=request.reason,
+    )
+    params = job.params
+    return GateCheckOut(
+        job_id=job.id,
+        status=job.status.value,
+        model=str(params["model_name"]),
+        champion_version=str(params["champion"]["version"]),
+        challenger_version=str(params["challenger"]["version"]),
+        dataset=f"{params['dataset']['name']}:{params['dataset']['version']}",
+    )
+
+
+@router.get(
+    "/decisions", response_model=list[GateDecisionOut], summary="Gate decisions, newest first"
+)
+def list_decisions(
+    services: ServicesDep,
+    model: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> list[GateDecisionOut]:
+    """Decisions with their reasons and comparisons, optionally of one model."""
+    with services.db.session() as session:
+        decisions = service.list_decisions(session, model=model, limit=limit)
+    return [GateDecisionOut.from_entity(d) for d in decisions]

@@ -1,0 +1,227 @@
+"""The champion/challenger gate end to end: policies through the API, gate checks on a real
+Celery worker evaluating real MLflow models on one dataset, decisions with reasons, tags on
+both versions, audit rows, the champion alias moving only for a better and approved challenger,
+the CLI, and the ``promote`` action refusing what the gate has not approved."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from keelwatch.entities import JobStatus
+from keelwatch.settings import Settings
+from keelwatch.storage.audit import list_audit
+from keelwatch.storage.jobs import get_job
+from keelwatch.wiring import Services
+from tests.integration.conftest import api_client
+from tests.integration.test_evaluations import (
+    LABEL,
+    churn_target,
+    eval_frame,
+    logistic,
+    register_estimator,
+)
+from tests.integration.test_inference_fleet import feature_frame, upgraded_settings
+
+pytestmark = pytest.mark.integration
+
+MODEL = "churn"
+POLICY: dict[str, Any] = {
+    "dataset": "holdout",
+    "bootstrap_samples": 500,
+    "min_rows": 200,
+    "any_of": [
+        {
+            "all_of": [
+                {"metric": "f1_macro", "min_gain": 0.0},
+                # latency is measured and bootstrapped; the bound is loose so a busy test
+                # machine never decides the outcome
+                {"metric": "latency_p95_s", "max_regression": 20.0},
+            ]
+        }
+    ],
+}
+
+
+def wait_job(settings: Settings, job_id: str, timeout: float = 240.0) -> Any:
+    """Poll the job row until it finished."""
+    services = Services(settings)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with services.db.session() as session:
+                job = get_job(session, job_id)
+            if job.finished:
+                return job
+            time.sleep(0.3)
+    finally:
+        services.close()
+    raise TimeoutError(f"gate check {job_id} not finished after {timeout}s")
+
+
+def test_gate_rejects_worse_and_promotes_better_approved_challenger(
+    sqlite_url: str,
+    mlflow_uri: str,
+    redis_url: str,
+    tmp_path: Path,
+    start_worker: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    from typer.testing import CliRunner
+
+    from keelwatch.cli.app import app
+    from tests.conftest import settings_env
+
+    settings = upgraded_settings(tmp_path, sqlite_url, mlflow_uri, redis_url)
+    target = churn_target(feature_frame(500))
+    root = tmp_path / "mlartifacts"
+    v1, weak = register_estimator(
+        mlflow_uri, root, MODEL, LogisticRegression(C=1e-3, max_iter=200), target
+    )
+    v2, dummy = register_estimator(
+        mlflow_uri, root, MODEL, DummyClassifier(strategy="most_frequent"), target
+    )
+    v3, _ = register_estimator(mlflow_uri, root, MODEL, logistic(), target)
+    services = Services(settings)
+    request.addfinalizer(services.close)
+    for version in (v1, v2):
+        services.registry.approve(MODEL, version, actor="ann", reason="reviewed")
+    services.registry.promote(MODEL, v1, actor="ann", reason="first champion")
+    frame = eval_frame(600, seed=31)
+    path = tmp_path / "holdout.csv"
+    frame.to_csv(path, index=False)
+    features, y_true = frame.drop(columns=[LABEL]), frame[LABEL].to_numpy()
+    start_worker(settings, queues="cpu", concurrency=1)
+
+    with api_client(settings, raise_server_exceptions=False) as client:
+        assert (
+            client.post(
+                "/evaluations/datasets",
+                json={"name": "holdout", "uri": str(path), "label_column": LABEL},
+            ).status_code
+            == 201
+        )
+        bad = client.put(
+            f"/gate/policies/{MODEL}",
+            json={"policy": {**POLICY, "any_of": [{"all_of": [{"metric": "f2", "max_drop": 1}]}]}},
+        )
+        assert bad.status_code == 422, bad.text
+        assert "any_of[0].all_of[0].metric" in bad.text
+        assert client.get(f"/gate/policies/{MODEL}").status_code == 404
+        put = client.put(f"/gate/policies/{MODEL}", json={"policy": POLICY, "reason": "ship gate"})
+        assert put.status_code == 200, put.text
+        assert client.get(f"/gate/policies/{MODEL}").json()["policy"]["min_rows"] == 200
+
+        # the worse challenger: rejected with reasons, champion unchanged
+        worse = client.post("/gate/checks", json={"model": MODEL, "challenger": v2})
+        assert worse.status_code == 202, worse.text
+        assert worse.json()["champion_version"] == v1
+        assert wait_job(settings, worse.json()["job_id"]).status is JobStatus.SUCCEEDED
+        # the better one, not yet approved: the gate says promote, the registry's rule holds it
+        held = client.post("/gate/checks", json={"model": MODEL, "challenger": v3})
+        assert held.status_code == 202, held.text
+        assert wait_job(settings, held.json()["job_id"]).status is JobStatus.SUCCEEDED
+        decisions = client.get("/gate/decisions", params={"model": MODEL}).json()
+
+    by_challenger = {d["challenger_version"]: d for d in decisions}
+    rejected, pending = by_challenger[v2], by_challenger[v3]
+    assert rejected["outcome"] == "reject" and not rejected["promoted"]
+    f1_line = next(r for r in rejected["reasons"] if "f1_macro" in r)
+    expected = f"challenger {f1_score(y_true, dummy.predict(features), average='macro'):.4g}"
+    assert expected in f1_line and f1_line.endswith(": fail"), f1_line
+    assert f"champion {f1_score(y_true, weak.predict(features), average='macro'):.4g}" in f1_line
+    comparison = next(c for c in rejected["comparisons"] if c["metric"] == "f1_macro")
+    assert comparison["difference"] == pytest.approx(
+        f1_score(y_true, dummy.predict(features), average="macro")
+        - f1_score(y_true, weak.predict(features), average="macro")
+    )
+    assert pending["outcome"] == "promote" and not pending["promoted"]
+    assert any(f"not promoted: v{v3} is pending" in r for r in pending["reasons"])
+    assert services.registry.resolve(f"{MODEL}@champion").version == v1
+
+    # approved, the CLI's check moves the champion
+    services.registry.approve(MODEL, v3, actor="ann", reason="reviewed")
+    runner = CliRunner(env=settings_env(settings))
+    checked = runner.invoke(
+        app, ["gate", "check", MODEL, "--challenger", v3, "--wait", "--timeout", "240",
+              "--actor", "bob"],
+    )  # fmt: skip
+    assert checked.exit_code == 0, checked.output
+    assert "promote (champion moved)" in checked.stdout
+    assert services.registry.resolve(f"{MODEL}@champion").version == v3
+    listed = runner.invoke(app, ["gate", "decisions", MODEL, "--json"])
+    assert listed.exit_code == 0, listed.output
+    final = json.loads(listed.stdout)
+    assert [d["outcome"] for d in final] == ["promote", "promote", "reject"]
+    assert final[0]["promoted"] and final[0]["decided_by"] == "bob"
+    shown = runner.invoke(app, ["gate", "show", MODEL])
+    assert shown.exit_code == 0 and "f1_macro" in shown.stdout
+    assert runner.invoke(app, ["gate", "show", "nope"]).exit_code == 2
+    again = runner.invoke(app, ["gate", "check", MODEL, "--challenger", v3])
+    assert again.exit_code == 2 and "already the champion" in again.stderr
+
+    # tags on both versions of each decision, in MLflow
+    ml = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    tags2 = ml.get_model_version(MODEL, v2).tags
+    assert tags2["keelwatch.gate.outcome"] == "reject"
+    assert tags2["keelwatch.gate.decision_id"] == str(rejected["id"])
+    assert "f1_macro" in tags2["keelwatch.gate.reasons"]
+    tags3 = ml.get_model_version(MODEL, v3).tags
+    assert tags3["keelwatch.gate.outcome"] == "promote"
+    assert tags3["keelwatch.gate.decision_id"] == str(final[0]["id"])
+    # the champion of the last check (v1) carries that decision too
+    assert ml.get_model_version(MODEL, v1).tags["keelwatch.gate.decision_id"] == str(final[0]["id"])
+
+    with services.db.session() as session:
+        decided = list_audit(session, action="gate.decided")
+        promoted = list_audit(session, action="model.promote")
+        policy_set = list_audit(session, action="gate.policy.set")
+    assert len(decided) == 3 and {e.actor for e in decided} >= {"bob"}
+    assert any("f1_macro" in e.reason for e in decided)
+    assert promoted[0].actor == "bob" and "gate decision" in promoted[0].reason
+    assert policy_set[0].reason == "ship gate"
+
+
+def test_promote_action_needs_the_gates_promote(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    from keelwatch.actions.executor import ActionFailedError, _gate_approval
+    from keelwatch.monitoring.service import gate as service
+    from keelwatch.storage.jobs import create_job
+
+    services = Services(settings)
+    request.addfinalizer(services.close)
+    policy = {k: v for k, v in POLICY.items() if k != "dataset"}
+    assert "no gate policy" in _gate_approval(services.registry, MODEL, "2")
+    with services.db.session() as session:
+        service.set_policy(session, MODEL, policy, actor="ann")
+    with pytest.raises(ActionFailedError, match="gate has not approved v2: none"):
+        _gate_approval(services.registry, MODEL, "2")
+    for outcome in ("reject", "promote"):
+        with services.db.session() as session:
+            job = create_job(
+                session,
+                kind="gate_check",
+                params={
+                    "model_name": MODEL,
+                    "champion": {"version": "1"},
+                    "challenger": {"version": "2"},
+                    "dataset": {"name": "holdout", "version": 1},
+                },
+                submitted_by="ann",
+            )
+            service.record_decision(
+                session, job, outcome=outcome, reasons=[f"{outcome}: test"], comparisons=[]
+            )
+        if outcome == "reject":
+            with pytest.raises(ActionFailedError, match="gate has not approved v2: reject"):
+                _gate_approval(services.registry, MODEL, "2")
+    assert "promoted v2" in _gate_approval(services.registry, MODEL, "2")
