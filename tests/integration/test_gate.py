@@ -225,3 +225,67 @@ def test_promote_action_needs_the_gates_promote(
             with pytest.raises(ActionFailedError, match="gate has not approved v2: reject"):
                 _gate_approval(services.registry, MODEL, "2")
     assert "promoted v2" in _gate_approval(services.registry, MODEL, "2")
+
+
+def test_gate_check_is_idempotent_under_redelivery(
+    settings: Settings, mlflow_uri: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A delivery that died after writing the decision: the next one re-applies that decision
+    (no second row, no recomputation) and finishes the job; a third does nothing."""
+    import mlflow.pyfunc
+
+    from keelwatch.inference.execution import LoadedModel
+    from keelwatch.monitoring.service import gate as service
+    from keelwatch.monitoring.service import gate_runner
+    from keelwatch.monitoring.service.evaluations import register_dataset
+    from keelwatch.storage import gate as store
+
+    services = Services(settings)
+    request.addfinalizer(services.close)
+    target = churn_target(feature_frame(500))
+    root = tmp_path / "mlartifacts"
+    v1, _ = register_estimator(mlflow_uri, root, MODEL, LogisticRegression(C=1e-3), target)
+    v2, _ = register_estimator(mlflow_uri, root, MODEL, logistic(), target)
+    for version in (v1, v2):
+        services.registry.approve(MODEL, version, actor="ann", reason="reviewed")
+    services.registry.promote(MODEL, v1, actor="ann", reason="first champion")
+    path = tmp_path / "holdout.csv"
+    eval_frame(400, seed=41).to_csv(path, index=False)
+    with services.db.session() as session:
+        register_dataset(
+            session,
+            name="holdout",
+            uri=str(path),
+            label_column=LABEL,
+            task="classification",
+            actor="ann",
+        )
+        service.set_policy(session, MODEL, {**POLICY, "any_of": POLICY["any_of"][:1]}, actor="ann")
+        job = service.create_gate_check(session, services.registry, model=MODEL, actor="ann")
+    assert job.params["challenger"]["version"] == v2  # the newest version that is not champion
+    loads: list[str] = []
+
+    ml = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+
+    def load(uri: str) -> LoadedModel:
+        # models:/name/version -> its artifacts, without touching MLflow's global URIs
+        loads.append(uri)
+        name, version = uri.removeprefix("models:/").split("/")
+        predictor = mlflow.pyfunc.load_model(ml.get_model_version_download_uri(name, version))
+        return LoadedModel(predictor=predictor, device="cpu", device_reason="test")
+
+    first = gate_runner._decide(services.db, job.id, load)  # then the delivery "dies"
+    assert len(loads) == 2
+    resumed = gate_runner.run_gate_check_job(
+        services.db, services.registry, job.id, load_model=load
+    )
+    assert len(loads) == 2  # the decision was not recomputed
+    again = gate_runner.run_gate_check_job(services.db, services.registry, job.id, load_model=load)
+    assert resumed.status == "decided" and resumed.decision_id == first.id
+    assert resumed.outcome == "promote" and resumed.promoted
+    assert again.status == "already_finished" and again.decision_id == first.id
+    with services.db.session() as session:
+        assert [d.id for d in store.list_decisions(session, model_name=MODEL)] == [first.id]
+        assert get_job(session, job.id).status is JobStatus.SUCCEEDED
+        assert len(list_audit(session, action="gate.decided")) == 1
+    assert services.registry.resolve(f"{MODEL}@champion").version == v2
