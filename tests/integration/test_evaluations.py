@@ -276,6 +276,14 @@ def test_submit_pins_version_and_routes_gpu_models(
         assert ids == sorted(ids, reverse=True) and len(ids) == 4
         only = client.get("/evaluations", params={"model": "churn", "version": "99"}).json()
         assert only["items"] == []
+        # A job cancelled before any worker took it: its run says so (the job row is the truth).
+        cancelled = client.post(f"/jobs/{job.id}/cancel", json={"reason": "not needed"})
+        assert cancelled.status_code == 200, cancelled.text
+        run_view = client.get("/evaluations", params={"status": "cancelled"}).json()["items"]
+        assert [(r["job_id"], r["status"]) for r in run_view] == [(job.id, "cancelled")]
+        assert client.get(f"/evaluations/{run_view[0]['id']}").json()["status"] == "cancelled"
+        pending = client.get("/evaluations", params={"status": "pending"}).json()["items"]
+        assert len(pending) == 3
 
 
 # --------------------------------------------------------------------------- on the fleet

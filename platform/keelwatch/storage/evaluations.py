@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from keelwatch.entities.evaluation import EvalDataset, EvalRun
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import NotFoundError
-from keelwatch.storage.models import EvalDatasetRow, EvalRunRow
+from keelwatch.storage.models import EvalDatasetRow, EvalRunRow, JobRow
 
 
 def insert_dataset(
@@ -107,18 +107,18 @@ def insert_run(
 
 def run_for_job(session: Session, job_id: str) -> EvalRun:
     """The run of job ``job_id``; NotFoundError when the job is not an evaluation."""
-    row = session.scalars(select(EvalRunRow).where(EvalRunRow.job_id == job_id)).first()
-    if row is None:
+    found = session.execute(_with_job().where(EvalRunRow.job_id == job_id)).first()
+    if found is None:
         raise NotFoundError(f"no evaluation run for job {job_id!r}")
-    return to_run(row)
+    return to_run(*found)
 
 
 def get_run(session: Session, run_id: int) -> EvalRun:
     """One run by id; NotFoundError when unknown."""
-    row = session.get(EvalRunRow, run_id)
-    if row is None:
+    found = session.execute(_with_job().where(EvalRunRow.id == run_id)).first()
+    if found is None:
         raise NotFoundError(f"unknown evaluation run {run_id}")
-    return to_run(row)
+    return to_run(*found)
 
 
 def list_runs(
@@ -132,7 +132,7 @@ def list_runs(
 ) -> list[EvalRun]:
     """Newest first (by id), optionally of one model (and version) or in one state;
     ``before_id`` resumes after the previous page's last run."""
-    query = select(EvalRunRow).order_by(EvalRunRow.id.desc())
+    query = _with_job().order_by(EvalRunRow.id.desc())
     if before_id is not None:
         query = query.where(EvalRunRow.id < before_id)
     if model_name is not None:
@@ -140,8 +140,8 @@ def list_runs(
     if model_version is not None:
         query = query.where(EvalRunRow.model_version == model_version)
     if status is not None:
-        query = query.where(EvalRunRow.status == status)
-    return [to_run(row) for row in session.scalars(query.limit(limit))]
+        query = query.where(_status_column() == status)
+    return [to_run(*found) for found in session.execute(query.limit(limit))]
 
 
 def latest_succeeded_runs(session: Session) -> list[EvalRun]:
@@ -210,8 +210,35 @@ def to_dataset(row: EvalDatasetRow) -> EvalDataset:
     )
 
 
-def to_run(row: EvalRunRow) -> EvalRun:
-    """The entity of one run row."""
+def _with_job() -> Any:
+    """Runs with their job's state and error: the job row is the truth once it finished (a job
+    cancelled before any worker took it never updates its run)."""
+    return select(EvalRunRow, JobRow.status, JobRow.error).join(
+        JobRow, JobRow.id == EvalRunRow.job_id
+    )
+
+
+_OPEN = ("pending", "running")
+
+
+def _status_column() -> Any:
+    """The run's status as :func:`to_run` reports it, for filtering in SQL."""
+    from sqlalchemy import case
+
+    return case(
+        (EvalRunRow.status.in_(_OPEN) & JobRow.status.not_in(_OPEN), JobRow.status),
+        (EvalRunRow.status == "pending", JobRow.status),
+        else_=EvalRunRow.status,
+    )
+
+
+def to_run(row: EvalRunRow, job_status: str | None = None, job_error: str | None = None) -> EvalRun:
+    """The entity of one run row (its status and error from the job once the job moved on)."""
+    status, error = row.status, row.error
+    moved_on = job_status is not None and job_status != status and status in _OPEN
+    if moved_on and (job_status not in _OPEN or status == "pending"):
+        assert job_status is not None
+        status, error = job_status, error or job_error
     return EvalRun(
         id=row.id,
         job_id=row.job_id,
@@ -220,7 +247,7 @@ def to_run(row: EvalRunRow) -> EvalRun:
         dataset_name=row.dataset_name,
         dataset_version=row.dataset_version,
         suites=tuple(row.suites or ()),
-        status=row.status,
+        status=status,
         trigger=row.trigger,
         created_at=row.created_at,
         metrics={
@@ -228,6 +255,6 @@ def to_run(row: EvalRunRow) -> EvalRun:
             for suite, values in (row.metrics or {}).items()
         },
         mlflow_run_id=row.mlflow_run_id,
-        error=row.error,
+        error=error,
         finished_at=row.finished_at,
     )
