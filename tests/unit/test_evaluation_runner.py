@@ -140,3 +140,34 @@ def test_column_types_are_checked_against_the_signature() -> None:
         "(fractions or missing values)",
         "column 's': the model expects string, the dataset holds int64",
     ]
+
+
+def test_regression_and_text_suites_go_to_their_metrics() -> None:
+    from sacrebleu.metrics import BLEU
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    y_true = np.array([1.0, 2.0, 3.5, 4.0])
+    y_pred = np.array([1.5, 1.5, 3.0, 5.0])
+    outputs = ModelOutputs(y_pred, None, None, None)
+    got = evaluate_outputs("regression", ["regression", "efficiency"], y_true, outputs)
+    assert got["regression"]["mae"] == pytest.approx(mean_absolute_error(y_true, y_pred))
+    assert got["regression"]["r2"] == pytest.approx(r2_score(y_true, y_pred))
+
+    class Generator:
+        def predict(self, data: pd.DataFrame) -> pd.DataFrame:
+            assert list(data.columns) == ["prompt"]  # the label never reaches the model
+            return pd.DataFrame(
+                {
+                    "prediction": ["the cat sat on the mat", "a dog ran in the park"],
+                    "token_logprobs": [[-0.1, -0.2, -0.3], [-1.0, -0.5]],
+                }
+            )
+
+    texts = pd.DataFrame({"prompt": ["p1", "p2"], "ref": ["the cat sat on a mat", "a dog ran"]})
+    generated = predict_outputs(Generator(), texts, label_column="ref")
+    assert generated.token_logprobs == [[-0.1, -0.2, -0.3], [-1.0, -0.5]]
+    text = evaluate_outputs("text_generation", ["text_generation"], texts["ref"], generated)
+    expected_bleu = BLEU().corpus_score(list(generated.predictions), [list(texts["ref"])]).score
+    assert text["text_generation"]["bleu"] == pytest.approx(expected_bleu)  # 0-100 scale
+    # Perplexity: exp of the mean negative log-probability over all tokens.
+    assert text["text_generation"]["perplexity"] == pytest.approx(np.exp(2.1 / 5))
