@@ -356,3 +356,25 @@ def test_same_seed_same_decision() -> None:
     first = decide_gate(policy, _version("1", truth, a), _version("2", truth, b), seed=3)
     again = decide_gate(policy, _version("1", truth, a), _version("2", truth, b), seed=3)
     assert first == again
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_resampled_roc_auc_matches_scikit_learn_sample_weight(k: int) -> None:
+    # The bootstrap's ROC-AUC is a weighted Mann-Whitney statistic; with the resample counts as
+    # sample weights it must equal scikit-learn's figure (rounded scores force ties).
+    from keelwatch.monitoring.evaluation.gate import _proba_statistic
+
+    rng = np.random.default_rng(9)
+    truth = rng.integers(0, k, 300)
+    raw = np.round(rng.gamma(0.7, size=(300, k)), 1) + 0.05
+    proba = raw / raw.sum(axis=1, keepdims=True)
+    weights = rng.multinomial(300, np.full(300, 1 / 300), size=5).astype(np.float64)
+    got = _proba_statistic("roc_auc", truth, proba)(weights)
+    for row, value in zip(weights, got, strict=True):
+        if k == 2:
+            expected = roc_auc_score(truth, proba[:, 1], sample_weight=row)
+        else:
+            expected = roc_auc_score(
+                truth, proba, multi_class="ovr", average="macro", sample_weight=row
+            )
+        assert value == pytest.approx(expected, rel=1e-12)
