@@ -349,6 +349,7 @@ def test_classification_evaluation_on_a_worker_matches_sklearn(
         logged.data.metrics["efficiency.latency_p95_s.batch_32"] == efficiency["latency_p95_s@32"]
     )
     assert logged.data.params["dataset_version"] == "1"
+    assert logged.inputs is not None
     (dataset_input,) = logged.inputs.dataset_inputs
     assert dataset_input.dataset.digest == dataset["content_hash"][:36]
     assert dataset_input.dataset.name == "holdout:1"
@@ -486,7 +487,7 @@ def test_bad_input_fails_the_job_with_a_clear_message(
         edited.loc[0, LABEL] = 1 - edited.loc[0, LABEL]
         edited.to_csv(sets / "edited.csv", index=False)
 
-        cases = {
+        cases: dict[str, dict[str, Any]] = {
             "columns": {"model": f"churn/{version}", "dataset": "narrow"},
             "label types": {"model": f"churn/{version}", "dataset": "words"},
             "column types": {"model": f"churn/{version}", "dataset": "texts"},
