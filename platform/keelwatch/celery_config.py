@@ -26,6 +26,7 @@ from keelwatch.contract import (
     ALERTING_EVALUATE_TICK,
     ALL_QUEUES,
     DRIFT_DISPATCH_DUE,
+    EVALUATION_DISPATCH_DUE,
     HOUSEKEEPING_HEARTBEAT,
     HOUSEKEEPING_PURGE_SIGNALS,
     HOUSEKEEPING_RECONCILE_JOBS,
@@ -34,6 +35,7 @@ from keelwatch.contract import (
     QUEUE_CPU,
     QUEUE_MONITORING,
     REGISTRY_WATCH_ALIASES,
+    REGISTRY_WATCH_VERSIONS,
 )
 
 if TYPE_CHECKING:
@@ -109,6 +111,7 @@ def celery_config(
             ALERTING_DELIVER: {"queue": QUEUE_MONITORING},
             ALERTING_EVALUATE_TICK: {"queue": QUEUE_MONITORING},
             REGISTRY_WATCH_ALIASES: {"queue": QUEUE_MONITORING},
+            REGISTRY_WATCH_VERSIONS: {"queue": QUEUE_MONITORING},
         },
         "task_serializer": "json",
         "result_serializer": "json",
@@ -161,6 +164,18 @@ def celery_config(
             # Governed aliases changed outside Keelwatch (registry.watch_interval_s).
             "keelwatch-alias-watch": {
                 "task": REGISTRY_WATCH_ALIASES,
+                "schedule": settings.registry.watch_interval_s,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            # Evaluation schedules read from their table each tick (evaluation.dispatch_interval_s).
+            "keelwatch-evaluation-dispatch": {
+                "task": EVALUATION_DISPATCH_DUE,
+                "schedule": settings.evaluation.dispatch_interval_s,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            # Model versions registered by anyone start the gate or an evaluation.
+            "keelwatch-version-watch": {
+                "task": REGISTRY_WATCH_VERSIONS,
                 "schedule": settings.registry.watch_interval_s,
                 "options": {"queue": QUEUE_MONITORING},
             },

@@ -92,7 +92,7 @@ def test_signed_alias_events_queue_a_watch_and_everything_else_is_refused(
         }
         assert queue_depths(settings)[QUEUE_MONITORING] == 1
 
-        body, headers = delivery("model_version.created", data={"name": MODEL, "version": "3"})
+        body, headers = delivery("registered_model.created", data={"name": MODEL})
         ignored = client.post(ROUTE, content=body, headers=headers)
         assert (ignored.status_code, ignored.json()["queued"]) == (202, False)
 

@@ -4,8 +4,11 @@ worker against PostgreSQL and Redis firing one slot once."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from keelwatch.cli.commands import beat_command
+from keelwatch.cli.supervisor import stop_process
 from keelwatch.contract import EVALUATION_REALIZED, EVALUATION_RUN, JOB_EVALUATION
 from keelwatch.entities.eval_schedules import ScheduleKind
 from keelwatch.errors import InvalidInputError, NotFoundError
@@ -21,13 +26,15 @@ from keelwatch.monitoring.service import eval_schedules as schedules
 from keelwatch.monitoring.service.evaluations import register_dataset
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
-from keelwatch.storage.db import Database
+from keelwatch.storage.db import Database, upgrade_database
 from keelwatch.storage.jobs import list_jobs
 from keelwatch.wiring import Services
+from tests.conftest import WorkerProcess, make_settings, subprocess_env
 
 pytestmark = pytest.mark.integration
 
 MODEL = "churn"
+SCHEDULES = 6
 T0 = datetime(2026, 12, 1, 10, 2, tzinfo=UTC)
 
 
@@ -369,3 +376,111 @@ def test_an_evaluation_schedule_submits_an_evaluation_job(
     with db.session() as session:
         schedules.delete_schedule(session, "nightly", actor="ann")
     assert [name for name, _ in _firings(db)] == ["ghost"]
+
+
+# ----------------------------------------------------------------------------- two real beats
+
+
+def test_two_beat_processes_fire_a_slot_once(
+    pg_url: str,
+    redis_url: str,
+    mlflow_uri: str,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """Two ``celery beat`` processes (the compose beat's command, each with its own schedule
+    file, as two replicas would have) send the tick every second to a real monitoring worker
+    with two processes; PostgreSQL holds the schedule. The schedule is armed just before the
+    current minute, so the current minute's slot is due at once (no wait for a boundary)."""
+    upgrade_database(pg_url)
+    settings = make_settings(
+        tmp_path, database_url=pg_url, mlflow_uri=mlflow_uri, broker_url=redis_url
+    )
+    settings.ensure_data_dir()
+    services = Services(settings)
+    try:
+        _register_model(services)
+        dataset = _dataset(services.db, tmp_path)
+        started = datetime.now(UTC)
+        with services.db.session() as session:
+            # Several schedules make each tick long enough that the two beats' ticks overlap.
+            for index in range(SCHEDULES):
+                schedules.set_schedule(
+                    session,
+                    name=f"every-minute-{index}",
+                    model=f"{MODEL}/latest",
+                    cron="* * * * *",
+                    kind="evaluation",
+                    dataset=dataset,
+                    actor="ann",
+                    now=started.replace(second=0, microsecond=0) - timedelta(seconds=1),
+                )
+        worker = start_worker(settings, queues="monitoring", concurrency=2)
+        env = {**subprocess_env(settings), "KEELWATCH_EVALUATION__DISPATCH_INTERVAL_S": "1"}
+        beats = []
+        for index in range(2):
+            command = beat_command(settings)
+            command[command.index("--schedule") + 1] = str(tmp_path / f"beat-{index}.db")
+            log = (tmp_path / f"beat-{index}.log").open("wb")
+            beats.append(
+                (
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        cwd=str(tmp_path),
+                        start_new_session=True,
+                    ),
+                    log,
+                )
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _firings(services.db):
+                time.sleep(0.5)
+            assert _firings(services.db), "no slot fired within 60 s"
+            time.sleep(6)  # a dozen more ticks from the two beats: none may fire it again
+        finally:
+            for process, log in beats:
+                stop_process(process, 20.0)
+                log.close()
+        with services.db.session() as session:
+            firings = schedules.list_firings(session)
+            jobs = list_jobs(session, kind=JOB_EVALUATION)
+    finally:
+        services.close()
+
+    sent = [
+        (tmp_path / f"beat-{i}.log").read_text().count("keelwatch-evaluation-dispatch")
+        for i in range(2)
+    ]
+    assert all(count >= 3 for count in sent), sent  # both beats really ticked, repeatedly
+    keys = [(firing.schedule_id, firing.slot) for firing in firings]
+    assert len(keys) == len(set(keys)), keys  # one firing per schedule and slot
+    slots = {firing.slot for firing in firings}
+    assert len(firings) == SCHEDULES * len(slots)
+    # The ticks really raced: some tick found a slot claimed by the other beat's tick.
+    assert re.search(r"'lost': \['every-minute", worker.output()), worker.output()[-3000:]
+    # One submitted job per firing: a tick that lost the claim submitted nothing.
+    assert sorted(job.id for job in jobs) == sorted(str(firing.job_id) for firing in firings)
+    assert all(firing.error is None for firing in firings), firings
+    # The current minute's slot, or (a slow start crossed a boundary first) a later one.
+    first_slot = started.replace(second=0, microsecond=0)
+    assert all(first_slot <= slot <= first_slot + timedelta(minutes=2) for slot in slots)
+    assert {job.params["trigger"] for job in jobs} == {"schedule"}
+
+
+def test_beat_ticks_the_schedules_and_the_version_watch_on_the_monitoring_queue() -> None:
+    from keelwatch.celery_config import celery_config
+    from keelwatch.contract import EVALUATION_DISPATCH_DUE, REGISTRY_WATCH_VERSIONS
+
+    settings = Settings(evaluation={"dispatch_interval_s": 7}, registry={"watch_interval_s": 11})
+    config = celery_config(settings)
+    dispatch = config["beat_schedule"]["keelwatch-evaluation-dispatch"]
+    watch = config["beat_schedule"]["keelwatch-version-watch"]
+    assert (dispatch["task"], dispatch["schedule"]) == (EVALUATION_DISPATCH_DUE, 7)
+    assert (watch["task"], watch["schedule"]) == (REGISTRY_WATCH_VERSIONS, 11)
+    assert dispatch["options"]["queue"] == watch["options"]["queue"] == "monitoring"
+    assert config["task_routes"][REGISTRY_WATCH_VERSIONS] == {"queue": "monitoring"}
+    assert Settings().evaluation.dispatch_interval_s == 30

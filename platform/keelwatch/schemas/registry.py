@@ -191,6 +191,7 @@ class MlflowWebhookAccepted(BaseModel):
     event: str = Field(description="MLflow's `entity.action`, e.g. model_version_alias.created.")
     model: str | None = Field(None, description="The registered model the event is about.")
     queued: bool = Field(
-        description="True when an alias watch of that model was sent to the monitoring queue "
-        "(alias events); other events are acknowledged and ignored."
+        description="True when an alias watch (alias events) or a version watch "
+        "(model_version.created) of that model was sent to the monitoring queue; other events "
+        "are acknowledged and ignored."
     )

@@ -26,6 +26,8 @@ MONITORING_TASKS = (
     "keelwatch_workers.tasks.alerting",
     "keelwatch_workers.tasks.ops",
     "keelwatch_workers.tasks.registry",
+    "keelwatch_workers.tasks.eval_schedules",
+    "keelwatch_workers.tasks.version_watch",
     "keelwatch_workers.tasks.realized",
 )
 
