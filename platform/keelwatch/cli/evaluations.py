@@ -234,6 +234,7 @@ def _print_run(run: EvaluationOut) -> None:
         console.print(f"  error: {run.error}")
     for suite, values in run.metrics.items():
         for name, value in values.items():
-            console.print(f"  {suite}.{name} = {value:.6g}")
+            shown = str(int(value)) if value.is_integer() else f"{value:.6g}"
+            console.print(f"  {suite}.{name} = {shown}")
     if run.mlflow_run_id:
         console.print(f"  mlflow run {run.mlflow_run_id}")
