@@ -22,6 +22,7 @@ from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import get_job
 from keelwatch.wiring import Services
 from tests.integration.conftest import api_client
+from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_evaluations import (
     LABEL,
     churn_target,
@@ -129,7 +130,13 @@ def test_gate_rejects_worse_and_promotes_better_approved_challenger(
         held = client.post("/gate/checks", json={"model": MODEL, "challenger": v3})
         assert held.status_code == 202, held.text
         assert wait_job(settings, held.json()["job_id"]).status is JobStatus.SUCCEEDED
-        decisions = client.get("/gate/decisions", params={"model": MODEL}).json()
+        page = client.get("/gate/decisions", params={"model": MODEL, "limit": 1}).json()
+        assert page["count"] == 1 and page["next_cursor"]
+        rest = client.get(
+            "/gate/decisions", params={"model": MODEL, "cursor": page["next_cursor"]}
+        ).json()
+        assert rest["next_cursor"] is None
+        decisions = page["items"] + rest["items"]
 
     by_challenger = {d["challenger_version"]: d for d in decisions}
     rejected, pending = by_challenger[v2], by_challenger[v3]
@@ -289,3 +296,54 @@ def test_gate_check_is_idempotent_under_redelivery(
         assert get_job(session, job.id).status is JobStatus.SUCCEEDED
         assert len(list_audit(session, action="gate.decided")) == 1
     assert services.registry.resolve(f"{MODEL}@champion").version == v2
+
+
+def test_remote_cli_shows_checks_and_lists(
+    api_server: tuple[str, Any],  # noqa: F811
+    settings: Settings,
+    mlflow_uri: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    from keelwatch.entities.auth import Role
+    from keelwatch.monitoring.service import gate as service
+    from keelwatch.monitoring.service.evaluations import register_dataset
+    from tests.integration.conftest import issue_token
+    from tests.integration.test_remote_cli import remote
+
+    url, _process = api_server
+    services = Services(settings)
+    request.addfinalizer(services.close)
+    target = churn_target(feature_frame(500))
+    root = tmp_path / "mlartifacts"
+    v1, _ = register_estimator(mlflow_uri, root, MODEL, LogisticRegression(C=1e-3), target)
+    v2, _ = register_estimator(mlflow_uri, root, MODEL, logistic(), target)
+    services.registry.approve(MODEL, v1, actor="ann", reason="reviewed")
+    services.registry.promote(MODEL, v1, actor="ann", reason="first champion")
+    path = tmp_path / "holdout.csv"
+    eval_frame(300, seed=71).to_csv(path, index=False)
+    with services.db.session() as session:
+        register_dataset(
+            session, name="holdout", uri=str(path), label_column=LABEL,
+            task="classification", actor="ann",
+        )  # fmt: skip
+        service.set_policy(session, MODEL, POLICY, actor="ann")
+    viewer = issue_token(settings, role=Role.VIEWER, name="eyes")
+    approver = issue_token(settings, role=Role.APPROVER, name="gatekeeper")
+
+    code, output = remote(url, viewer, "gate", "show", MODEL, "--json", tmp_path=tmp_path)
+    assert code == 0, output
+    assert json.loads(output)["policy"]["dataset"] == "holdout"
+    code, output = remote(url, viewer, "gate", "check", MODEL, tmp_path=tmp_path)
+    assert code != 0 and "403" in output  # a check may promote: approver or admin
+    code, output = remote(url, approver, "gate", "check", MODEL, "--json", tmp_path=tmp_path)
+    assert code == 0, output
+    assert json.loads(output)["status"] == "pending"  # no worker consumes this broker
+    with services.db.session() as session:
+        job = get_job(session, json.loads(output)["job_id"])
+    assert job.submitted_by == "token:gatekeeper"
+    assert job.params["challenger"]["version"] == v2
+    code, output = remote(url, viewer, "gate", "decisions", MODEL, "--json", tmp_path=tmp_path)
+    assert code == 0 and json.loads(output) == []
+    code, output = remote(url, viewer, "gate", "show", "nope", tmp_path=tmp_path)
+    assert code == 2 and "no gate policy" in output

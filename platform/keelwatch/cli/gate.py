@@ -2,8 +2,9 @@
 
 ``gate set MODEL --file policy.yaml`` stores a model's policy (YAML or JSON; errors name the
 key); ``gate check MODEL`` runs the gate on the worker fleet (``--wait`` prints the decision;
-exit 1 when the job failed, 3 when the gate did not promote). Local mode only: the same
-operations are on the API under ``/gate``.
+exit 1 when the job failed, 3 when the champion did not move). ``show``, ``check`` and
+``decisions`` also work remotely (``KEELWATCH_API_URL``); ``set`` is local (or
+``PUT /gate/policies/{model}``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
 
+from keelwatch.cli.remote import refuse_actor, remote_client
 from keelwatch.cli.support import (
     ActorOption,
     JsonOption,
@@ -24,6 +27,10 @@ from keelwatch.cli.support import (
     fail,
     read_definitions,
 )
+
+if TYPE_CHECKING:
+    from keelwatch.cli.remote import RemoteClient
+    from keelwatch.schemas.gate import GateDecisionOut
 
 console = Console(markup=False)
 
@@ -81,8 +88,11 @@ def show_policy(
     from keelwatch.monitoring.service import gate as service
     from keelwatch.schemas.gate import GatePolicyOut
 
-    with cli_services() as services, services.db.session() as session:
-        out = GatePolicyOut.from_entity(service.get_policy(session, model))
+    if (remote := remote_client()) is not None:
+        out = GatePolicyOut.model_validate(remote.get(f"/gate/policies/{quote(model, safe='')}"))
+    else:
+        with cli_services() as services, services.db.session() as session:
+            out = GatePolicyOut.from_entity(service.get_policy(session, model))
     if as_json:
         typer.echo(out.model_dump_json(indent=2))
         return
@@ -109,11 +119,25 @@ def run_check(
 ) -> None:
     """Run the gate on MODEL's challenger against its champion on the worker fleet."""
     from keelwatch.monitoring.service import gate as service
-    from keelwatch.schemas.gate import GateDecisionOut
+    from keelwatch.schemas.gate import GateCheckOut, GateDecisionOut
     from keelwatch.storage.gate import decision_for_job
     from keelwatch.storage.jobs import get_job
 
     deadline = time.monotonic() + timeout
+    if (remote := remote_client()) is not None:
+        refuse_actor(actor)
+        body = {"model": model, "challenger": challenger, "dataset": dataset, "reason": reason}
+        submitted = GateCheckOut.model_validate(remote.post("/gate/checks", body))
+        summary = (
+            f"gate check {submitted.job_id}: challenger v{submitted.challenger_version} vs "
+            f"champion v{submitted.champion_version} on {submitted.dataset}"
+        )
+        if not wait:
+            _print_submitted(submitted.job_id, submitted.status, summary, as_json=as_json)
+            return
+        decided = _remote_decision(remote, submitted.job_id, model, deadline, timeout)
+        _finish_check(decided, summary, as_json=as_json)
+        return
     with cli_services() as services:
         job = service.submit_gate_check(
             services.db,
@@ -132,10 +156,7 @@ def run_check(
             f"{params['dataset']['version']}"
         )
         if not wait:
-            if as_json:
-                typer.echo(json.dumps({"job_id": job.id, "status": job.status.value}))
-            else:
-                console.print(summary + " (queued)")
+            _print_submitted(job.id, job.status.value, summary, as_json=as_json)
             return
         while True:
             with services.db.session() as session:
@@ -148,7 +169,35 @@ def run_check(
             time.sleep(0.5)
     if found is None:
         fail(f"gate check {job.id} failed: {current.error}", 1)
-    out = GateDecisionOut.from_entity(found)
+    _finish_check(GateDecisionOut.from_entity(found), summary, as_json=as_json)
+
+
+def _print_submitted(job_id: str, status: str, summary: str, *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"job_id": job_id, "status": status}))
+    else:
+        console.print(summary + " (queued)")
+
+
+def _remote_decision(
+    remote: RemoteClient, job_id: str, model: str, deadline: float, timeout: float
+) -> GateDecisionOut:
+    from keelwatch.schemas.gate import GateDecisionOut
+
+    while True:
+        job = remote.get(f"/jobs/{job_id}")
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        if time.monotonic() > deadline:
+            fail(f"gate check {job_id} still {job['status']} after {timeout:.0f} s", 1)
+        time.sleep(0.5)
+    for decision in remote.get_all("/gate/decisions", {"model": model}, most=50):
+        if decision["job_id"] == job_id:
+            return GateDecisionOut.model_validate(decision)
+    return fail(f"gate check {job_id} failed: {job.get('error')}", 1)
+
+
+def _finish_check(out: GateDecisionOut, summary: str, *, as_json: bool) -> None:
     if as_json:
         typer.echo(out.model_dump_json(indent=2))
     else:
@@ -168,11 +217,15 @@ def list_decisions(
     from keelwatch.monitoring.service import gate as service
     from keelwatch.schemas.gate import GateDecisionOut
 
-    with cli_services() as services, services.db.session() as session:
-        decisions = [
-            GateDecisionOut.from_entity(d)
-            for d in service.list_decisions(session, model=model, limit=limit)
-        ]
+    if (remote := remote_client()) is not None:
+        answer = remote.get_all("/gate/decisions", {"model": model}, most=limit)
+        decisions = [GateDecisionOut.model_validate(d) for d in answer]
+    else:
+        with cli_services() as services, services.db.session() as session:
+            decisions = [
+                GateDecisionOut.from_entity(d)
+                for d in service.list_decisions(session, model=model, limit=limit)
+            ]
     if as_json:
         typer.echo(json.dumps([d.model_dump(mode="json") for d in decisions], indent=2))
         return

@@ -145,15 +145,19 @@ def latest_decision(
 
 
 def list_decisions(
-    session: Session, *, model_name: str | None = None, limit: int = 50
+    session: Session,
+    *,
+    model_name: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
 ) -> list[GateDecisionRecord]:
-    """Decisions, newest first."""
+    """Decisions, newest (highest id) first; ``before_id`` resumes after a page."""
     query = select(GateDecisionRow)
     if model_name is not None:
         query = query.where(GateDecisionRow.model_name == model_name)
-    rows = session.scalars(
-        query.order_by(GateDecisionRow.decided_at.desc(), GateDecisionRow.id.desc()).limit(limit)
-    )
+    if before_id is not None:
+        query = query.where(GateDecisionRow.id < before_id)
+    rows = session.scalars(query.order_by(GateDecisionRow.id.desc()).limit(limit))
     return [to_decision(r) for r in rows]
 
 

@@ -8,7 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from keelwatch.api.deps import ActorDep, ServicesDep
+from keelwatch.api.pagination import CursorQuery, decode_cursor, page_of
+from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.service import gate as service
+from keelwatch.schemas.common import Page
 from keelwatch.schemas.gate import (
     GateCheckIn,
     GateCheckOut,
@@ -84,14 +87,20 @@ def submit_check(request: GateCheckIn, services: ServicesDep, actor: ActorDep) -
 
 
 @router.get(
-    "/decisions", response_model=list[GateDecisionOut], summary="Gate decisions, newest first"
+    "/decisions", response_model=Page[GateDecisionOut], summary="Gate decisions, newest first"
 )
 def list_decisions(
     services: ServicesDep,
     model: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-) -> list[GateDecisionOut]:
-    """Decisions with their reasons and comparisons, optionally of one model."""
+    cursor: CursorQuery = None,
+) -> Page[GateDecisionOut]:
+    """Decisions with their reasons and comparisons, optionally of one model; paged by cursor."""
+    after = decode_cursor("gate_decisions", cursor)
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+        raise InvalidInputError("invalid cursor for the gate decisions list")
     with services.db.session() as session:
-        decisions = service.list_decisions(session, model=model, limit=limit)
-    return [GateDecisionOut.from_entity(d) for d in decisions]
+        decisions = service.list_decisions(session, model=model, limit=limit + 1, before_id=after)
+    items, next_cursor = page_of(decisions, limit, kind="gate_decisions", key=lambda d: d.id)
+    views = [GateDecisionOut.from_entity(d) for d in items]
+    return Page(count=len(views), items=views, next_cursor=next_cursor)

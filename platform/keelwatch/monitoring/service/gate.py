@@ -388,10 +388,10 @@ def latest_decision(
 
 
 def list_decisions(
-    session: Session, *, model: str | None = None, limit: int = 50
+    session: Session, *, model: str | None = None, limit: int = 50, before_id: int | None = None
 ) -> list[GateDecisionRecord]:
-    """Decisions, newest first."""
-    return store.list_decisions(session, model_name=model, limit=limit)
+    """Decisions, newest first (``before_id``: the page after that decision)."""
+    return store.list_decisions(session, model_name=model, limit=limit, before_id=before_id)
 
 
 def stored_policy(record: GatePolicyRecord) -> GatePolicy:
