@@ -50,6 +50,9 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("eval", "results"),
         ("eval", "datasets", "register"),
         ("eval", "datasets", "list"),
+        ("gate", "show"),
+        ("gate", "check"),
+        ("gate", "decisions"),
     }
 )
 
