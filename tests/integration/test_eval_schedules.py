@@ -484,3 +484,110 @@ def test_beat_ticks_the_schedules_and_the_version_watch_on_the_monitoring_queue(
     assert dispatch["options"]["queue"] == watch["options"]["queue"] == "monitoring"
     assert config["task_routes"][REGISTRY_WATCH_VERSIONS] == {"queue": "monitoring"}
     assert Settings().evaluation.dispatch_interval_s == 30
+
+
+# ----------------------------------------------------------------------------- API and CLI
+
+
+def test_api_operators_write_viewers_read(settings: Settings, tmp_path: Path) -> None:
+    from keelwatch.entities.auth import Role
+    from tests.integration.conftest import api_client
+
+    services = Services(settings)
+    try:
+        dataset = _dataset(services.db, tmp_path)
+    finally:
+        services.close()
+    body = {"model": MODEL, "cron": "0 * * * *", "dataset": dataset, "suites": ["classification"]}
+    with api_client(settings, role=Role.VIEWER, raise_server_exceptions=False) as viewer:
+        assert viewer.put("/evaluations/schedules/hourly", json=body).status_code == 403
+        assert viewer.delete("/evaluations/schedules/hourly").status_code == 403
+    with api_client(
+        settings, role=Role.OPERATOR, name="olga", raise_server_exceptions=False
+    ) as operator:
+        created = operator.put("/evaluations/schedules/hourly", json=body)
+        assert created.status_code == 200, created.text
+        assert created.json()["created_by"] == "token:olga"
+        realized = operator.put(
+            "/evaluations/schedules/daily",
+            json={"model": MODEL, "cron": "0 6 * * *", "kind": "realized", "window": "1d"},
+        )
+        assert realized.status_code == 200, realized.text
+        assert (realized.json()["window"], realized.json()["dataset"]) == ("24h", None)
+        refusals = {
+            "bad window": ({**body, "kind": "realized", "window": "2 weeks"}, 422, "window"),
+            "bad cron": ({**body, "cron": "* * *"}, 422, "expected 5 fields"),
+            "unknown dataset": ({**body, "dataset": "nope"}, 404, "nope"),
+            "unknown field": ({**body, "every": "1h"}, 422, "every"),
+        }
+        for why, (bad, code, text) in refusals.items():
+            answer = operator.put("/evaluations/schedules/bad", json=bad)
+            assert (answer.status_code, text in answer.text) == (code, True), (why, answer.text)
+    with api_client(settings, role=Role.VIEWER, raise_server_exceptions=False) as viewer:
+        listed = viewer.get("/evaluations/schedules")
+        assert [s["name"] for s in listed.json()] == ["daily", "hourly"]
+        one = viewer.get("/evaluations/schedules/hourly")
+        assert (one.json()["suites"], one.json()["firings"]) == (["classification"], [])
+        assert viewer.get("/evaluations/schedules/nope").status_code == 404
+    with api_client(settings, role=Role.OPERATOR, raise_server_exceptions=False) as operator:
+        gone = operator.delete("/evaluations/schedules/daily", params={"reason": "done"})
+        assert gone.status_code == 204
+        assert operator.delete("/evaluations/schedules/daily").status_code == 404
+        assert [s["name"] for s in operator.get("/evaluations/schedules").json()] == ["hourly"]
+
+
+def test_cli_set_list_delete(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from keelwatch.cli.app import app as cli_app
+    from tests.conftest import settings_env
+
+    services = Services(settings)
+    try:
+        dataset = _dataset(services.db, tmp_path)
+    finally:
+        services.close()
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        outcome = runner.invoke(cli_app, ["eval", "schedule", *args])
+        return outcome.exit_code, outcome.output
+
+    code, out = run(
+        *("set", "hourly", "--model", MODEL, "--cron", "0 * * * *", "--dataset", dataset),
+        *("--suite", "classification", "--actor", "dave"),
+    )
+    assert code == 0, out
+    assert "evaluation on holdout (classification) on '0 * * * *' (UTC), enabled" in out
+    code, out = run(
+        *("set", "daily", "--model", MODEL, "--cron", "0 6 * * *", "--realized"),
+        *("--window", "24h", "--disable", "--actor", "dave"),
+    )
+    assert code == 0 and "realized performance over 24h" in out and "disabled" in out, out
+    code, out = run("set", "bad", "--model", MODEL, "--cron", "0 6 * * *", "--realized")
+    assert code == 2 and "needs a window" in out, out
+    code, out = run("set", "bad", "--model", MODEL, "--cron", "* *", "--dataset", dataset)
+    assert code == 2 and "expected 5 fields" in out, out
+    code, out = run(
+        *("set", "bad", "--model", MODEL, "--cron", "* * * * *", "--realized"),
+        *("--dataset", dataset, "--window", "1h"),
+    )
+    assert code == 2 and "exclude each other" in out, out
+    code, out = run("list", "--json")
+    listed = json.loads(out)
+    assert [(s["name"], s["enabled"], s["created_by"]) for s in listed] == [
+        ("daily", False, "dave"),
+        ("hourly", True, "dave"),
+    ]
+    code, out = run("delete", "daily", "--actor", "dave")
+    assert code == 0, out
+    code, out = run("delete", "daily")
+    assert code == 2 and "not found" in out, out
+    code, out = run("list")
+    assert code == 0 and "hourly" in out and "daily" not in out, out

@@ -112,6 +112,11 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("POST", "/evaluations"): _O,
     ("GET", "/evaluations"): _V,
     ("GET", "/evaluations/{run_id}"): _V,
+    # evaluation schedules: operators set and delete them, viewers read
+    ("PUT", "/evaluations/schedules/{name}"): _O,
+    ("GET", "/evaluations/schedules"): _V,
+    ("GET", "/evaluations/schedules/{name}"): _V,
+    ("DELETE", "/evaluations/schedules/{name}"): _O,
     # champion/challenger gate: a check may promote (approver); policies are admin's
     ("PUT", "/gate/policies/{model}"): _A,
     ("GET", "/gate/policies/{model}"): _V,

@@ -46,6 +46,7 @@ from keelwatch.api.routers import (
     alerts_inbound,
     audit,
     auth,
+    eval_schedules,
     evaluations,
     gate,
     health,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitors,
         predictions,
         realized,  # before the evaluations router: /evaluations/{id}
+        eval_schedules,  # likewise
         evaluations,
         gate,
         audit,

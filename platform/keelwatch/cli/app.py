@@ -17,6 +17,7 @@ from keelwatch.cli import (
     actions,
     alerts,
     drift,
+    eval_schedules,
     evaluations,
     gate,
     jobs,
@@ -76,6 +77,7 @@ app.add_typer(actions.actions_app, name="actions")
 app.add_typer(policies.policies_app, name="policies")
 app.add_typer(tokens.tokens_app, name="tokens")
 evaluations.eval_app.command("realized")(realized.eval_realized)
+evaluations.eval_app.add_typer(eval_schedules.schedule_app, name="schedule")
 app.add_typer(evaluations.eval_app, name="eval")
 app.add_typer(gate.gate_app, name="gate")
 ops.register(app)

@@ -50,6 +50,7 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("eval", "results"),
         ("eval", "datasets", "register"),
         ("eval", "datasets", "list"),
+        ("eval", "schedule", "list"),
         ("gate", "show"),
         ("gate", "check"),
         ("gate", "decisions"),
