@@ -116,7 +116,8 @@ class RegistrySettings(BaseModel):
     watch_interval_s: float = Field(
         30.0,
         gt=0,
-        description="How often beat runs the alias watcher (keelwatch.registry.watch_aliases).",
+        description="How often beat runs the alias watcher (keelwatch.registry.watch_aliases) "
+        "and the new-version watcher (keelwatch.registry.watch_versions).",
     )
     webhook_secret: SecretStr = Field(
         SecretStr(""),
