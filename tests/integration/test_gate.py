@@ -151,6 +151,8 @@ def test_gate_rejects_worse_and_promotes_better_approved_challenger(
         - f1_score(y_true, weak.predict(features), average="macro")
     )
     assert pending["outcome"] == "promote" and not pending["promoted"]
+    latency = next(c for c in pending["comparisons"] if c["metric"] == "latency_p95_s")
+    assert latency["champion"] > 0 and latency["challenger"] > 0 and latency["passed"]
     assert any(f"not promoted: v{v3} is pending" in r for r in pending["reasons"])
     assert services.registry.resolve(f"{MODEL}@champion").version == v1
 

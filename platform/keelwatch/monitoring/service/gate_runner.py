@@ -2,9 +2,10 @@
 
 Both versions are loaded and predict on the same dataset frame in the same task (after the
 dataset's hash check), so the paired bootstrap compares them row by row. When the policy has
-latency conditions, each version is timed on ``GATE_BATCH_SIZE``-row batches (the champion
-first, then the challenger, each after its own warm-up calls); the raw per-batch latencies are
-the samples the gate bootstraps.
+latency conditions, both versions are timed on the same ``GATE_BATCH_SIZE``-row batches,
+alternately (after warm-up calls), so machine noise hits both alike; the raw per-batch
+latencies are the samples the gate bootstraps. (No explicit CUDA synchronisation: on a GPU
+the timing relies on ``predict`` returning host-side outputs.)
 
 Idempotent under redelivery: a finished job is left alone; the decision row is written once per
 job (UNIQUE job_id) and a redelivery that finds it only re-applies it (tags and promotion are
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,20 +65,24 @@ class GateOutcome:
     error: str | None = None
 
 
-def _latencies(
-    predict: Callable[[pd.DataFrame], object], features: pd.DataFrame
-) -> np.ndarray[Any, Any]:
+def _interleaved_latencies(
+    predicts: tuple[Callable[[pd.DataFrame], object], Callable[[pd.DataFrame], object]],
+    features: pd.DataFrame,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Per-batch latencies of both models, timed alternately on the same batches (whose turn
+    comes first alternates too), so a busy machine slows both alike rather than one."""
     size = min(GATE_BATCH_SIZE, len(features))
     span = max(len(features) - size + 1, 1)
-    samples = []
+    samples: tuple[list[float], list[float]] = ([], [])
     for i in range(GATE_WARMUP + GATE_REPEATS):
         start = (i * size) % span
         batch = features.iloc[start : start + size]
-        began = time.perf_counter()
-        predict(batch)
-        if i >= GATE_WARMUP:
-            samples.append(time.perf_counter() - began)
-    return np.asarray(samples, dtype=np.float64)
+        for side in (0, 1) if i % 2 == 0 else (1, 0):
+            began = time.perf_counter()
+            predicts[side](batch)
+            if i >= GATE_WARMUP:
+                samples[side].append(time.perf_counter() - began)
+    return np.asarray(samples[0], dtype=np.float64), np.asarray(samples[1], dtype=np.float64)
 
 
 def _evaluate_version(
@@ -87,9 +92,8 @@ def _evaluate_version(
     label_column: str,
     load_model: ModelLoader,
     *,
-    timed: bool,
     sized: bool,
-) -> VersionEvaluation:
+) -> tuple[VersionEvaluation, Any]:
     pinned = params[side]
     model = load_model(str(pinned["model_uri"])).predictor
     missing = missing_model_columns(model, frame, label_column=label_column)
@@ -104,18 +108,15 @@ def _evaluate_version(
         size = model_size_bytes(str(pinned["model_uri"]))
         if size is not None:
             metrics["model_size_bytes"] = float(size)
-    latencies = (
-        _latencies(model.predict, frame.drop(columns=[label_column])) if timed else np.zeros(0)
-    )
-    return VersionEvaluation(
+    evaluation = VersionEvaluation(
         version=str(pinned["version"]),
         metrics=metrics,
         y_true=frame[label_column].to_numpy(),
         y_pred=outputs.predictions,
         proba=outputs.proba,
         classes=outputs.classes,
-        latencies_s=latencies,
     )
+    return evaluation, model
 
 
 def run_gate_check_job(
@@ -172,12 +173,18 @@ def _decide(db: Database, job_id: str, load_model: ModelLoader) -> Any:
     sized = any(m in EXACT_METRICS for m in policy.metrics)
     frame = load_eval_frame(dataset)
     label = dataset.label_column
-    champion = _evaluate_version(
-        "champion", params, frame, label, load_model, timed=timed, sized=sized
+    champion, champion_model = _evaluate_version(
+        "champion", params, frame, label, load_model, sized=sized
     )
-    challenger = _evaluate_version(
-        "challenger", params, frame, label, load_model, timed=timed, sized=sized
+    challenger, challenger_model = _evaluate_version(
+        "challenger", params, frame, label, load_model, sized=sized
     )
+    if timed:
+        champion_s, challenger_s = _interleaved_latencies(
+            (champion_model.predict, challenger_model.predict), frame.drop(columns=[label])
+        )
+        champion = replace(champion, latencies_s=champion_s)
+        challenger = replace(challenger, latencies_s=challenger_s)
     # The job id seeds the bootstrap: a redelivered job that recomputes decides the same.
     seed = int.from_bytes(job_id.encode()[:8].ljust(8, b"\0"), "big")
     verdict = decide_gate(policy, champion, challenger, seed=seed)
