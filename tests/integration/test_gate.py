@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,27 +203,50 @@ def test_gate_rejects_worse_and_promotes_better_approved_challenger(
 def test_promote_action_needs_the_gates_promote(
     settings: Settings, request: pytest.FixtureRequest
 ) -> None:
-    from keelwatch.actions.executor import ActionFailedError, _gate_approval
+    from keelwatch.actions.dispatch import dispatch_for_alerts
+    from keelwatch.actions.executor import execute_action
+    from keelwatch.actions.policies import parse_policy
+    from keelwatch.entities.actions import ExecutionStatus
     from keelwatch.monitoring.service import gate as service
     from keelwatch.storage.jobs import create_job
+    from tests.integration.test_actions import MODEL as CREDIT
+    from tests.integration.test_actions import (
+        NOW,
+        RecordingSender,
+        champion_chain,
+        firing_alert,
+    )
 
     services = Services(settings)
     request.addfinalizer(services.close)
+    v1, v2 = champion_chain(services, 2)
+    services.registry.promote(CREDIT, v1, actor="ann", reason="back to v1")
+    services.registry.set_alias(CREDIT, "challenger", v2, actor="ann", reason="contender")
     policy = {k: v for k, v in POLICY.items() if k != "dataset"}
-    assert "no gate policy" in _gate_approval(services.registry, MODEL, "2")
     with services.db.session() as session:
-        service.set_policy(session, MODEL, policy, actor="ann")
-    with pytest.raises(ActionFailedError, match="gate has not approved v2: none"):
-        _gate_approval(services.registry, MODEL, "2")
-    for outcome in ("reject", "promote"):
+        service.set_policy(session, CREDIT, policy, actor="ann")
+    promote = parse_policy({"name": "promote-on-drift", "action": "promote"})
+
+    def run_action(episode: int) -> Any:
+        sender = RecordingSender()
+        alert = firing_alert(v1, episode=episode)
+        at = NOW + timedelta(hours=episode)  # past the policy's cooldown
+        assert dispatch_for_alerts(services.db, sender, [alert], at, policies=[promote]) == 1
+        ((_, payload),) = sender.sent
+        return execute_action(services.db, services.registry, payload["execution_id"])
+
+    refused = run_action(1)
+    assert refused.status is ExecutionStatus.FAILED
+    assert f"gate has not approved v{v2}: none" in refused.reason
+    for number, outcome in enumerate(("reject", "promote"), start=2):
         with services.db.session() as session:
             job = create_job(
                 session,
                 kind="gate_check",
                 params={
-                    "model_name": MODEL,
-                    "champion": {"version": "1"},
-                    "challenger": {"version": "2"},
+                    "model_name": CREDIT,
+                    "champion": {"version": v1},
+                    "challenger": {"version": v2},
                     "dataset": {"name": "holdout", "version": 1},
                 },
                 submitted_by="ann",
@@ -230,10 +254,13 @@ def test_promote_action_needs_the_gates_promote(
             service.record_decision(
                 session, job, outcome=outcome, reasons=[f"{outcome}: test"], comparisons=[]
             )
+        done = run_action(number)
         if outcome == "reject":
-            with pytest.raises(ActionFailedError, match="gate has not approved v2: reject"):
-                _gate_approval(services.registry, MODEL, "2")
-    assert "promoted v2" in _gate_approval(services.registry, MODEL, "2")
+            assert done.status is ExecutionStatus.FAILED
+            assert f"gate has not approved v{v2}: reject" in done.reason
+            assert services.registry.resolve(f"{CREDIT}@champion").version == v1
+    assert done.status is ExecutionStatus.SUCCEEDED, done.reason
+    assert services.registry.resolve(f"{CREDIT}@champion").version == v2
 
 
 def test_gate_check_is_idempotent_under_redelivery(
