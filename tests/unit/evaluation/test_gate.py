@@ -93,6 +93,7 @@ def test_example_policy_parses_and_round_trips() -> None:
     pinned = parse_gate_policy({**EXAMPLE, "dataset": "credit-holdout@3"})
     assert (pinned.dataset, pinned.dataset_version) == ("credit-holdout", 3)
     assert parse_gate_policy(pinned.as_dict()) == pinned
+    assert parse_gate_policy({**EXAMPLE, "dataset": "credit-holdout:3"}) == pinned
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 A policy is plain data (YAML/JSON) parsed once into :class:`GatePolicy`::
 
-    dataset: credit-holdout          # evaluation dataset; "name@N" pins version N
+    dataset: credit-holdout          # evaluation dataset; "name@N" (or name:N) pins version N
     metric_confidence: 0.95          # bootstrap confidence level
     bootstrap_samples: 1000
     min_rows: 200                    # fewer rows -> insufficient_data (never promote)
@@ -168,11 +168,12 @@ def _dataset(value: object) -> tuple[str | None, int | None]:
         return None, None
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError("dataset must be a dataset name (optionally name@version)")
-    name, sep, version = value.strip().partition("@")
+    # "name@N" as in model references, or "name:N" as in evaluation dataset references
+    name, sep, version = value.strip().replace(":", "@", 1).partition("@")
     if not sep:
         return name, None
     if not name or not version.isdigit() or int(version) < 1:
-        raise InvalidInputError("dataset must be name or name@N with a version N >= 1")
+        raise InvalidInputError("dataset must be name, name@N or name:N with a version N >= 1")
     return name, int(version)
 
 
