@@ -611,9 +611,7 @@ class EvalDatasetRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
-    __table_args__ = (
-        UniqueConstraint("name", "version", name="uq_eval_datasets_name_version"),
-    )
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_eval_datasets_name_version"),)
 
 
 class EvalRunRow(Base):
