@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -23,11 +24,15 @@ BENCHMARKS = (
     "drift_bench",
     "drift_distributed_bench",
     "evaluation_bench",
+    "gate_torch_bench",
     "inference_bench",
     "predlog_bench",
     "registry_read_bench",
     "rules_bench",
 )
+
+#: Benchmarks that need the optional torch extra; skipped with a line when it is absent.
+NEEDS_TORCH = frozenset({"gate_torch_bench"})
 
 
 def main() -> int:
@@ -39,6 +44,9 @@ def main() -> int:
     env = dict(os.environ, DO_NOT_TRACK="1")
     failed: list[str] = []
     for name in args.only or BENCHMARKS:
+        if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
+            print(f"\n=== {name}: skipped (torch is not installed: pip install -e '.[torch]')")
+            continue
         command = [sys.executable, str(HERE / f"{name}.py"), *(["--quick"] if args.quick else [])]
         print(f"\n=== {name} ({' '.join(command[1:])})", flush=True)
         started = time.perf_counter()

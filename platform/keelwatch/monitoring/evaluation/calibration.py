@@ -61,7 +61,7 @@ def check_proba(proba: object, rows: int, classes: int) -> npt.NDArray[np.float6
     return array
 
 
-def _bin_index(confidence: Array, edges: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+def bin_index(confidence: Array, edges: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     # Right-closed bins (lo, hi]: a row's bin is the number of inner edges strictly below its
     # confidence; comparing with the reported edges keeps rows on an edge where a reader expects.
     return np.searchsorted(edges[1:-1], confidence, side="left").astype(np.intp, copy=False)
@@ -77,7 +77,7 @@ def curve_from_codes(
     confidence = proba[np.arange(proba.shape[0]), top]
     correct = (top == true_codes).astype(np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    index = _bin_index(confidence, edges)
+    index = bin_index(confidence, edges)
     counts = np.bincount(index, minlength=bins)
     conf_sum = np.bincount(index, weights=confidence, minlength=bins)
     acc_sum = np.bincount(index, weights=correct, minlength=bins)

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.evaluation._labels import as_label_array, encode_labels
-from keelwatch.monitoring.evaluation.calibration import DEFAULT_BINS, _bin_index, check_proba
+from keelwatch.monitoring.evaluation.calibration import DEFAULT_BINS, bin_index, check_proba
 from keelwatch.monitoring.evaluation.gate_policy import (
     CLASSIFICATION_METRICS,
     EXACT_METRICS,
@@ -210,7 +210,7 @@ def _proba_statistic(metric: str, true_codes: npt.NDArray[np.intp], proba: Float
         confidence = proba[np.arange(rows), top]
         correct = (top == true_codes).astype(np.float64)
         edges = np.linspace(0.0, 1.0, DEFAULT_BINS + 1)
-        index = _bin_index(confidence, edges)
+        index = bin_index(confidence, edges)
         onehot = np.zeros((rows, DEFAULT_BINS), dtype=np.float64)
         onehot[np.arange(rows), index] = 1.0
         gap = onehot * (correct - confidence)[:, None]
