@@ -3,7 +3,7 @@ promote), decisions (viewer)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -23,6 +23,18 @@ from keelwatch.schemas.gate import (
 router = APIRouter(prefix="/gate", tags=["gate"])
 
 MAX_LIMIT = 500
+# Domain errors per route (422 and the 404 of a path naming nothing are added to every operation
+# by keelwatch.api.openapi_errors).
+NO_POLICY: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The model has no gate policy."},
+}
+CHECK_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "The model has no gate policy, or no such model, challenger version "
+        "or dataset (version)."
+    },
+    409: {"description": "The model has no champion to compare the challenger against."},
+}
 
 
 @router.put("/policies/{model}", response_model=GatePolicyOut, summary="Set a model's gate policy")
@@ -37,7 +49,12 @@ def set_policy(
     return GatePolicyOut.from_entity(record)
 
 
-@router.get("/policies/{model}", response_model=GatePolicyOut, summary="A model's gate policy")
+@router.get(
+    "/policies/{model}",
+    response_model=GatePolicyOut,
+    summary="A model's gate policy",
+    responses=NO_POLICY,
+)
 def get_policy(model: str, services: ServicesDep) -> GatePolicyOut:
     """404 when the model has none."""
     with services.db.session() as session:
@@ -48,6 +65,7 @@ def get_policy(model: str, services: ServicesDep) -> GatePolicyOut:
     "/policies/{model}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a model's gate policy",
+    responses=NO_POLICY,
 )
 def delete_policy(model: str, services: ServicesDep, actor: ActorDep) -> Response:
     """404 when the model has none."""
@@ -61,6 +79,7 @@ def delete_policy(model: str, services: ServicesDep, actor: ActorDep) -> Respons
     response_model=GateCheckOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Run the gate on a challenger",
+    responses=CHECK_ERRORS,
 )
 def submit_check(request: GateCheckIn, services: ServicesDep, actor: ActorDep) -> GateCheckOut:
     """Pin champion, challenger and dataset in a job and enqueue it; the decision follows in
