@@ -1,7 +1,8 @@
 """Jobs that cannot get stuck, with real processes: a Redis broker restarted mid-job (its
 messages gone), a worker SIGKILLed mid-chunk (its message unacknowledged for the whole
 visibility timeout), a chunk that keeps vanishing, the broker down at submission, chord result
-subscriptions, and temporary part files left by a killed write.
+subscriptions, temporary part files left by a killed write, and evaluations and gate checks
+whose message was lost (resent whole, then failed; one completed by a real worker).
 
 The Redis servers here are started by the tests on their own free ports, without persistence,
 so a restart really loses every message (and pub/sub counts are this test's alone).
@@ -22,14 +23,19 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from sklearn import metrics as skm
 
 from keelwatch.celery_config import queue_depths
 from keelwatch.contract import (
     DRIFT_CHECK_START,
+    EVALUATION_GATE_CHECK,
+    EVALUATION_RUN,
     HOUSEKEEPING_RECONCILE_JOBS,
     INFERENCE_CHUNK,
     JOB_BATCH_INFERENCE,
     JOB_DRIFT_CHECK,
+    JOB_EVALUATION,
+    JOB_GATE_CHECK,
     QUEUE_MONITORING,
     BatchInferenceRequest,
 )
@@ -40,9 +46,11 @@ from keelwatch.inference.execution import LoadedModel, run_inference_chunk
 from keelwatch.inference.reconcile import ReconcilePolicy
 from keelwatch.inference.reconciler import RECONCILER_ACTOR, reconcile_jobs
 from keelwatch.inference.submit import BatchInferenceParams
+from keelwatch.monitoring.service import evaluations as evaluation_service
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import Database, upgrade_database
+from keelwatch.storage.evaluations import insert_run, run_for_job
 from keelwatch.storage.jobs import (
     chunk_requeues,
     create_job,
@@ -54,7 +62,14 @@ from keelwatch.storage.predictions import recent_predictions
 from keelwatch.wiring import Services
 from tests.conftest import make_settings
 from tests.integration.conftest import api_client
-from tests.integration.test_inference_fleet import upgraded_settings, write_input
+from tests.integration.test_evaluations import (
+    LABEL,
+    churn_target,
+    eval_frame,
+    logistic,
+    register_estimator,
+)
+from tests.integration.test_inference_fleet import feature_frame, upgraded_settings, write_input
 from tests.integration.test_worker_reliability import free_port, register_slow_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -653,3 +668,134 @@ def test_drift_chords_do_not_leak_result_subscriptions(
 def _drift_services(settings: Settings) -> Services:
     upgrade_database(settings.database.url)
     return Services(settings)
+
+
+# --------------------------------------------------------------------------- evaluations, gate
+
+
+def test_lost_evaluations_and_gate_checks_are_resent_whole_then_failed(database: Database) -> None:
+    with database.session() as session:
+        evaluation = create_job(
+            session, kind=JOB_EVALUATION, params={"queue": "gpu"}, submitted_by="tester"
+        )
+        insert_run(
+            session,
+            job_id=evaluation.id,
+            model_name="churn",
+            model_version="1",
+            dataset_name="holdout",
+            dataset_version=1,
+            suites=["classification"],
+            trigger="manual",
+        )
+        gate = create_job(
+            session, kind=JOB_GATE_CHECK, params={"queue": "cpu"}, submitted_by="tester"
+        )
+    broker = LosingBroker([])
+    policy = fast_policy(60.0, max_requeues=1)
+
+    def one_pass(minutes_later: float) -> Any:
+        return reconcile_jobs(
+            database,
+            broker,
+            policy=policy,
+            queue_depths={"cpu": 0, "gpu": 0, "monitoring": 0},
+            now=utcnow() + timedelta(minutes=minutes_later),
+        )
+
+    assert one_pass(0).restarted == []  # fresh: left alone
+    first = one_pass(2)
+    assert first.restarted == [evaluation.id, gate.id]
+    # Each job's own start task, to the queue recorded in its params.
+    assert broker.sent == [
+        (EVALUATION_RUN, {"job_id": evaluation.id}, "gpu"),
+        (EVALUATION_GATE_CHECK, {"job_id": gate.id}, "cpu"),
+    ]
+    assert one_pass(0).restarted == []  # the restart reset the clock: nothing sent twice
+    second = one_pass(2)
+    assert second.restarted == []
+    assert second.failed == {
+        evaluation.id: "evaluation lost 2 times: no worker finished it "
+        "(no progress for 1 min each time)",
+        gate.id: "gate check lost 2 times: no worker finished it (no progress for 1 min each time)",
+    }
+    assert len(broker.sent) == 2
+    with database.session() as session:
+        assert get_job(session, gate.id).status is JobStatus.FAILED
+        failed = get_job(session, evaluation.id)
+        run = run_for_job(session, evaluation.id)
+    assert failed.status is JobStatus.FAILED and failed.error == second.failed[evaluation.id]
+    # The evaluation's run (what GET /evaluations shows) fails with the same reason.
+    assert (run.status, run.error) == ("failed", second.failed[evaluation.id])
+    assert [e.actor for e in reconcile_audit_db(database, evaluation.id)] == [RECONCILER_ACTOR] * 2
+    assert one_pass(10).failed == {}
+
+
+def test_an_evaluation_whose_message_was_never_sent_is_resent_and_completed_by_a_worker(
+    sqlite_url: str, mlflow_uri: str, redis_url: str, tmp_path: Path, start_worker: Any
+) -> None:
+    settings = upgraded_settings(tmp_path, sqlite_url, mlflow_uri, redis_url)
+    version, model = register_estimator(
+        mlflow_uri, tmp_path / "mlartifacts", "churn", logistic(), churn_target(feature_frame(500))
+    )
+    frame = eval_frame(200, seed=7)
+    path = tmp_path / "holdout.csv"
+    frame.to_csv(path, index=False)
+    services = Services(settings)
+    try:
+        with services.db.session() as session:
+            evaluation_service.register_dataset(
+                session, name="holdout", uri=str(path), label_column=LABEL,
+                task="classification", actor="alice",
+            )  # fmt: skip
+            # Created and committed, but its message never reaches the broker (the process
+            # died between commit and send, or the broker forgot it).
+            job = evaluation_service.create_evaluation(
+                session,
+                services.registry,
+                model_ref=f"churn/{version}",
+                dataset="holdout",
+                suites=["classification"],
+                actor="alice",
+            )
+        start_worker(settings, queues="cpu", concurrency=1)
+        time.sleep(1.0)
+        with services.db.session() as session:
+            assert get_job(session, job.id).status is JobStatus.PENDING  # nothing to run it
+
+        policy = fast_policy(60.0)
+        depths = queue_depths(settings)
+        assert (
+            reconcile_jobs(
+                services.db, services.sender, policy=policy, queue_depths=depths, now=utcnow()
+            ).restarted
+            == []
+        )
+        # Aged past lost_after (the clock moved, not waited for): sent again, to its queue.
+        outcome = reconcile_jobs(
+            services.db,
+            services.sender,
+            policy=policy,
+            queue_depths=depths,
+            now=utcnow() + timedelta(minutes=2),
+        )
+        assert outcome.restarted == [job.id] and outcome.send_errors == {}
+        assert job.params["queue"] == "cpu"
+        deadline = time.monotonic() + 180
+        while True:
+            with services.db.session() as session:
+                finished = get_job(session, job.id)
+                run = evaluation_service.run_for_job(session, job.id)
+            if finished.finished:
+                break
+            assert time.monotonic() < deadline, f"{EVALUATION_RUN} never finished job {job.id}"
+            time.sleep(0.3)
+        entries = reconcile_audit(services, job.id)
+    finally:
+        services.close()
+    assert finished.status is JobStatus.SUCCEEDED, finished.error
+    assert run.status == "succeeded", run.error
+    features = frame.drop(columns=[LABEL])
+    expected = skm.accuracy_score(frame[LABEL].to_numpy(), model.predict(features))
+    assert run.metrics["classification"]["accuracy"] == pytest.approx(expected, abs=1e-12)
+    assert [(e.actor, e.reason) for e in entries] == [(RECONCILER_ACTOR, "restarted: no progress")]

@@ -147,3 +147,40 @@ def test_beat_runs_the_reconciler_on_the_monitoring_queue(tmp_path: Path) -> Non
     }
     assert config["task_routes"][HOUSEKEEPING_RECONCILE_JOBS] == {"queue": QUEUE_MONITORING}
     assert Settings(data_dir=tmp_path).jobs.lost_after_s == 600.0
+
+
+def test_evaluations_and_gate_checks_restart_whole_and_give_up_by_name() -> None:
+    def job(
+        job_id: str, what: str, queue: str, status: JobStatus, idle_min: float, requeues: int = 0
+    ) -> JobProgress:
+        return JobProgress(
+            job_id, status, queue, ago(idle_min), whole_job=True, requeues=requeues, what=what
+        )
+
+    never_sent = job("eval-1", "evaluation", "gpu", JobStatus.PENDING, 11)
+    worker_gone = job("gate-1", "gate check", "cpu", JobStatus.RUNNING, 10)
+    fresh = job("eval-2", "evaluation", "cpu", JobStatus.RUNNING, 9.9)
+    assert plan(never_sent, worker_gone, fresh).requeue == (
+        Requeue("eval-1", "gpu", whole_job=True),
+        Requeue("gate-1", "cpu", whole_job=True),
+    )
+    # A pending evaluation may be in line behind its own queue's backlog, not another's.
+    assert plan(never_sent, busy=("gpu",)) == reconcile.ReconcilePlan(waiting=("eval-1",))
+    assert plan(never_sent, busy=("cpu",)).requeue == (Requeue("eval-1", "gpu", whole_job=True),)
+    # Lost once more than allowed: failed, the reason naming what was lost.
+    outcome = plan(
+        job("eval-3", "evaluation", "cpu", JobStatus.RUNNING, 30, requeues=2),
+        job("gate-2", "gate check", "cpu", JobStatus.PENDING, 30, requeues=2),
+        job("gate-3", "gate check", "cpu", JobStatus.SUCCEEDED, 30, requeues=2),
+    )
+    assert outcome.requeue == ()
+    assert outcome.give_up == (
+        GiveUp(
+            "eval-3",
+            "evaluation lost 3 times: no worker finished it (no progress for 10 min each time)",
+        ),
+        GiveUp(
+            "gate-2",
+            "gate check lost 3 times: no worker finished it (no progress for 10 min each time)",
+        ),
+    )

@@ -14,7 +14,10 @@ The rules, with ``lost_after`` longer than the longest chunk:
 * a lost chunk is sent again (chunk writes are idempotent, so a copy that turns up later does
   no harm) at most ``max_requeues`` times; lost once more, its job fails with the reason;
 * a drift check is one unit (its chord cannot be resumed part by part): it is started again,
-  which is idempotent too, under the same rules, counted on the job.
+  which is idempotent too, under the same rules, counted on the job;
+* so are an evaluation and a gate check (one task each, no chunks): a lost one is sent again
+  whole (their tasks do nothing for a finished job, and reuse what a lost run left behind),
+  and fails with the reason once it was lost more than ``max_requeues`` times.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ class ChunkProgress:
 class JobProgress:
     """An unfinished job: its chunks, the queue its work goes to, and how it is resent.
 
-    ``whole_job``: the job restarts as one unit (a drift check) rather than chunk by chunk;
-    ``requeues`` counts those restarts.
+    ``whole_job``: the job restarts as one unit (a drift check, an evaluation, a gate check)
+    rather than chunk by chunk; ``requeues`` counts those restarts; ``what`` names the job in
+    the reason it fails with ("evaluation lost 4 times: ...").
     """
 
     job_id: str
@@ -54,6 +58,7 @@ class JobProgress:
     chunks: tuple[ChunkProgress, ...] = ()
     whole_job: bool = False
     requeues: int = 0
+    what: str = "check"
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ def _decide_whole_job(
     if job.requeues >= policy.max_requeues:
         return GiveUp(
             job.job_id,
-            f"check lost {job.requeues + 1} times: no worker finished it "
+            f"{job.what} lost {job.requeues + 1} times: no worker finished it "
             f"(no progress for {_duration(policy.lost_after)} each time)",
         )
     return Requeue(job.job_id, job.queue, whole_job=True)

@@ -5,6 +5,10 @@ Beat runs it every ``jobs.reconcile_interval_s`` (task ``keelwatch.housekeeping.
 the outcome (requeue counters, failed jobs) with one ``job.reconcile`` audit entry per job in one
 transaction, and only after that commit sends the messages again. A send that fails leaves the
 chunk ``pending`` with a fresh clock: the next pass after ``jobs.lost_after_s`` tries again.
+
+Batch jobs are resent chunk by chunk; drift checks, evaluations and gate checks whole (their
+start task again, to the queue the job was sent to). An evaluation given up on fails its run
+too, so ``GET /evaluations`` says why.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from keelwatch.contract import (
     DRIFT_CHECK_START,
+    EVALUATION_GATE_CHECK,
+    EVALUATION_RUN,
     INFERENCE_CHUNK,
     JOB_BATCH_INFERENCE,
     JOB_DRIFT_CHECK,
+    JOB_EVALUATION,
+    JOB_GATE_CHECK,
     QUEUE_CPU,
     QUEUE_MONITORING,
     DriftCheckPayload,
+    EvaluationPayload,
     InferenceChunkPayload,
     TaskSender,
 )
@@ -34,6 +43,7 @@ from keelwatch.inference.reconcile import (
     plan_reconcile,
 )
 from keelwatch.storage.audit import record_audit
+from keelwatch.storage.evaluations import finish_run
 from keelwatch.storage.jobs import (
     UnfinishedJob,
     fail_lost_job,
@@ -54,6 +64,17 @@ logger = logging.getLogger(__name__)
 
 #: Who the reconciler's audit entries name.
 RECONCILER_ACTOR = "housekeeping:reconciler"
+
+#: Jobs restarted whole: kind → (start task, what a give-up reason calls the job). Their tasks
+#: are idempotent (a finished job does nothing), so a resent copy that meets a late original
+#: does no harm.
+WHOLE_JOBS: dict[str, tuple[str, str]] = {
+    JOB_DRIFT_CHECK: (DRIFT_CHECK_START, "check"),
+    JOB_EVALUATION: (EVALUATION_RUN, "evaluation"),
+    JOB_GATE_CHECK: (EVALUATION_GATE_CHECK, "gate check"),
+}
+#: Every kind the reconciler watches.
+RECONCILED_KINDS = (JOB_BATCH_INFERENCE, *WHOLE_JOBS)
 
 
 @dataclass(frozen=True)
@@ -89,18 +110,19 @@ def reconcile_jobs(
     """
     busy = {queue for queue, depth in queue_depths.items() if depth > 0}
     with db.session() as session:
-        unfinished = list_unfinished_jobs(session, (JOB_BATCH_INFERENCE, JOB_DRIFT_CHECK))
+        unfinished = list_unfinished_jobs(session, RECONCILED_KINDS)
+        kinds = {job.job.id: job.job.kind for job in unfinished}
         plan = plan_reconcile(
             [_progress(job) for job in unfinished], now=now, policy=policy, busy_queues=busy
         )
         idle_since = now - policy.lost_after
         outcome = ReconcileOutcome(waiting=list(plan.waiting))
-        sends: list[Requeue] = []
+        sends: list[tuple[str, Requeue]] = []
         for requeue in plan.requeue:
             if requeue.whole_job:
                 if restart_lost_job(session, requeue.job_id, idle_since=idle_since):
                     outcome.restarted.append(requeue.job_id)
-                    sends.append(requeue)
+                    sends.append((kinds[requeue.job_id], requeue))
                     _audit(session, requeue.job_id, "restarted: no progress", policy, {})
                 continue
             changed = requeue_lost_chunks(
@@ -108,7 +130,12 @@ def reconcile_jobs(
             )
             if changed:
                 outcome.requeued[requeue.job_id] = changed
-                sends.append(Requeue(requeue.job_id, requeue.queue, chunks=tuple(changed)))
+                sends.append(
+                    (
+                        kinds[requeue.job_id],
+                        Requeue(requeue.job_id, requeue.queue, chunks=tuple(changed)),
+                    )
+                )
                 _audit(
                     session,
                     requeue.job_id,
@@ -121,11 +148,13 @@ def reconcile_jobs(
                 session, give_up.job_id, reason=give_up.reason, chunk_index=give_up.chunk_index
             ):
                 outcome.failed[give_up.job_id] = give_up.reason
+                if kinds[give_up.job_id] == JOB_EVALUATION:  # its run says so too
+                    finish_run(session, give_up.job_id, status="failed", error=give_up.reason)
                 _audit(session, give_up.job_id, give_up.reason, policy, {"failed": True})
     # Committed: now the messages may go out (a worker must find the rows as written above).
-    for requeue in sends:
+    for kind, requeue in sends:
         try:
-            _send(sender, requeue)
+            _send(sender, kind, requeue)
         except Exception as exc:  # noqa: BLE001 - any broker error: the next pass sends again
             outcome.send_errors[requeue.job_id] = type(exc).__name__
             logger.warning(
@@ -139,7 +168,10 @@ def reconcile_jobs(
 def _progress(unfinished: UnfinishedJob) -> JobProgress:
     job = unfinished.job
     drift = job.kind == JOB_DRIFT_CHECK
+    # Evaluations and gate checks record the queue they were sent to (cpu or gpu), as batch
+    # jobs do; drift checks always start on the monitoring queue.
     queue = QUEUE_MONITORING if drift else str(job.params.get("queue") or QUEUE_CPU)
+    whole = WHOLE_JOBS.get(job.kind)
     return JobProgress(
         job_id=job.id,
         status=job.status,
@@ -148,16 +180,22 @@ def _progress(unfinished: UnfinishedJob) -> JobProgress:
         chunks=tuple(
             ChunkProgress(c.index, c.status, c.updated_at, c.requeues) for c in unfinished.chunks
         ),
-        whole_job=drift,
+        whole_job=whole is not None,
         requeues=unfinished.requeues,
+        what=whole[1] if whole is not None else "job",
     )
 
 
-def _send(sender: TaskSender, requeue: Requeue) -> None:
+def _send(sender: TaskSender, kind: str, requeue: Requeue) -> None:
     if requeue.whole_job:
-        payload = DriftCheckPayload(job_id=requeue.job_id)
+        task = WHOLE_JOBS[kind][0]
+        payload = (
+            DriftCheckPayload(job_id=requeue.job_id)
+            if kind == JOB_DRIFT_CHECK
+            else EvaluationPayload(job_id=requeue.job_id)
+        )
         sender.send_task(
-            DRIFT_CHECK_START,
+            task,
             kwargs=payload.model_dump(),
             queue=requeue.queue,
             ignore_result=True,  # the job row is the truth: no result subscription
