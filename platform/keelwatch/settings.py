@@ -192,8 +192,9 @@ class JobsSettings(BaseModel):
     lost_after_s: float = Field(
         600.0,
         gt=0,
-        description="A chunk (or drift check) with no progress for this long is taken as lost "
-        "and sent again: set it longer than the longest chunk, and shorter than "
+        description="A chunk, drift check, evaluation or gate check with no progress for this "
+        "long is taken as lost and sent again: set it longer than the longest chunk and "
+        "evaluation, and shorter than "
         "broker.visibility_timeout_s so the reconciler acts before Redis redelivers.",
     )
     max_requeues: int = Field(

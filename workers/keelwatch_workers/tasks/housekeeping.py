@@ -46,7 +46,8 @@ def purge_signals(self: Task[Any, Any]) -> dict[str, Any]:
 
 @shared_task(name=HOUSEKEEPING_RECONCILE_JOBS, bind=True, acks_late=True, ignore_result=True)
 def reconcile_jobs(self: Task[Any, Any]) -> dict[str, Any]:
-    """Resend chunks and drift checks with no progress for ``jobs.lost_after_s``; fail the
+    """Resend chunks, drift checks, evaluations and gate checks with no progress for
+    ``jobs.lost_after_s``; fail the
     jobs that lost one more than ``jobs.max_requeues`` times.
 
     Idempotent: a redelivered pass finds the counters it already moved and the clocks it
