@@ -159,6 +159,7 @@ def test_gate_rejects_worse_and_promotes_better_approved_challenger(
 
     # approved, the CLI's check moves the champion
     services.registry.approve(MODEL, v3, actor="ann", reason="reviewed")
+    services.registry.set_alias(MODEL, "challenger", v3, actor="ann", reason="next in line")
     runner = CliRunner(env=settings_env(settings))
     checked = runner.invoke(
         app, ["gate", "check", MODEL, "--challenger", v3, "--wait", "--timeout", "240",
@@ -167,6 +168,8 @@ def test_gate_rejects_worse_and_promotes_better_approved_challenger(
     assert checked.exit_code == 0, checked.output
     assert "promote (champion moved)" in checked.stdout
     assert services.registry.resolve(f"{MODEL}@champion").version == v3
+    # the promoted version no longer holds the challenger alias (audited as a clear)
+    assert "challenger" not in services.registry.get_model(MODEL).aliases
     listed = runner.invoke(app, ["gate", "decisions", MODEL, "--json"])
     assert listed.exit_code == 0, listed.output
     final = json.loads(listed.stdout)

@@ -346,6 +346,8 @@ def apply_gate_decision(
                 promoted = True
             except ConflictError as exc:
                 reasons.append(f"not promoted: {exc}")
+    if promoted:
+        _retire_challenger_alias(registry, model, decision)
     text = "\n".join(reasons)
     if len(text) > MAX_TAG_VALUE:
         text = text[: MAX_TAG_VALUE - 3] + "..."
@@ -397,3 +399,23 @@ def list_decisions(
 def stored_policy(record: GatePolicyRecord) -> GatePolicy:
     """The record's policy, parsed."""
     return parse_gate_policy(record.policy)
+
+
+def _retire_challenger_alias(
+    registry: ModelRegistry, model: str, decision: GateDecisionRecord
+) -> None:
+    """Clear the ``challenger`` alias when it points at the version just promoted: that version
+    is the champion now, and a stale challenger alias would make the next gate check compare
+    the champion with itself."""
+    alias = registry.policy.challenger_alias
+    try:
+        current = registry.resolve(f"{model}@{alias}").version
+    except NotFoundError:
+        return
+    if current == decision.challenger_version:
+        registry.clear_alias(
+            model,
+            alias,
+            actor=decision.decided_by,
+            reason=f"gate decision {decision.id}: v{current} is the champion now",
+        )
