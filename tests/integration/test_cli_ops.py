@@ -222,6 +222,20 @@ def test_config_markdown_lists_every_variable(runner: CliRunner) -> None:
         assert f"`{var.name}`" in result.stdout
 
 
+def test_operations_guide_holds_the_generated_settings_table(runner: CliRunner) -> None:
+    """docs/operations.md's settings table is `keelwatch config --markdown`'s, row for row: a
+    new setting or a changed description shows up here until the guide is regenerated."""
+    result = runner.invoke(app, ["config", "--markdown"])
+    assert result.exit_code == 0, result.output
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    stale = [
+        line.split("|")[1].strip()
+        for line in result.stdout.splitlines()
+        if line.startswith("| `KEELWATCH_") and line not in guide
+    ]
+    assert not stale, f"regenerate docs/operations.md's settings table; stale rows: {stale}"
+
+
 def test_config_hides_passwords(sqlite_settings: Settings) -> None:
     env = subprocess_env(sqlite_settings) | {
         "KEELWATCH_BROKER__URL": "redis://:s3cret-pw@127.0.0.1:6379/0",
