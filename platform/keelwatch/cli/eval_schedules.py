@@ -103,13 +103,20 @@ def list_schedules(as_json: JsonOption = False) -> None:
         from keelwatch.monitoring.service import eval_schedules as service
 
         with cli_services() as services, services.db.session() as session:
-            schedules = [ScheduleOut.from_entity(s) for s in service.list_schedules(session)]
+            schedules = [
+                ScheduleOut.from_entity(s, service.list_firings(session, s.name, limit=1))
+                for s in service.list_schedules(session)
+            ]
     if as_json:
         typer.echo(json.dumps([s.model_dump(mode="json") for s in schedules], indent=2))
         return
-    table = Table("name", "model", "cron (UTC)", "what", "enabled", "updated by")
+    table = Table("name", "model", "cron (UTC)", "what", "enabled", "last slot", "updated by")
     for s in schedules:
-        table.add_row(s.name, s.model, s.cron, _what(s), "yes" if s.enabled else "no", s.updated_by)
+        last = s.firings[0] if s.firings else None
+        fired = "—" if last is None else f"{last.slot:%Y-%m-%d %H:%M} {last.job_id or last.error}"
+        table.add_row(
+            s.name, s.model, s.cron, _what(s), "yes" if s.enabled else "no", fired, s.updated_by
+        )
     console.print(table)
 
 

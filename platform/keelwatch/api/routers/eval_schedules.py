@@ -52,7 +52,10 @@ def set_schedule(
 def list_schedules(services: ServicesDep) -> list[ScheduleOut]:
     """Every schedule, by name."""
     with services.db.session() as session:
-        return [ScheduleOut.from_entity(s) for s in service.list_schedules(session)]
+        return [
+            ScheduleOut.from_entity(s, service.list_firings(session, s.name, limit=1))
+            for s in service.list_schedules(session)
+        ]
 
 
 @router.get(
