@@ -1,5 +1,6 @@
 """The demo's loop with assertions: train → register → approve → promote → batch inference on a
-real worker → promote v2 → roll back to v1. Once on Redis + PostgreSQL, once on the embedded
+real worker → promote v2 → roll back to v1 → a scheduled evaluation fires → the gate rejects a
+worse challenger and promotes a better one. Once on Redis + PostgreSQL, once on the embedded
 defaults that ``make demo`` uses (SQLite, filesystem broker, SQLite MLflow store)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from keelwatch.cli.demo import FEATURES, MODEL_NAME, DemoResult, make_training_data, run_demo
+from keelwatch.cli.demo_eval import HOLDOUT_ROWS, HOLDOUT_SEED, SCHEDULE_NAME
 from keelwatch.entities.audit import AuditEntry
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
@@ -68,8 +70,7 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     people = {e.actor for e in audit if e.action in ("model.approve", "rule.apply")}
     assert people == {"demo"}
     _check_loop(settings, result, audit, client)
-
-    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == v1
+    _check_evaluation(settings, result, audit, client)
 
     # Drift step: the shifted features drift, the untouched ones do not; the check ran on the
     # profile the batch job built while scoring, and its MLflow run holds Keelwatch's report
@@ -158,3 +159,77 @@ def test_lifecycle_on_embedded_defaults(tmp_path: Path) -> None:
             timeout_s=300,
         )
     _check_lifecycle(settings, result)
+
+
+def _check_evaluation(
+    settings: Settings, result: DemoResult, audit: list[AuditEntry], client: MlflowClient
+) -> None:
+    """The scheduled evaluation fired once for its slot with scikit-learn's figures; the gate
+    rejected the worse challenger and promoted the better one, with reasons and tags."""
+    import mlflow.sklearn
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    from keelwatch.monitoring.service.eval_schedules import get_schedule, list_firings
+    from keelwatch.monitoring.service.evaluations import run_for_job
+
+    v1 = result.versions[0]
+    ev = result.evaluation
+    services = Services(settings)
+    try:
+        with services.db.session() as session:
+            firings = list_firings(session, SCHEDULE_NAME)
+            schedule = get_schedule(session, SCHEDULE_NAME)
+            run = run_for_job(session, ev.schedule_fired_job_id)
+    finally:
+        services.close()
+    in_slot = [f for f in firings if f.slot.isoformat() == ev.schedule_slot]
+    assert len(in_slot) == 1 and in_slot[0].job_id == ev.schedule_fired_job_id, firings
+    assert in_slot[0].fired_by == "beat" and in_slot[0].error is None
+    assert not schedule.enabled  # the demo leaves no every-minute schedule behind
+    assert run.trigger == "schedule" and run.status == "succeeded" == ev.evaluation_status
+    assert run.model_version == ev.evaluated_version == v1  # the champion when it fired
+
+    holdout = make_training_data(HOLDOUT_ROWS, seed=HOLDOUT_SEED)
+    y_true = holdout["default"].to_numpy()
+    model = mlflow.sklearn.load_model(client.get_model_version_download_uri(MODEL_NAME, v1))
+    y_pred = model.predict(holdout[FEATURES])
+    proba = model.predict_proba(holdout[FEATURES])[:, 1]
+    got = ev.metrics["classification"]
+    assert got["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-12)
+    assert got["f1_macro"] == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(y_true, proba), abs=1e-12)
+    assert ev.metrics["efficiency"]["latency_p95_s"] > 0
+    logged = client.get_run(ev.mlflow_run_id).data.metrics
+    assert logged["classification.accuracy"] == pytest.approx(got["accuracy"])
+
+    worse, better = ev.worse_decision, ev.better_decision
+    assert worse is not None and better is not None
+    assert ev.champion_before_gate == v1
+    assert worse.challenger_version == ev.worse_version and worse.champion_version == v1
+    assert worse.outcome == "reject" and not worse.promoted
+    assert ev.champion_after_reject == v1
+    assert worse.reasons and worse.reasons[0].startswith("reject")
+    assert any(r.startswith("[1] f1_macro") and r.endswith(": fail") for r in worse.reasons)
+    assert better.challenger_version == ev.better_version and better.champion_version == v1
+    assert better.outcome == "promote" and better.promoted
+    assert better.reasons and better.reasons[0].startswith("promote")
+    assert any(r.startswith("[2] roc_auc") and r.endswith(": pass") for r in better.reasons)
+    assert ev.champion_after_gate == ev.better_version
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert str(champion.version) == ev.better_version
+
+    # Tags on both versions of each decision (v1 was the champion of both: the later one wins).
+    for version, decision in ((ev.worse_version, worse), (ev.better_version, better), (v1, better)):
+        tags = client.get_model_version(MODEL_NAME, version).tags
+        assert tags["keelwatch.gate.outcome"] == decision.outcome, (version, tags)
+        assert tags["keelwatch.gate.decision_id"] == str(decision.id)
+        assert tags["keelwatch.gate.reasons"].startswith(decision.reasons[0])
+    gate_audit = [e for e in audit if e.action == "gate.decided"]
+    assert {e.reason.splitlines()[0] for e in gate_audit} == {
+        worse.reasons[0],
+        better.reasons[0],
+    }
+    assert any(
+        e.action == "model.promote" and "gate decision" in e.reason and e.actor == "demo"
+        for e in audit
+    )

@@ -4,8 +4,10 @@ Trains two versions of a small scikit-learn model, registers both, approves and 
 scores a dataset through a real worker process and promotes v2. Then the loop closes by itself:
 a shifted batch scored by v2 drifts, the drift check fires the ``dataset-drift`` alert, a local
 webhook receiver gets the signed notification, one policy rolls the champion back to v1 and
-another retrains a challenger (v3), all audited as ``policy:<name>``. Every step goes through
-the same code the CLI and API use; nothing is faked.
+another retrains a challenger (v3), all audited as ``policy:<name>``. Last, a beat tick fires the
+scheduled evaluation of the champion on a holdout set, and the champion/challenger gate rejects
+a worse challenger and promotes a better one, with its reasons (:mod:`keelwatch.cli.demo_eval`).
+Every step goes through the same code the CLI and API use; nothing is faked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from keelwatch.cli.demo_eval import EvaluationDemoResult, arm_evaluation, run_evaluation_step
 from keelwatch.cli.demo_loop import LoopResult, WebhookReceiver, arm_loop, print_loop, wait_for_loop
 from keelwatch.settings import Settings, load_settings
 
@@ -58,6 +61,7 @@ class DemoResult:
     prediction_drifted: bool | None = None
     device: str = ""
     loop: LoopResult = field(default_factory=LoopResult)
+    evaluation: EvaluationDemoResult = field(default_factory=EvaluationDemoResult)
 
 
 def make_training_data(rows: int, seed: int) -> pd.DataFrame:
@@ -203,6 +207,8 @@ def run_demo(
     console.print(f"[bold]2.[/] approving and promoting v{v1} to champion")
     registry.approve(MODEL_NAME, v1, actor=DEMO_ACTOR, reason="demo: offline metrics reviewed")
     registry.promote(MODEL_NAME, v1, actor=DEMO_ACTOR, reason="demo: first champion")
+    # Armed now so that the schedule's first slot passes while the steps below run.
+    result.evaluation = arm_evaluation(services, DEMO_ACTOR, console)
 
     console.print(f"[bold]3.[/] scoring {score_rows:,} rows through a real worker process")
     score_path = settings.data_dir / "demo-scoring.parquet"
@@ -244,6 +250,9 @@ def run_demo(
     console.print(f"   champion is v{result.champion_after_promote}")
     _drift_step(services, result, train, console, score_rows=score_rows, timeout_s=timeout_s)
     result.champion_after_rollback = registry.resolve(f"{MODEL_NAME}@champion").version
+    run_evaluation_step(
+        services, result.evaluation, train, DEMO_ACTOR, console, timeout_s=timeout_s
+    )
     _print_summary(services, result, console)
     services.close()
     return result
@@ -467,6 +476,9 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
                     f"Alerts:           {env_prefix}.venv/bin/keelwatch alerts list  "
                     "(and: alerts show FINGERPRINT)",
                     f"Actions:          {env_prefix}.venv/bin/keelwatch actions list",
+                    f"Evaluations:      {env_prefix}.venv/bin/keelwatch eval results {MODEL_NAME}",
+                    f"Gate decisions:   {env_prefix}.venv/bin/keelwatch gate decisions "
+                    f"{MODEL_NAME}",
                 ]
             ),
             title="where to look",
