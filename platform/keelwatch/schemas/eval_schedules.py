@@ -102,7 +102,10 @@ class ScheduleOut(BaseModel):
     created_at: datetime
     updated_by: str
     updated_at: datetime
-    firings: list[FiringOut] = Field(default_factory=list, description="Newest slot first (lists carry the latest firing only).")
+    firings: list[FiringOut] = Field(
+        default_factory=list,
+        description="Newest slot first (lists carry the latest firing only).",
+    )
 
     @classmethod
     def from_entity(
