@@ -58,6 +58,9 @@ EVALUATION_DISPATCH_DUE = "keelwatch.monitoring.evaluation.dispatch_due"
 #: Realized performance of one model over a prediction-log window joined with its labels
 #: (queue ``monitoring``).
 EVALUATION_REALIZED = "keelwatch.monitoring.evaluation.realized"
+#: A bias audit of one model's versions over a prediction-log window (their labels and
+#: sensitive attributes joined by request id); queue ``monitoring``.
+BIAS_AUDIT_RUN = "keelwatch.monitoring.fairness.audit"
 #: Beat (``registry.watch_interval_s``): start the gate (or an evaluation) for model versions
 #: registered since the last look, by anyone; optional kwarg ``model`` (a webhook).
 REGISTRY_WATCH_VERSIONS = "keelwatch.registry.watch_versions"
