@@ -111,6 +111,23 @@ class PredictionLabelRow(Base):
     submitted_by: Mapped[str] = mapped_column(String(255))
 
 
+class PredictionAttributeRow(Base):
+    """The sensitive attributes of a logged prediction (gender, age band, ...), keyed by
+    request id: the groups a bias audit compares, which are never model features.
+
+    A side table like ``prediction_labels`` and for the same reasons (the log is append-only;
+    no foreign key). ``attributes`` maps an attribute name to its value as a string;
+    ``storage.attributes`` merges new names into a stored row (the latest value wins).
+    """
+
+    __tablename__ = "prediction_attributes"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    attributes: Mapped[dict[str, str]] = mapped_column(JsonType)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    submitted_by: Mapped[str] = mapped_column(String(255))
+
+
 class JobRow(Base):
     """Accepted work and its progress."""
 
@@ -551,6 +568,8 @@ class EvalScheduleRow(Base):
     dataset: Mapped[str | None] = mapped_column(String(255), nullable=True)
     suites: Mapped[list[str]] = mapped_column(JsonType, default=list)
     window_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The sensitive attributes an ``audit`` schedule audits (NULL for the other kinds).
+    attributes: Mapped[list[str] | None] = mapped_column(JsonType, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     armed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(255))
@@ -718,4 +737,49 @@ class GateDecisionRow(Base):
             "challenger_version",
             "decided_at",
         ),
+    )
+
+
+class BiasAuditRow(Base):
+    """One bias audit of one model version: over a prediction-log window
+    ``[window_end - window_s, window_end)`` (source ``prediction_log``) or a file (``file``).
+
+    ``result`` is ``AuditResult.to_dict()``. ``attributes_key`` is the audited attributes,
+    sorted and comma-joined: with UNIQUE (model, version, window_s, window_end,
+    attributes_key) a redelivered slot finds its row and writes no second audit and no
+    duplicate signals (file audits have no window, so NULLs keep them apart).
+    ``mlflow_run_id`` and ``report_html`` are filled after the commit that stored the row.
+    """
+
+    __tablename__ = "bias_audits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    window_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    attributes: Mapped[list[str]] = mapped_column(JsonType)
+    attributes_key: Mapped[str] = mapped_column(String(1024))
+    alias: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    verdict: Mapped[str] = mapped_column(String(32))
+    rows: Mapped[int] = mapped_column(Integer)
+    violations: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    report_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    schedule_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    computed_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        UniqueConstraint(
+            "model_name",
+            "model_version",
+            "window_s",
+            "window_end",
+            "attributes_key",
+            name="uq_bias_audits_slot",
+        ),
+        Index("ix_bias_audits_model_computed", "model_name", "computed_at"),
     )
