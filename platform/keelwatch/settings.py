@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -169,6 +169,61 @@ class EvaluationSettings(BaseModel):
         ge=1,
         description="Realized performance: fewer labelled rows than this in the window is "
         "insufficient_data.",
+    )
+
+
+class FairnessSettings(BaseModel):
+    """Bias audits: how groups are sliced, bootstrapped and judged (KEELWATCH_FAIRNESS__*).
+
+    The defaults of every audit (scheduled, on demand, from a file); a request may override
+    each one."""
+
+    min_group_size: int = Field(
+        30,
+        ge=1,
+        description="A group with fewer rows is reported as insufficient data and enters no gap.",
+    )
+    resamples: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Bootstrap resamples behind every confidence interval.",
+    )
+    confidence: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="Confidence level of the intervals (before the multiple-comparison "
+        "correction widens them).",
+    )
+    difference_threshold: float = Field(
+        0.1,
+        gt=0,
+        description="A difference gap violates when its whole interval lies above this.",
+    )
+    ratio_threshold: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="A ratio gap (demographic parity ratio) violates when its whole interval "
+        "lies below this (the four-fifths rule).",
+    )
+    correction: Literal["bonferroni", "none"] = Field(
+        "bonferroni",
+        description="Multiple-comparison correction of the intervals: bonferroni or none.",
+    )
+    max_order: int | None = Field(
+        None,
+        ge=1,
+        description="Largest intersection audited (1: each attribute alone); unset: every "
+        "combination of the audited attributes.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of the bootstrap resampling (reproducible).")
+    positive_label: str = Field(
+        "1",
+        min_length=1,
+        description="The favourable prediction of a binary model (an integer when it reads as "
+        "one): the selection rate is its share.",
     )
 
 
@@ -474,6 +529,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     data_roots: DataRootsSettings = DataRootsSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    fairness: FairnessSettings = FairnessSettings()
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
