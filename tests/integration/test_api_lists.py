@@ -68,6 +68,15 @@ def check_list(
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings without the per-token rate limit: paging every list route one item
+    at a time sends a few hundred requests a second with one token, and a 429 there would test
+    the limiter (tests/integration/test_rate_limits.py does), not the paging."""
+    settings.auth.rate_limit_per_s = 0
+    return settings
+
+
+@pytest.fixture
 def filled(client: TestClient, settings: Settings, mlflow_uri: str) -> TestClient:
     """Five of everything that is listed (real MLflow registry, real SQL rows)."""
     mlflow = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
