@@ -184,10 +184,10 @@ def test_set_list_edit_delete_are_validated_and_audited(database: Database, tmp_
         with pytest.raises(NotFoundError, match="realized-daily"):
             schedules.delete_schedule(session, "realized-daily", actor="bob")
         entries = list_audit(session, target="eval_schedule:realized-daily")
-        assert [e.action for e in entries] == ["eval_schedule.delete", "eval_schedule.set"]
+        assert [e.action for e in entries] == ["evaluation.schedule.delete", "evaluation.schedule.set"]
         assert entries[0].actor == "bob" and entries[0].reason == "not needed"
         sets = list_audit(session, target="eval_schedule:hourly")
-        assert [e.action for e in sets] == ["eval_schedule.set"] * 3
+        assert [e.action for e in sets] == ["evaluation.schedule.set"] * 3
         assert sets[-1].reason == "watch the champion"
 
 
@@ -216,7 +216,7 @@ def test_bad_schedules_are_refused_and_nothing_is_written(
         schedules.set_schedule(session, actor="ann", **arguments)
     with database.session() as session:
         assert schedules.list_schedules(session) == []
-        assert list_audit(session, action="eval_schedule.set") == []
+        assert list_audit(session, action="evaluation.schedule.set") == []
 
 
 def test_an_unknown_dataset_is_not_found(database: Database) -> None:

@@ -30,7 +30,7 @@ NameParam = Annotated[str, Path(min_length=1, max_length=128)]
 def set_schedule(
     name: NameParam, request: ScheduleIn, services: ServicesDep, actor: ActorDep
 ) -> ScheduleOut:
-    """Validate and store the schedule (audited ``eval_schedule.set``)."""
+    """Validate and store the schedule (audited ``evaluation.schedule.set``)."""
     with services.db.session() as session:
         schedule = service.set_schedule(
             session,
@@ -88,7 +88,7 @@ def delete_schedule(
     actor: ActorDep,
     reason: Annotated[str, Query(max_length=1000, description="Why (audit log).")] = "",
 ) -> Response:
-    """Delete the schedule and its firings (audited ``eval_schedule.delete``)."""
+    """Delete the schedule and its firings (audited ``evaluation.schedule.delete``)."""
     with services.db.session() as session:
         service.delete_schedule(session, name, actor=actor, reason=reason)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

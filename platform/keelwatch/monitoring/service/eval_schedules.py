@@ -81,7 +81,7 @@ def set_schedule(
     reason: str = "",
     now: datetime | None = None,
 ) -> EvalSchedule:
-    """Create schedule ``name`` or replace its fields (audited ``eval_schedule.set``).
+    """Create schedule ``name`` or replace its fields (audited ``evaluation.schedule.set``).
 
     ``evaluation`` needs ``dataset`` (and takes ``suites``, empty: the dataset task's
     defaults); ``realized`` needs ``window_s`` and takes neither. InvalidInputError says which
@@ -105,7 +105,7 @@ def set_schedule(
     record_audit(
         session,
         actor=actor,
-        action="eval_schedule.set",
+        action="evaluation.schedule.set",
         target=schedule_target(schedule.name),
         reason=reason,
         details={
@@ -137,14 +137,14 @@ def list_schedules(session: Session) -> list[EvalSchedule]:
 
 
 def delete_schedule(session: Session, name: str, *, actor: str, reason: str = "") -> EvalSchedule:
-    """Delete schedule ``name`` and its firings (audited ``eval_schedule.delete``)."""
+    """Delete schedule ``name`` and its firings (audited ``evaluation.schedule.delete``)."""
     actor = _actor(actor)
     schedule = get_schedule(session, name)
     store.delete_schedule(session, schedule.id)
     record_audit(
         session,
         actor=actor,
-        action="eval_schedule.delete",
+        action="evaluation.schedule.delete",
         target=schedule_target(name),
         reason=reason,
         details={"model": schedule.model, "cron": schedule.cron, "kind": schedule.kind.value},
