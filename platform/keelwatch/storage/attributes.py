@@ -39,7 +39,8 @@ class AttributeRecord:
     """The sensitive attributes of one logged prediction: name → value."""
 
     request_id: str
-    attributes: Mapping[str, str]
+    attributes: Mapping[str, str | int | bool]
+    """name → value; ints and bools are stored as text (``True`` → ``"true"``)."""
 
 
 @dataclass(frozen=True)

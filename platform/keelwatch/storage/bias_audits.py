@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, defer
 
 from keelwatch.storage.models import (
@@ -219,6 +219,16 @@ def list_audits(
     if verdict is not None:
         query = query.where(BiasAuditRow.verdict == verdict)
     query = query.order_by(BiasAuditRow.computed_at.desc(), BiasAuditRow.id.desc()).limit(limit)
+    return _records(session, query)
+
+
+def latest_audits(session: Session) -> list[AuditRecord]:
+    """The newest audit (highest id) of every model version and attribute set: what the
+    gauges show. Newest first."""
+    newest = select(func.max(BiasAuditRow.id)).group_by(
+        BiasAuditRow.model_name, BiasAuditRow.model_version, BiasAuditRow.attributes_key
+    )
+    query = _select_audits().where(BiasAuditRow.id.in_(newest)).order_by(BiasAuditRow.id.desc())
     return _records(session, query)
 
 

@@ -29,6 +29,7 @@ MONITORING_TASKS = (
     "keelwatch_workers.tasks.eval_schedules",
     "keelwatch_workers.tasks.version_watch",
     "keelwatch_workers.tasks.realized",
+    "keelwatch_workers.tasks.bias_audits",
 )
 
 
