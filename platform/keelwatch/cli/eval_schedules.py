@@ -2,7 +2,8 @@
 
 ``set`` creates a schedule or replaces its fields; beat reads the table on every tick, so the
 change takes effect without restarting anything. A schedule evaluates a model on a dataset
-(``--dataset``) or computes its realized performance (``--realized --window 24h``). ``list``
+(``--dataset``), computes its realized performance (``--realized --window 24h``) or audits it
+for bias (``--attributes gender,age_band --window 24h``). ``list``
 also runs through the API (``GET /evaluations/schedules``) when ``KEELWATCH_API_URL`` is set;
 ``set`` and ``delete`` open the database (a local administrator) or use the API routes
 ``PUT``/``DELETE /evaluations/schedules/{name}`` from any HTTP client. ``cli.app`` mounts this
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from keelwatch.schemas.eval_schedules import ScheduleOut
 
 schedule_app = typer.Typer(
-    help="Evaluation schedules: evaluate a model on a dataset, or its realized performance, "
-    "on a cron (UTC).",
+    help="Evaluation schedules: evaluate a model on a dataset, its realized performance, or a "
+    "bias audit, on a cron (UTC).",
     no_args_is_help=True,
 )
 console = Console(markup=False)  # names and crons are user input
@@ -50,7 +51,16 @@ def set_schedule(
         bool, typer.Option("--realized", help="Realized performance instead of a dataset.")
     ] = False,
     window: Annotated[
-        str | None, typer.Option("--window", help="Realized window: 24h, 30m, 7d, 90s.")
+        str | None,
+        typer.Option("--window", help="Realized or audit window: 24h, 30m, 7d, 90s."),
+    ] = None,
+    attributes: Annotated[
+        str | None,
+        typer.Option(
+            "--attributes",
+            help="A bias audit of the window across these sensitive attributes "
+            "(comma-separated, e.g. gender,age_band).",
+        ),
     ] = None,
     disable: Annotated[bool, typer.Option("--disable", help="Store it disabled.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why (audit log).")] = "",
@@ -64,21 +74,27 @@ def set_schedule(
     from keelwatch.schemas.eval_schedules import ScheduleOut
 
     with cli_errors():
+        names = [a.strip() for a in attributes.split(",")] if attributes is not None else []
+        audit = attributes is not None
         if realized and dataset is not None:
             raise InvalidInputError("--realized and --dataset exclude each other")
-        if not realized and window is not None:
-            raise InvalidInputError("--window needs --realized")
+        if audit and (realized or dataset is not None):
+            raise InvalidInputError("--attributes excludes --realized and --dataset")
+        if not (realized or audit) and window is not None:
+            raise InvalidInputError("--window needs --realized or --attributes")
         window_s = parse_window(window) if window is not None else None
+    kind = "audit" if audit else "realized" if realized else "evaluation"
     with cli_services() as services, services.db.session() as session:
         schedule = service.set_schedule(
             session,
             name=name,
             model=model,
             cron=cron,
-            kind="realized" if realized else "evaluation",
+            kind=kind,
             dataset=dataset,
             suites=suites or (),
             window_s=window_s,
+            attributes=names,
             enabled=not disable,
             actor=cli_actor(actor, services.settings),
             reason=reason,
@@ -139,5 +155,7 @@ def delete_schedule(
 def _what(schedule: ScheduleOut) -> str:
     if schedule.kind == "realized":
         return f"realized performance over {schedule.window}"
+    if schedule.kind == "audit":
+        return f"bias audit of {', '.join(schedule.attributes)} over {schedule.window}"
     suites = ", ".join(schedule.suites) or "default suites"
     return f"evaluation on {schedule.dataset} ({suites})"

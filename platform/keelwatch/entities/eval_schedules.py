@@ -14,6 +14,8 @@ class ScheduleKind(StrEnum):
     """An evaluation job of the model on a registered dataset (``dataset``, ``suites``)."""
     REALIZED = "realized"
     """Realized performance over the last ``window_s`` of the prediction log."""
+    AUDIT = "audit"
+    """A bias audit over the last ``window_s`` of the prediction log, across ``attributes``."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class EvalSchedule:
     created_at: datetime
     updated_by: str
     updated_at: datetime
+    attributes: tuple[str, ...] = ()
+    """The sensitive attributes a bias audit (kind ``audit``) slices by; empty otherwise."""
 
 
 @dataclass(frozen=True)

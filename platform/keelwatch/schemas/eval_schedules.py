@@ -30,10 +30,10 @@ class ScheduleIn(BaseModel):
         description="Five-field cron expression in UTC (minute hour day month weekday).",
         examples=["0 * * * *"],
     )
-    kind: Literal["evaluation", "realized"] = Field(
+    kind: Literal["evaluation", "realized", "audit"] = Field(
         "evaluation",
         description="evaluation: evaluate on `dataset`; realized: realized performance over "
-        "`window` of the prediction log.",
+        "`window` of the prediction log; audit: a bias audit of `window` across `attributes`.",
     )
     dataset: str | None = Field(
         None, max_length=255, description="Evaluation dataset: 'name' (latest) or 'name:N'."
@@ -44,7 +44,16 @@ class ScheduleIn(BaseModel):
         description="Suites to run; empty: the dataset task's defaults.",
     )
     window: str | None = Field(
-        None, max_length=32, description="Realized window: 24h, 30m, 7d, 90s.", examples=["24h"]
+        None,
+        max_length=32,
+        description="Realized or audit window: 24h, 30m, 7d, 90s.",
+        examples=["24h"],
+    )
+    attributes: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Audit schedules: the sensitive attributes to slice by (at least one).",
+        examples=[["gender", "age_band"]],
     )
     enabled: bool = True
     reason: str = Field("", max_length=1000, description="Why (audit log).")
@@ -71,7 +80,7 @@ class FiringOut(BaseModel):
     slot: datetime
     fired_at: datetime
     fired_by: str
-    job_id: str | None = Field(None, description="Evaluation job id, or realized task id.")
+    job_id: str | None = Field(None, description="Evaluation job id, or realized or audit task id.")
     error: str | None = None
 
     @classmethod
@@ -95,7 +104,10 @@ class ScheduleOut(BaseModel):
     kind: str
     dataset: str | None
     suites: list[str]
-    window: str | None = Field(description="Realized window, e.g. 24h.")
+    window: str | None = Field(description="Realized or audit window, e.g. 24h.")
+    attributes: list[str] = Field(
+        default_factory=list, description="Sensitive attributes of an audit schedule."
+    )
     enabled: bool
     armed_at: datetime = Field(description="Slots at or before this never fire.")
     created_by: str
@@ -120,6 +132,7 @@ class ScheduleOut(BaseModel):
             dataset=schedule.dataset,
             suites=list(schedule.suites),
             window=window_label(schedule.window_s) if schedule.window_s is not None else None,
+            attributes=list(schedule.attributes),
             enabled=schedule.enabled,
             armed_at=schedule.armed_at,
             created_by=schedule.created_by,

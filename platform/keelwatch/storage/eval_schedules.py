@@ -38,6 +38,7 @@ def _to_schedule(row: EvalScheduleRow) -> EvalSchedule:
         created_at=row.created_at,
         updated_by=row.updated_by,
         updated_at=row.updated_at,
+        attributes=tuple(row.attributes or ()),
     )
 
 
@@ -64,7 +65,7 @@ def find_schedule(session: Session, name: str) -> EvalSchedule | None:
 
 def insert_schedule(session: Session, *, actor: str, now: datetime, **fields: Any) -> EvalSchedule:
     """A new schedule (``fields``: name, model, cron, kind, dataset, suites, window_s,
-    enabled); armed, created and updated at ``now``."""
+    attributes, enabled); armed, created and updated at ``now``."""
     row = EvalScheduleRow(
         **fields,
         armed_at=now,

@@ -41,6 +41,7 @@ def set_schedule(
             dataset=request.dataset,
             suites=request.suites,
             window_s=request.window_s,
+            attributes=request.attributes,
             enabled=request.enabled,
             actor=actor,
             reason=request.reason,

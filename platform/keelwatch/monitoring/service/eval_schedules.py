@@ -3,7 +3,9 @@
 A schedule fires on the minutes its cron expression (UTC, see
 :mod:`keelwatch.monitoring.service.schedule`) names. Kind ``evaluation`` submits an evaluation
 job of ``model`` on ``dataset`` (trigger ``schedule``); kind ``realized`` sends the realized-
-performance task (``EVALUATION_REALIZED``) for the last ``window_s`` seconds of the prediction log.
+performance task (``EVALUATION_REALIZED``) for the last ``window_s`` seconds of the prediction log;
+kind ``audit`` sends the bias-audit task (``BIAS_AUDIT_RUN``) for that window and the schedule's
+sensitive ``attributes``.
 
 Beat reads the table on every tick (``evaluation.dispatch_interval_s``), so a schedule set,
 edited or deleted through the API or the CLI takes effect without restarting anything.
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 
-from keelwatch.contract import EVALUATION_REALIZED, QUEUE_MONITORING
+from keelwatch.contract import BIAS_AUDIT_RUN, EVALUATION_REALIZED, QUEUE_MONITORING
 from keelwatch.entities.eval_schedules import EvalSchedule, ScheduleFiring, ScheduleKind
 from keelwatch.entities.time import utcnow
 from keelwatch.errors import InvalidInputError, KeelwatchError, NotFoundError
@@ -54,6 +56,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SUITE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: Longest realized-performance window a schedule may ask for (a year).
 MAX_WINDOW_S = 366 * 86_400
+#: Bounds of an audit schedule's attributes (``monitoring.service.bias_audits`` enforces the
+#: same when the task runs).
+MAX_AUDIT_ATTRIBUTES = 8
+MAX_ATTRIBUTE_NAME = 64
 
 
 def schedule_target(name: str) -> str:
@@ -80,16 +86,18 @@ def set_schedule(
     enabled: bool = True,
     reason: str = "",
     now: datetime | None = None,
+    attributes: Sequence[str] = (),
 ) -> EvalSchedule:
     """Create schedule ``name`` or replace its fields (audited ``evaluation.schedule.set``).
 
     ``evaluation`` needs ``dataset`` (and takes ``suites``, empty: the dataset task's
-    defaults); ``realized`` needs ``window_s`` and takes neither. InvalidInputError says which
-    field is wrong; nothing is written then.
+    defaults); ``realized`` needs ``window_s`` and takes neither; ``audit`` needs ``window_s``
+    and at least one sensitive attribute in ``attributes`` (only ``audit`` takes attributes).
+    InvalidInputError says which field is wrong; nothing is written then.
     """
     actor = _actor(actor)
     now = now or utcnow()
-    name, fields = _validated(name, model, cron, kind, dataset, suites, window_s)
+    name, fields = _validated(name, model, cron, kind, dataset, suites, window_s, attributes)
     fields["enabled"] = enabled
     if fields["kind"] == ScheduleKind.EVALUATION.value:
         _check_dataset(session, str(fields["dataset"]), suites)
@@ -116,6 +124,7 @@ def set_schedule(
             "dataset": schedule.dataset,
             "suites": list(schedule.suites),
             "window_s": schedule.window_s,
+            "attributes": list(schedule.attributes),
             "enabled": schedule.enabled,
         },
         at=now,
@@ -268,6 +277,20 @@ def _submit(
                 reason=reason,
             )
             return job.id, None
+        if schedule.kind is ScheduleKind.AUDIT:
+            audit = sender.send_task(
+                BIAS_AUDIT_RUN,
+                kwargs={
+                    "model": model_name_of(schedule),
+                    "attributes": list(schedule.attributes),
+                    "window_s": schedule.window_s,
+                    "schedule_id": schedule.id,
+                    "slot": slot.isoformat(),
+                },
+                queue=QUEUE_MONITORING,
+                ignore_result=True,  # the bias_audits rows are the result
+            )
+            return str(audit.id), None
         result = sender.send_task(
             EVALUATION_REALIZED,
             kwargs={
@@ -297,6 +320,7 @@ def _validated(
     dataset: str | None,
     suites: Sequence[str],
     window_s: int | None,
+    attributes: Sequence[str] = (),
 ) -> tuple[str, dict[str, object]]:
     """The schedule's name and its other columns, checked and normalised."""
     name = name.strip()
@@ -321,6 +345,9 @@ def _validated(
     if bad:
         raise InvalidInputError(f"invalid suite name {bad[0][:40]!r}")
     dataset = dataset.strip() if dataset is not None and dataset.strip() else None
+    names = _attributes(attributes)
+    if names and kind is not ScheduleKind.AUDIT:
+        raise InvalidInputError("attributes are for audit schedules only")
     if kind is ScheduleKind.EVALUATION:
         if dataset is None:
             raise InvalidInputError("an evaluation schedule needs a dataset")
@@ -328,11 +355,15 @@ def _validated(
             raise InvalidInputError("window is for realized schedules; evaluations use a dataset")
     else:
         if dataset is not None or suites:
-            raise InvalidInputError("a realized schedule takes a window, not a dataset or suites")
+            raise InvalidInputError(
+                f"a {kind.value} schedule takes a window, not a dataset or suites"
+            )
         if window_s is None or not 0 < window_s <= MAX_WINDOW_S:
             raise InvalidInputError(
-                f"a realized schedule needs a window between 1 s and {MAX_WINDOW_S} s"
+                f"a {kind.value} schedule needs a window between 1 s and {MAX_WINDOW_S} s"
             )
+        if kind is ScheduleKind.AUDIT and not names:
+            raise InvalidInputError("an audit schedule needs at least one sensitive attribute")
     return name, {
         "model": model,
         "cron": cron,
@@ -340,7 +371,24 @@ def _validated(
         "dataset": dataset,
         "suites": list(suites),
         "window_s": window_s,
+        "attributes": list(names) if kind is ScheduleKind.AUDIT else None,
     }
+
+
+def _attributes(attributes: Sequence[str]) -> tuple[str, ...]:
+    """Distinct, stripped attribute names (InvalidInputError on an empty or too long one)."""
+    if isinstance(attributes, str):
+        raise InvalidInputError("attributes must be a list of names, not one string")
+    names = tuple(dict.fromkeys(name.strip() for name in attributes))
+    if any(not name for name in names):
+        raise InvalidInputError("attribute names must not be empty")
+    if any(len(name) > MAX_ATTRIBUTE_NAME for name in names):
+        raise InvalidInputError(f"attribute names are at most {MAX_ATTRIBUTE_NAME} characters")
+    if len(names) > MAX_AUDIT_ATTRIBUTES:
+        raise InvalidInputError(
+            f"an audit schedule takes at most {MAX_AUDIT_ATTRIBUTES} attributes"
+        )
+    return names
 
 
 def _check_dataset(session: Session, dataset: str, suites: Sequence[str]) -> None:
