@@ -103,6 +103,7 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     # prediction log and labels
     ("GET", "/predictions"): _V,
     ("POST", "/predictions/labels"): _O,
+    ("POST", "/predictions/attributes"): _O,
     # realized performance (labels joined with the prediction log)
     ("GET", "/evaluations/realized"): _V,
     ("POST", "/evaluations/realized"): _O,
@@ -123,6 +124,11 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("DELETE", "/gate/policies/{model}"): _A,
     ("POST", "/gate/checks"): _P,
     ("GET", "/gate/decisions"): _V,
+    # bias audits: operators run them (as they run realized performance), viewers read
+    ("POST", "/audits"): _O,
+    ("GET", "/audits"): _V,
+    ("GET", "/audits/{audit_id}"): _V,
+    ("GET", "/audits/{audit_id}/report"): _V,
     # audit log
     ("GET", "/audit"): _V,
     # alerts, silences, dead letters

@@ -45,6 +45,7 @@ from keelwatch.api.routers import (
     alerts,
     alerts_inbound,
     audit,
+    audits,
     auth,
     eval_schedules,
     evaluations,
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         eval_schedules,  # likewise
         evaluations,
         gate,
+        audits,
         audit,
         auth,
         alerts_inbound,

@@ -16,6 +16,7 @@ import keelwatch
 from keelwatch.cli import (
     actions,
     alerts,
+    audits,
     drift,
     eval_schedules,
     evaluations,
@@ -81,6 +82,9 @@ evaluations.eval_app.add_typer(eval_schedules.schedule_app, name="schedule")
 app.add_typer(evaluations.eval_app, name="eval")
 app.add_typer(gate.gate_app, name="gate")
 ops.register(app)
+# Bias audits join ops' `audit` group (next to `audit list`, the audit log) and its
+# `predictions` group (`predictions attributes`).
+audits.register(ops.audit_app, ops.predictions_app)
 
 
 def main() -> None:

@@ -54,6 +54,11 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("gate", "show"),
         ("gate", "check"),
         ("gate", "decisions"),
+        # bias audits (`audit run --data FILE` never calls the API: it needs no server)
+        ("audit", "run"),
+        ("audit", "history"),
+        ("audit", "show"),
+        ("audit", "report"),
     }
 )
 
@@ -99,6 +104,10 @@ class RemoteClient:
             query["cursor"] = cursor
         return items if most is None else items[:most]
 
+    def get_text(self, path: str) -> str:
+        """``GET path`` of a non-JSON answer (an HTML report); its text, else a clean exit."""
+        return str(self._send("GET", path, raw=True))
+
     def post(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """``POST path`` with a JSON body; the decoded JSON body of a 2xx answer."""
         return self._send("POST", path, body=body or {})
@@ -110,6 +119,7 @@ class RemoteClient:
         *,
         params: Mapping[str, str | int | Sequence[str]] | None = None,
         body: Mapping[str, Any] | None = None,
+        raw: bool = False,
     ) -> Any:
         import httpx
 
@@ -131,6 +141,8 @@ class RemoteClient:
             if response.status_code >= 500:
                 fail(f"the Keelwatch API at {url} answered {response.status_code}: {message}", 1)
             fail(f"{message} (HTTP {response.status_code} from {method} {path})")
+        if raw:
+            return response.text
         return response.json() if response.content else None
 
 

@@ -2,7 +2,8 @@
 
 ``GET /predictions`` lists logged rows with their label once one arrived;
 ``POST /predictions/labels`` records labels (idempotent, the latest label wins, request ids
-that are not in the log are reported back and not stored).
+that are not in the log are reported back and not stored); ``POST /predictions/attributes``
+records the sensitive attributes bias audits group by, the same way.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.api.pagination import CursorQuery, decode_cursor, page_of
 from keelwatch.entities import LabelRecord
 from keelwatch.errors import InvalidInputError
+from keelwatch.schemas.audits import AttributesIn, AttributesOut
 from keelwatch.schemas.common import Page
 from keelwatch.schemas.predictions import LabelsIn, LabelsOut, PredictionOut
+from keelwatch.storage.attributes import AttributeRecord, record_attributes
 from keelwatch.storage.labels import get_labels, record_labels
 from keelwatch.storage.predictions import recent_predictions
 
@@ -77,3 +80,21 @@ def record_prediction_labels(body: LabelsIn, services: ServicesDep, actor: Actor
     with services.db.session() as session:
         result = record_labels(session, records, actor)
     return LabelsOut.of(result)
+
+
+@router.post("/attributes", response_model=AttributesOut, summary="Record sensitive attributes")
+def record_prediction_attributes(
+    body: AttributesIn, services: ServicesDep, actor: ActorDep
+) -> AttributesOut:
+    """Store the sensitive attributes (gender, age band, ...) of logged request ids, 1 to
+    10,000 per call, for bias audits to group by; they are never model features.
+
+    Idempotent: sending the same attributes again changes nothing. Names merge: a value sent
+    for a name replaces the stored one, names not sent keep theirs (a request id listed twice
+    in one call merges the same way, the later item winning). Request ids that are not in the
+    prediction log are reported back and not stored.
+    """
+    records = [AttributeRecord(item.request_id, item.attributes) for item in body.attributes]
+    with services.db.session() as session:
+        result = record_attributes(session, records, actor)
+    return AttributesOut.of(result)
