@@ -354,13 +354,12 @@ def _validated(
         if window_s is not None:
             raise InvalidInputError("window is for realized schedules; evaluations use a dataset")
     else:
+        what = "an audit" if kind is ScheduleKind.AUDIT else "a realized"
         if dataset is not None or suites:
-            raise InvalidInputError(
-                f"a {kind.value} schedule takes a window, not a dataset or suites"
-            )
+            raise InvalidInputError(f"{what} schedule takes a window, not a dataset or suites")
         if window_s is None or not 0 < window_s <= MAX_WINDOW_S:
             raise InvalidInputError(
-                f"a {kind.value} schedule needs a window between 1 s and {MAX_WINDOW_S} s"
+                f"{what} schedule needs a window between 1 s and {MAX_WINDOW_S} s"
             )
         if kind is ScheduleKind.AUDIT and not names:
             raise InvalidInputError("an audit schedule needs at least one sensitive attribute")
