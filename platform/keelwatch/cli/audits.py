@@ -361,6 +361,7 @@ def _run_local(body: AuditRunIn, actor: str | None) -> AuditRunOut:
     from keelwatch.monitoring.service.bias_audits import (
         audit_config,
         get_audit,
+        positive_label_setting,
         publish_audit,
         run_bias_audit,
     )
@@ -382,7 +383,11 @@ def _run_local(body: AuditRunIn, actor: str | None) -> AuditRunOut:
                 config=config,
                 actor=cli_actor(actor, services.settings),
                 version=body.version,
-                positive_label=body.positive_label,
+                positive_label=(
+                    body.positive_label
+                    if body.positive_label is not None
+                    else positive_label_setting(services.settings.fairness.positive_label)
+                ),
                 reason=body.reason,
                 now=now,
             )
