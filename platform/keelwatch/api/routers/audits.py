@@ -96,7 +96,12 @@ def _cursor_key(after: object) -> tuple[datetime, int]:
     raise InvalidInputError("invalid cursor for the audits list")
 
 
-@router.post("", response_model=AuditRunOut, summary="Run a bias audit now")
+@router.post(
+    "",
+    response_model=AuditRunOut,
+    summary="Run a bias audit now",
+    responses={404: {"description": "The model logged no predictions in the window."}},
+)
 def run_audit(body: AuditRunIn, services: ServicesDep, actor: ActorDep) -> AuditRunOut:
     """Audit ``model``'s predictions logged in the window ending now across every combination
     of ``attributes``: one audit per version, stored, written as ``fairness.*`` signals and
