@@ -60,16 +60,21 @@ def list_bias_audits(
     cursor: CursorQuery = None,
 ) -> Page[AuditOut]:
     """Stored audits, newest first, filtered by model, version and verdict."""
-    after = decode_cursor("audits", cursor)
-    if after is not None:
-        after = _cursor_key(after)
-    with services.db.session() as session:
-        records = list_audits(
-            session, model=model, version=version, verdict=verdict, limit=MAX_SCAN
+    after = _cursor_key(cursor)
+    # Newest first by (computed_at, id). The store reads the newest N; a later page reads
+    # more of them (doubling) until it has a page past the cursor or the list ends.
+    wanted = limit + 1
+    while True:
+        with services.db.session() as session:
+            fetched = list_audits(
+                session, model=model, version=version, verdict=verdict, limit=wanted
+            )
+        records = (
+            fetched if after is None else [r for r in fetched if (r.computed_at, r.id) < after]
         )
-    # Newest first by (computed_at, id): resume after the last item of the previous page.
-    if after is not None:
-        records = [r for r in records if (r.computed_at, r.id) < after]
+        if len(records) > limit or len(fetched) < wanted or wanted >= MAX_SCAN:
+            break
+        wanted = min(wanted * 2, MAX_SCAN)
     items = records[:limit]
     next_cursor = None
     if len(records) > limit and items:
@@ -78,8 +83,11 @@ def list_bias_audits(
     return Page(count=len(items), items=[AuditOut.of(r) for r in items], next_cursor=next_cursor)
 
 
-def _cursor_key(after: object) -> tuple[datetime, int]:
-    """The (computed_at, id) a cursor of the audits list resumes after."""
+def _cursor_key(cursor: str | None) -> tuple[datetime, int] | None:
+    """The (computed_at, id) a cursor of the audits list resumes after (None: first page)."""
+    after = decode_cursor("audits", cursor)
+    if after is None:
+        return None
     if (
         isinstance(after, list)
         and len(after) == 2
