@@ -1,5 +1,6 @@
-"""``keelwatch audit run|history|show|report``: bias audits, and ``keelwatch predictions
-attributes FILE``: the sensitive attributes they group by.
+"""``keelwatch audit run|history|show|report``: bias audits (the sensitive attributes they
+group by are recorded with ``keelwatch predictions attributes FILE``, :mod:`cli.attributes`;
+audits print through :mod:`cli.audit_output`).
 
 ``audit run`` works two ways. ``--data FILE --prediction COL --attributes a,b`` audits a CSV,
 Parquet or JSON Lines file on its own: no server, no database, no settings file (the audit's
@@ -20,17 +21,17 @@ so ``keelwatch audit run`` is what the issue asked for; the bias audits' own lis
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from keelwatch.cli.attributes import predictions_attributes
+from keelwatch.cli.audit_output import audit_title, console, print_audit
 from keelwatch.cli.remote import refuse_actor, remote_client
 from keelwatch.cli.support import (
     ActorOption,
@@ -44,31 +45,12 @@ from keelwatch.cli.support import (
 
 if TYPE_CHECKING:
     from keelwatch.monitoring.fairness.results import AuditConfig
-    from keelwatch.schemas.audits import AttributeIn, AuditRunIn, AuditRunOut
+    from keelwatch.schemas.audits import AuditRunIn, AuditRunOut
     from keelwatch.settings import Settings
     from keelwatch.wiring import Services
 
-#: Names, values and ids are user input: never read as markup. Piped output is not cut at 80.
-console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 160)
-
 #: Exit code of ``audit run --fail-on-violation`` when a gap violates.
 EXIT_VIOLATION = 3
-
-#: Column headers of the group metrics, in the order they are shown.
-METRIC_HEADERS = {
-    "selection_rate": "selection rate",
-    "mean_score": "mean score",
-    "base_rate": "base rate",
-    "tpr": "TPR",
-    "fpr": "FPR",
-    "precision": "precision",
-    "accuracy": "accuracy",
-    "calibration_gap": "calib. gap",
-    "mean_prediction": "mean prediction",
-    "mean_label": "mean label",
-    "mae": "MAE",
-}
-UNDEFINED = "undefined"
 
 
 def register(audit_app: typer.Typer, predictions_app: typer.Typer) -> None:
@@ -165,8 +147,11 @@ def audit_run(
 ) -> None:
     """Audit predictions for gaps between groups: a file (--data) or a model's log (--model).
 
-    Exit 0 when the audit completes, whatever its verdict; with --fail-on-violation, exit 3
-    when a gap's whole interval lies beyond its threshold. Bad input exits 2.
+    Exit 0 when the audit completes, whatever its verdict.
+
+    --fail-on-violation: exit 3 when a gap's whole interval lies beyond its threshold.
+
+    Bad input (a missing column, non-binary predictions) exits 2 with one line.
     """
     if (model is None) == (data is None):
         fail("give exactly one of --model NAME (the prediction log) or --data FILE (a file)")
@@ -346,7 +331,7 @@ def _run_model(body: AuditRunIn, actor: str | None, *, as_json: bool) -> str:
         )
         for audit in answer.results:
             typer.echo("")
-            print_audit(audit.result, _audit_title(audit.model_dump()))
+            print_audit(audit.result, audit_title(audit.model_dump()))
     verdicts = {audit.verdict for audit in answer.results}
     return "violation" if "violation" in verdicts else next(iter(verdicts), "insufficient_data")
 
@@ -445,128 +430,6 @@ def _working(what: str, *, quiet: bool) -> Iterator[None]:
         yield
 
 
-# --------------------------------------------------------------------------- text output
-
-
-def print_audit(result: dict[str, Any], title: str) -> None:
-    """An audit (the ``AuditResult.to_dict()`` shape) as a verdict line and, per slice, a
-    table of its groups and a table of its gaps."""
-    gaps = [gap for s in result.get("slices", []) for gap in s.get("gaps", [])]
-    violating = sum(1 for gap in gaps if gap.get("violation"))
-    verdict = str(result.get("verdict", "?"))
-    style = {"violation": "bold red", "pass": "bold green"}.get(verdict, "bold yellow")
-    summary = {
-        "violation": f"{violating} of {len(gaps)} gaps violate",
-        "pass": f"no gap of {len(gaps)} violates",
-    }.get(verdict, "too few rows per group to judge any gap")
-    console.print(Text.assemble(f"{title}: ", (verdict.upper(), style), f" ({summary})"))
-    config = result.get("config", {})
-    data = ", ".join(
-        part
-        for part in (
-            f"{result.get('rows', 0):,} rows",
-            str(result.get("task", "")),
-            "labelled" if result.get("labelled") else "no labels",
-            "scored" if result.get("scored") else "no scores",
-        )
-        if part
-    )
-    level = result.get("interval_level")
-    intervals = (
-        f"{level:.2%} intervals ({config.get('confidence', 0):.0%} corrected for "
-        f"{result.get('comparisons', 0)} comparisons, {config.get('correction', '?')})"
-        if isinstance(level, int | float)
-        else ""
-    )
-    console.print(
-        f"  {data}; groups under {config.get('min_group_size', '?')} rows are "
-        f"insufficient; {intervals}"
-    )
-    for slice_ in result.get("slices", []):
-        console.print("")
-        console.print(_groups_table(slice_, config))
-        if slice_.get("gaps"):
-            console.print(_gaps_table(slice_))
-
-
-def _groups_table(slice_: dict[str, Any], config: dict[str, Any]) -> Table:
-    groups = slice_.get("groups", [])
-    present = {name for g in groups for name in g.get("metrics", {})}
-    metrics = [m for m in METRIC_HEADERS if m in present] + sorted(present - set(METRIC_HEADERS))
-    table = Table(title=f"slice {slice_.get('slice')}: groups", title_justify="left")
-    table.add_column("group")
-    table.add_column("count", justify="right")
-    for metric in metrics:
-        table.add_column(METRIC_HEADERS.get(metric) or metric, justify="right")
-    table.add_column("note")
-    for group in groups:
-        values = group.get("metrics", {})
-        notes = []
-        if not group.get("sufficient", True):
-            notes.append(f"insufficient (< {config.get('min_group_size', '?')} rows): not in gaps")
-        undefined = group.get("undefined", {})
-        notes.extend(f"{m} undefined: {why}" for m, why in undefined.items())
-        table.add_row(
-            str(group.get("group")),
-            f"{group.get('count', 0):,}",
-            *(_number(values.get(metric)) for metric in metrics),
-            "; ".join(notes),
-        )
-    return table
-
-
-def _gaps_table(slice_: dict[str, Any]) -> Table:
-    table = Table(title=f"slice {slice_.get('slice')}: gaps", title_justify="left")
-    for column, justify in (
-        ("gap", "left"),
-        ("value", "right"),
-        ("interval", "right"),
-        ("violates if", "right"),
-        ("judgement", "left"),
-        ("between", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for gap in slice_.get("gaps", []):
-        value = gap.get("value")
-        if value is None:
-            judgement = Text(f"{UNDEFINED}: {gap.get('reason') or 'too few groups'}", "yellow")
-        elif gap.get("violation"):
-            judgement = Text("VIOLATION", "bold red")
-        else:
-            judgement = Text("ok", "green")
-        low, high = gap.get("ci_low"), gap.get("ci_high")
-        interval = f"[{_number(low)}, {_number(high)}]" if low is not None else ""
-        sign = "<" if gap.get("direction") == "below" else ">"
-        between = " vs ".join(gap.get("groups") or [])
-        table.add_row(
-            str(gap.get("metric")),
-            _number(value),
-            interval,
-            f"{sign} {gap.get('threshold', 0):.3f}",
-            judgement,
-            between,
-        )
-    return table
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return UNDEFINED
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    return f"{value:.3f}"
-
-
-def _audit_title(audit: dict[str, Any]) -> str:
-    alias = f" @{audit['alias']}" if audit.get("alias") else ""
-    where = f" over {audit['window']}" if audit.get("window") else f" ({audit.get('source', '')})"
-    stored = " (stored earlier)" if audit.get("already_recorded") else ""
-    return (
-        f"audit {audit['id']}: {audit['model_name']} version {audit['model_version']}{alias}"
-        f"{where}{stored}"
-    )
-
-
 # --------------------------------------------------------------------------- stored audits
 
 
@@ -648,7 +511,7 @@ def audit_show(
     if as_json:
         typer.echo(json.dumps(audit.model_dump(mode="json"), indent=2))
         return
-    print_audit(audit.result, _audit_title(audit.model_dump()))
+    print_audit(audit.result, audit_title(audit.model_dump()))
     end = audit.window_end.isoformat(timespec="seconds") if audit.window_end else "-"
     console.print(
         f"computed {audit.computed_at.isoformat(timespec='seconds')} by {audit.computed_by}; "
@@ -670,163 +533,3 @@ def audit_report(
             html = audit_report_html(session, audit_id)
     _write_text(output, html)
     typer.echo(f"report of audit {audit_id} written to {output}")
-
-
-# --------------------------------------------------------------------------- attributes
-
-
-def predictions_attributes(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help='JSON Lines of {"request_id": ..., "attributes": {...}}, or CSV/Parquet '
-            "with request_id and one column per attribute."
-        ),
-    ],
-    actor: ActorOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Record the sensitive attributes of logged predictions (bias audits group by them)."""
-    from keelwatch.schemas.audits import MAX_ATTRIBUTE_RECORDS_PER_CALL
-
-    items = read_attribute_file(file)
-    with cli_services() as services:
-        stored, unknown = _send_attributes(
-            services,
-            items,
-            cli_actor(actor, services.settings),
-            batch=MAX_ATTRIBUTE_RECORDS_PER_CALL,
-            quiet=as_json,
-        )
-    if as_json:
-        # The shape of POST /predictions/attributes' answer.
-        typer.echo(json.dumps({"stored": stored, "unknown_request_ids": unknown}))
-        return
-    typer.echo(
-        f"attributes from {file.name}: {stored:,} request ids stored, "
-        f"{len(unknown):,} unknown request ids"
-    )
-    if unknown:
-        shown = ", ".join(unknown[:10])
-        more = len(unknown) - 10
-        suffix = f" and {more:,} more (--json lists them all)" if more > 0 else ""
-        stderr_console.print(
-            Text(f"not in the prediction log, not stored: {shown}{suffix}", style="yellow"),
-            soft_wrap=True,
-        )
-
-
-def read_attribute_file(path: Path) -> list[AttributeIn]:
-    """Every row of ``path``, checked (exit 2 naming the row before anything is written). A
-    request id on several rows merges their attributes, the later row winning per name."""
-    from pydantic import ValidationError
-
-    from keelwatch.schemas.audits import AttributeIn
-
-    rows = _attribute_rows(path)
-    if not rows:
-        fail(f"{path}: no attributes (the file has no rows)")
-    items: list[AttributeIn] = []
-    for index, (request_id, attributes) in enumerate(rows, start=1):
-        try:
-            items.append(
-                AttributeIn.model_validate({"request_id": request_id, "attributes": attributes})
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first.get("loc", ()))
-            fail(f"{path.name} row {index}: {where}: {first.get('msg', 'invalid')}")
-    return items
-
-
-def _attribute_rows(path: Path) -> list[tuple[Any, dict[str, Any]]]:
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        fail(f"{path}: no such file")
-    if suffix in (".jsonl", ".ndjson"):
-        return _jsonl_rows(path)
-    if suffix not in (".csv", ".parquet", ".pq"):
-        fail(f"{path}: expected a JSON Lines, CSV or Parquet file (.jsonl, .csv, .parquet)")
-    import pandas as pd
-
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        else:
-            frame = pd.read_parquet(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        fail(f"{path}: cannot read attributes ({exc})")
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own error types
-        fail(f"{path}: cannot read attributes ({type(exc).__name__}; not a valid file?)")
-    if "request_id" not in frame.columns:
-        found = ", ".join(map(str, frame.columns[:20])) or "none"
-        fail(f"{path}: missing column request_id (found: {found})")
-    names = [str(c) for c in frame.columns if c != "request_id"]
-    if not names:
-        fail(f"{path}: no attribute columns besides request_id")
-    rows: list[tuple[Any, dict[str, Any]]] = []
-    for record in frame.to_dict(orient="records"):
-        request_id = record["request_id"]
-        if isinstance(request_id, int) and not isinstance(request_id, bool):
-            request_id = str(request_id)
-        # An empty cell: this row does not have that attribute.
-        rows.append((request_id, {n: _plain(record[n]) for n in names if not pd.isna(record[n])}))
-    return rows
-
-
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)  # numpy scalars from Parquet → int/bool/float/str
-    return item() if callable(item) else value
-
-
-def _jsonl_rows(path: Path) -> list[tuple[Any, dict[str, Any]]]:
-    rows: list[tuple[Any, dict[str, Any]]] = []
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    fail(f"{path.name} line {number}: not a JSON object")
-                if not isinstance(item, dict) or set(item) != {"request_id", "attributes"}:
-                    fail(
-                        f"{path.name} line {number}: expected exactly the keys request_id and "
-                        "attributes"
-                    )
-                rows.append((item["request_id"], item["attributes"]))
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{path}: cannot read attributes ({type(exc).__name__})")
-    return rows
-
-
-def _send_attributes(
-    services: Services, items: list[AttributeIn], actor: str, *, batch: int, quiet: bool
-) -> tuple[int, list[str]]:
-    """Record ``items`` in batches of ``batch``, each its own transaction; a progress bar on
-    stderr when there is more than one batch."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from keelwatch.storage.attributes import AttributeRecord, record_attributes
-
-    stored = 0
-    unknown: list[str] = []
-    progress = Progress(
-        TextColumn("attributes"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=stderr_console,
-        disable=quiet or len(items) <= batch,
-    )
-    with progress, cli_errors():
-        bar = progress.add_task("attributes", total=len(items))
-        for start in range(0, len(items), batch):
-            chunk = items[start : start + batch]
-            records = [AttributeRecord(i.request_id, dict(i.attributes)) for i in chunk]
-            with services.db.session() as session:
-                result = record_attributes(session, records, actor)
-            stored += result.stored
-            unknown.extend(result.unknown)
-            progress.advance(bar, len(chunk))
-    return stored, unknown
