@@ -522,6 +522,7 @@ def test_the_cli_audits_a_logged_model_and_reads_the_history(
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.startswith(f"audit {audit['id']}: {MODEL} version 1 over 24h: ")
     assert "slice gender&age_band: gaps" in shown.stdout
+    assert "audited 300 of 300 logged predictions: every row, without labels" in shown.stdout
     report = tmp_path / "report.html"
     written = runner.invoke(app, ["audit", "report", str(audit["id"]), "-o", str(report)])
     assert written.exit_code == 0, written.output
@@ -589,3 +590,74 @@ def test_the_remote_cli_audits_through_the_api_and_file_audits_stay_local(
                        tmp_path=tmp_path)  # fmt: skip
     assert code == 0, out
     assert no_nan(out)["rows"] == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("a.csv", "id,age_band\nr-0,18-29\n", "missing column request_id (found: id, age_band)"),
+        ("a.csv", "request_id\nr-0\n", "no attribute columns besides request_id"),
+        ("a.csv", "request_id,age_band\n", "no attributes (the file has no rows)"),
+        ("a.csv", "request_id,age_band\nr-0,18-29\nr-1,\n", "a.csv row 2: attributes"),
+        ("a.jsonl", '{"request_id": "r-0", "attributes": {"age": 1.5}}\n', "row 1: attributes"),
+        ("a.jsonl", '{"request_id": "r-0"}\n', "line 1: expected exactly the keys"),
+        ("a.jsonl", "not json\n", "line 1: not a JSON object"),
+        ("a.txt", "request_id,age\n", "expected a JSON Lines, CSV or Parquet file"),
+    ],
+)
+def test_cli_refuses_a_bad_attributes_file_before_writing_anything(
+    settings: Settings, database: Database, tmp_path: Path, name: str, content: str, fragment: str
+) -> None:
+    from keelwatch.storage.attributes import get_attributes
+
+    log_window(database, rows=3)
+    path = tmp_path / name
+    path.write_text(content)
+    result = CliRunner(env=settings_env(settings)).invoke(
+        app, ["predictions", "attributes", str(path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    with database.session() as session:
+        assert get_attributes(session, ["r-0", "r-1", "r-2"]) == {}
+
+
+def test_cli_sends_a_large_attributes_file_in_batches(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    from keelwatch.storage.attributes import get_attributes
+
+    rows = 10_003
+    now = utcnow()
+    with database.session() as session:
+        insert_predictions(
+            session,
+            [
+                PredictionRecord(
+                    request_id=f"b-{i}",
+                    model_name=MODEL,
+                    model_version="1",
+                    inputs={},
+                    outputs={"prediction": 1},
+                    latency_ms=1.0,
+                    created_at=now - timedelta(seconds=i),
+                )
+                for i in range(rows)
+            ],
+        )
+    path = tmp_path / "attributes.parquet"
+    pd.DataFrame(
+        {"request_id": [f"b-{i}" for i in range(rows)], "band": [i % 3 for i in range(rows)]}
+    ).to_parquet(path, index=False)
+    result = CliRunner(env=settings_env(settings)).invoke(
+        app, ["predictions", "attributes", str(path), "--json", "--actor", "bulk"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"stored": rows, "unknown_request_ids": []}
+    with database.session() as session:
+        entries = list_audit(session, action="attributes.record")
+        stored = get_attributes(session, ["b-0", "b-10002"])
+    assert [entry.details["stored"] for entry in entries] == [3, 10_000]  # newest first
+    assert {entry.actor for entry in entries} == {"bulk"}
+    assert stored == {"b-0": {"band": "0"}, "b-10002": {"band": "0"}}

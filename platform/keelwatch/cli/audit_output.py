@@ -67,6 +67,18 @@ def print_audit(result: dict[str, Any], title: str) -> None:
         f"  {data}; groups under {config.get('min_group_size', '?')} rows are "
         f"insufficient; {intervals}"
     )
+    population = result.get("population")
+    if isinstance(population, dict) and "logged_rows" in population:
+        # A prediction-log audit says which logged rows it covered (the service's label rule).
+        which = (
+            "the labelled rows, with their labels"
+            if population.get("audited") == "labelled_rows"
+            else "every row, without labels (too few labelled)"
+        )
+        console.print(
+            f"  audited {population.get('audited_rows', 0):,} of "
+            f"{population['logged_rows']:,} logged predictions: {which}"
+        )
     for slice_ in result.get("slices", []):
         console.print("")
         console.print(_groups_table(slice_, config))
