@@ -230,11 +230,16 @@ def publish_audit(settings: Settings, db: Database, audit_id: int) -> str | None
     """After the commit that stored audit ``audit_id``: render its report and log it as an
     MLflow run, then store the run id and the report (its own transaction). Returns the run id.
 
+    MLflow calls are bounded by ``mlflow.request_timeout_s`` and ``mlflow.request_max_retries``.
     MLflow unavailable: a logged warning and None; the report is still stored and the audit
     row stays (publishing again later logs the run). Already published: the stored run id,
     nothing logged twice (a redelivered task)."""
     from keelwatch.monitoring.service.fairness_mlflow import log_audit_run
+    from keelwatch.registry._client import apply_http_limits
 
+    # Bounded MLflow calls in any process (MLflow's defaults retry a refused connection for
+    # minutes); the registry's client sets the same limits from the same settings.
+    apply_http_limits(settings.mlflow.request_timeout_s, settings.mlflow.request_max_retries)
     with db.session() as session:
         record = get_audit(session, audit_id)
     if record.mlflow_run_id is not None and record.has_report:
