@@ -392,8 +392,8 @@ def api_metrics(
     champions: Callable[[], dict[str, str]] | None = None,
 ) -> KeelwatchMetrics:
     """The API's collectors: request latency, errors, queue depth, fleet inference rows, jobs
-    per state, the alert loop (alerts, notifications, actions, dead letters), drift results
-    and (given ``champions``) each model's champion version."""
+    per state, the alert loop (alerts, notifications, actions, dead letters), drift results,
+    evaluation and bias-audit results and (given ``champions``) each model's champion version."""
     metrics = KeelwatchMetrics()
     metrics.add_collector(
         QueueDepthCollector(
@@ -432,6 +432,13 @@ def api_metrics(
     metrics.add_collector(
         EvaluationResultsCollector(
             database, on_error=lambda _exc: metrics.count_error("metrics", "evaluations")
+        )
+    )
+    from keelwatch.monitoring.service.fairness_metrics import FairnessAuditCollector
+
+    metrics.add_collector(
+        FairnessAuditCollector(
+            database, on_error=lambda _exc: metrics.count_error("metrics", "fairness")
         )
     )
     return metrics

@@ -311,11 +311,27 @@ def test_a_row_without_the_attribute_fails_its_audit_naming_the_attribute(
         assert list_audit(session, action="fairness.audit") == []
 
 
-def test_gauges_show_the_newest_audit_and_never_nan(database: Database) -> None:
+def test_gauges_show_the_newest_audit_and_never_nan(settings: Settings, database: Database) -> None:
+    from tests.integration.conftest import api_client
+    from tests.integration.test_api_metrics import scrape
+
     end = utcnow().replace(microsecond=0) - timedelta(minutes=5)
     seed(database, end)
     first = audit(database, end)
     v1 = next(r for r in first.results if r.model_version == "1")
+    parity = gap(v1.result, "gender", "demographic_parity_difference")
+    # The API's /metrics serves them (read from SQL at scrape time).
+    with api_client(settings) as client:
+        served = scrape(client)
+    key = (
+        ("attribute", "gender"),
+        ("bound", "ci_low"),
+        ("metric", "demographic_parity_difference"),
+        ("model", MODEL),
+        ("version", "1"),
+    )
+    assert served[GAP_GAUGE][key] == pytest.approx(parity["ci_low"])
+    assert all(math.isfinite(v) for v in served[GROUP_GAUGE].values())
     registry = CollectorRegistry()
     registry.register(FairnessAuditCollector(database))
     text = generate_latest(registry).decode()
@@ -329,7 +345,6 @@ def test_gauges_show_the_newest_audit_and_never_nan(database: Database) -> None:
         tuple(s.labels[k] for k in ("version", "attribute", "slice", "metric")): s.value
         for s in families[GROUP_GAUGE].samples
     }
-    parity = gap(v1.result, "gender", "demographic_parity_difference")
     for bound in ("value", "ci_low", "ci_high"):
         assert gaps[("1", "gender", "demographic_parity_difference", bound)] == pytest.approx(
             parity[bound]
