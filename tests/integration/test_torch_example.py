@@ -179,7 +179,7 @@ def test_gate_decides_int8_against_fp32_on_a_worker(
         assert check.json()["champion_version"] == pair.fp32.version
         job = wait_job(settings, check.json()["job_id"])
         assert job.status is JobStatus.SUCCEEDED, job.error
-        (decision,) = client.get("/gate/decisions", params={"model": MODEL}).json()
+        (decision,) = client.get("/gate/decisions", params={"model": MODEL}).json()["items"]
 
     assert decision["challenger_version"] == pair.int8.version
     assert decision["outcome"] in ("promote", "reject"), decision
