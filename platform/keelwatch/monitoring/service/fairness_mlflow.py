@@ -251,7 +251,13 @@ def _point_version_at(
         client.set_model_version_tag(model, version, LAST_RUN_TAG, run_id)
         client.set_model_version_tag(model, version, LAST_VERDICT_TAG, verdict)
         client.set_model_version_tag(model, version, LAST_AUDIT_TAG, str(int(audit_id)))
-    except Exception:  # the run is logged; a missing pointer is a lesser loss than the audit
-        logger.exception(
-            "could not tag %s version %s with its bias audit run %s", model, version, run_id
+    except Exception as exc:  # noqa: BLE001 - the run is logged; a missing pointer is lesser
+        # One line, not a traceback: an audit of a model that is not registered in MLflow
+        # (a file audit, a renamed model) is normal and the CLI prints this log on stderr.
+        logger.warning(
+            "could not tag %s version %s with its bias audit run %s: %s",
+            model,
+            version,
+            run_id,
+            type(exc).__name__,
         )
