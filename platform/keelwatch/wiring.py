@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 # Producers whose signal names live outside the catalogue's own module register them at import;
 # every entry point builds Services, so the rules its API or CLI validates may watch them.
 import keelwatch.monitoring.ops  # noqa: F401 - registers the ops.* signal names
+from keelwatch.monitoring.service import (  # noqa: F401 - fairness.* names
+    bias_audits as _bias_audits,
+)
 from keelwatch.monitoring.service import (  # noqa: F401 - evaluation.* names
     evaluations as _evaluations,
 )
