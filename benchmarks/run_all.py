@@ -24,6 +24,7 @@ BENCHMARKS = (
     "drift_bench",
     "drift_distributed_bench",
     "evaluation_bench",
+    "fairness_bench",
     "gate_torch_bench",
     "inference_bench",
     "predlog_bench",

@@ -250,3 +250,34 @@ def test_a_biased_model_violates_and_a_fair_one_passes() -> None:
         else:
             assert gap.ci_high < gap.threshold
         assert slice_result.name in {"group", "group&band"}
+
+
+def test_many_cells_are_resampled_in_blocks() -> None:
+    # 3,000 groups x 4 outcome cells: the 400 resamples are drawn in two blocks (bounded
+    # memory), and every block's rows land in the right place of the samples.
+    rng = np.random.default_rng(8)
+    rows = 30_000
+    shop = rng.integers(0, 3_000, rows)
+    y_true = (rng.random(rows) < 0.5).astype(int)
+    y_pred = np.where(rng.random(rows) < 0.8, y_true, 1 - y_true)
+    config = AuditConfig(resamples=400, min_group_size=5, seed=2)
+    first = audit_predictions({"shop": shop}, y_pred, y_true=y_true, config=config)
+    again = audit_predictions({"shop": shop}, y_pred, y_true=y_true, config=config)
+    assert first.to_dict() == again.to_dict()
+    (slice_result,) = first.slices
+    assert len(slice_result.groups) == 3_000
+    with_ci = [g for g in slice_result.groups if g.ci]
+    assert len(with_ci) == sum(g.sufficient for g in slice_result.groups)
+    # Every sufficient group's interval brackets its own selection rate (groups of ~10 rows).
+    inside = [
+        g.ci["selection_rate"][0] <= (g.metrics["selection_rate"] or 0) <= g.ci["selection_rate"][1]
+        for g in with_ci
+    ]
+    assert all(inside)
+    spread = [
+        g.ci["selection_rate"][0] < g.ci["selection_rate"][1]
+        for g in with_ci
+        if 0 < (g.metrics["selection_rate"] or 0) < 1
+    ]
+    assert len(spread) > 2_000
+    assert all(spread)

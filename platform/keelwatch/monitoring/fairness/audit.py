@@ -135,6 +135,7 @@ class _SlicePlan:
 
     def result(self, level: float, config: AuditConfig) -> SliceResult:
         sufficient_position = np.cumsum(self.sufficient) - 1
+        intervals = {m: _intervals(v, level) for m, v in self.group_samples.items()}
         groups = []
         for g, key in enumerate(self.names):
             values: dict[str, float | None] = {}
@@ -145,10 +146,9 @@ class _SlicePlan:
                 if np.isfinite(value):
                     values[metric] = value
                     if self.sufficient[g]:
-                        column = self.group_samples[metric][:, sufficient_position[g]]
-                        interval = _interval(column, level)
-                        if interval is not None:
-                            ci[metric] = interval
+                        low, high = intervals[metric][sufficient_position[g]]
+                        if np.isfinite(low):
+                            ci[metric] = (float(low), float(high))
                 else:
                     values[metric] = None
                     undefined[metric] = UNDEFINED_REASONS.get(metric, "no rows")
@@ -277,6 +277,22 @@ def _bootstrap(
             for gap in plan.gap_samples:
                 plan.gap_samples[gap][start:stop] = gap_values(gap, values, plan.eligible)[0]
         start = stop
+
+
+def _intervals(samples: FloatArray, level: float) -> FloatArray:
+    """``(groups, 2)`` percentile intervals of each column of ``(resamples, groups)`` samples
+    over its finite values (NaN where none is)."""
+    out = np.full((samples.shape[1], 2), np.nan)
+    complete = np.isfinite(samples).all(axis=0)
+    if complete.any():
+        # One vectorised quantile call for the usual case of columns without undefined draws.
+        tail = (1 - level) / 2
+        out[complete] = np.quantile(samples[:, complete], [tail, 1 - tail], axis=0).T
+    for column in np.flatnonzero(~complete):
+        interval = _interval(samples[:, column], level)
+        if interval is not None:
+            out[column] = interval
+    return out
 
 
 def _interval(samples: FloatArray, level: float) -> tuple[float, float] | None:
