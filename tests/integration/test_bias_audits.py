@@ -311,6 +311,50 @@ def test_a_row_without_the_attribute_fails_its_audit_naming_the_attribute(
         assert list_audit(session, action="fairness.audit") == []
 
 
+@pytest.mark.parametrize(
+    ("predictions", "positive_label"),
+    [(("approve", "deny"), "approve"), (("1", "0"), 1), ((True, False), "true")],
+)
+def test_the_positive_label_is_matched_to_the_type_of_the_predictions(
+    database: Database, predictions: tuple[Any, Any], positive_label: Any
+) -> None:
+    end = utcnow().replace(microsecond=0)
+    favourable, other = predictions
+    with database.session() as session:
+        insert_predictions(
+            session,
+            [
+                PredictionRecord(
+                    f"loan-{i}",
+                    "loan",
+                    "1",
+                    {"gender": "m" if i % 2 else "f"},
+                    {"decision": favourable if (i % 2 or i % 10 == 0) else other},
+                    1.0,
+                    end - timedelta(minutes=1, seconds=i),
+                )
+                for i in range(200)
+            ],
+        )
+    outcome = audit(
+        database,
+        end,
+        model="loan",
+        attributes=["gender"],
+        champion=None,
+        positive_label=positive_label,
+    )
+    [record] = outcome.results
+    rates = {
+        g["group"]: g["metrics"]["selection_rate"]
+        for s in record.result["slices"]
+        for g in s["groups"]
+    }
+    assert rates == {"m": pytest.approx(1.0), "f": pytest.approx(0.2)}
+    assert record.verdict == "violation"
+    assert record.result["population"]["prediction_column"] == "decision"
+
+
 def test_gauges_show_the_newest_audit_and_never_nan(settings: Settings, database: Database) -> None:
     from tests.integration.conftest import api_client
     from tests.integration.test_api_metrics import scrape

@@ -365,6 +365,8 @@ def _audit_rows(
     column = _prediction_column(audited, version)
     y_pred = np.asarray([row.outputs[column] for row in audited])
     label = positive_label_of(y_pred, positive_label)
+    if y_pred.dtype.kind == "U" and not isinstance(label, str):
+        label = class_name(label)  # text predictions "1"/"0": the label 1 is "1"
     score_column = f"{PROBA_PREFIX}{class_name(label)}"
     scores = [row.outputs.get(score_column) for row in audited]
     scored = all(_finite_number(value) for value in scores)
