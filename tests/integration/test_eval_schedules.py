@@ -184,7 +184,10 @@ def test_set_list_edit_delete_are_validated_and_audited(database: Database, tmp_
         with pytest.raises(NotFoundError, match="realized-daily"):
             schedules.delete_schedule(session, "realized-daily", actor="bob")
         entries = list_audit(session, target="eval_schedule:realized-daily")
-        assert [e.action for e in entries] == ["evaluation.schedule.delete", "evaluation.schedule.set"]
+        assert [e.action for e in entries] == [
+            "evaluation.schedule.delete",
+            "evaluation.schedule.set",
+        ]
         assert entries[0].actor == "bob" and entries[0].reason == "not needed"
         sets = list_audit(session, target="eval_schedule:hourly")
         assert [e.action for e in sets] == ["evaluation.schedule.set"] * 3
