@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from keelwatch.cli.demo import FEATURES, MODEL_NAME, DemoResult, make_training_data, run_demo
+from keelwatch.cli.demo_audit import RULE_NAME
 from keelwatch.cli.demo_eval import HOLDOUT_ROWS, HOLDOUT_SEED, SCHEDULE_NAME
 from keelwatch.entities.audit import AuditEntry
 from keelwatch.settings import Settings
@@ -71,6 +72,7 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     assert people == {"demo"}
     _check_loop(settings, result, audit, client)
     _check_evaluation(settings, result, audit, client)
+    _check_audit(settings, result, audit, client)
 
     # Drift step: the shifted features drift, the untouched ones do not; the check ran on the
     # profile the batch job built while scoring, and its MLflow run holds Keelwatch's report
@@ -233,3 +235,63 @@ def _check_evaluation(
         e.action == "model.promote" and "gate decision" in e.reason and e.actor == "demo"
         for e in audit
     )
+
+
+def _check_audit(
+    settings: Settings, result: DemoResult, audit: list[AuditEntry], client: MlflowClient
+) -> None:
+    """The biased version fails its audit with Fairlearn's own figure, the champion passes, the
+    rule's alert fires for the biased version, and the report and MLflow run say the same."""
+    from fairlearn.metrics import demographic_parity_difference
+
+    from keelwatch.entities.alerts import AlertState
+    from keelwatch.storage.alerts import list_alerts
+    from keelwatch.storage.attributes import get_attributes
+    from keelwatch.storage.labels import get_labels
+
+    au = result.audit
+    biased, champion = au.audits[au.biased_version], au.audits[au.champion_version]
+    assert champion.verdict == "pass" and champion.violations == 0
+    assert biased.verdict == "violation" and biased.violations > 0
+    assert au.biased_version not in result.versions[:2] and au.champion_version != au.biased_version
+
+    # The stored gap equals Fairlearn's on the rows the audit covered (the labelled ones).
+    services = Services(settings)
+    try:
+        with services.db.session() as session:
+            rows = recent_predictions(
+                session, model_name=MODEL_NAME, model_version=au.biased_version, limit=50_000
+            )
+            labels = get_labels(session, [row.request_id for row in rows])
+            attributes = get_attributes(session, [row.request_id for row in rows])
+            alerts = list_alerts(session, rule_name=RULE_NAME, limit=50)
+    finally:
+        services.close()
+    labelled = [row for row in rows if row.request_id in labels]
+    assert len(labelled) == biased.rows
+    y_pred = [int(row.outputs["prediction"]) for row in labelled]
+    y_true = [int(labels[row.request_id].label) for row in labelled]
+    bands = [attributes[row.request_id]["age_band"] for row in labelled]
+    expected = demographic_parity_difference(y_true, y_pred, sensitive_features=bands)
+    (age_slice,) = [s for s in biased.result["slices"] if s["slice"] == "age_band"]
+    gaps = {gap["metric"]: gap for gap in age_slice["gaps"]}
+    parity = gaps["demographic_parity_difference"]
+    assert parity["value"] == pytest.approx(expected, abs=1e-12)
+    assert parity["violation"] and parity["ci_low"] > parity["threshold"]
+
+    firing = [
+        a
+        for a in alerts
+        if a.state is AlertState.FIRING and a.labels.get("version") == au.biased_version
+    ]
+    assert firing and au.alert_state == AlertState.FIRING.value
+    assert not [a for a in alerts if a.labels.get("version") == au.champion_version]
+
+    report = Path(au.report_path).read_text(encoding="utf-8")
+    assert "VIOLATION" in report and "demographic_parity_difference" in report
+    run = client.get_run(au.mlflow_run_id)
+    assert run.data.tags["keelwatch.audit.verdict"] == "violation"
+    assert run.data.metrics["age_band.demographic_parity_difference"] == pytest.approx(
+        parity["value"]
+    )
+    assert any(e.action == "fairness.audit" and e.actor == "demo" for e in audit)

@@ -7,6 +7,8 @@ webhook receiver gets the signed notification, one policy rolls the champion bac
 another retrains a challenger (v3), all audited as ``policy:<name>``. Last, a beat tick fires the
 scheduled evaluation of the champion on a holdout set, and the champion/challenger gate rejects
 a worse challenger and promotes a better one, with its reasons (:mod:`keelwatch.cli.demo_eval`).
+Finally a version trained on biased historical decisions fails its bias audit, the audit's
+signal fires an alert and the HTML report shows the gap (:mod:`keelwatch.cli.demo_audit`).
 Every step goes through the same code the CLI and API use; nothing is faked.
 """
 
@@ -25,6 +27,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from keelwatch.cli.demo_audit import AuditDemoResult, run_audit_step
 from keelwatch.cli.demo_eval import EvaluationDemoResult, arm_evaluation, run_evaluation_step
 from keelwatch.cli.demo_loop import LoopResult, WebhookReceiver, arm_loop, print_loop, wait_for_loop
 from keelwatch.settings import Settings, load_settings
@@ -62,6 +65,7 @@ class DemoResult:
     device: str = ""
     loop: LoopResult = field(default_factory=LoopResult)
     evaluation: EvaluationDemoResult = field(default_factory=EvaluationDemoResult)
+    audit: AuditDemoResult = field(default_factory=AuditDemoResult)
 
 
 def make_training_data(rows: int, seed: int) -> pd.DataFrame:
@@ -253,6 +257,7 @@ def run_demo(
     run_evaluation_step(
         services, result.evaluation, train, DEMO_ACTOR, console, timeout_s=timeout_s
     )
+    result.audit = run_audit_step(services, train, DEMO_ACTOR, console, timeout_s=timeout_s)
     _print_summary(services, result, console)
     services.close()
     return result
@@ -479,6 +484,8 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
                     f"Evaluations:      {env_prefix}.venv/bin/keelwatch eval results {MODEL_NAME}",
                     f"Gate decisions:   {env_prefix}.venv/bin/keelwatch gate decisions "
                     f"{MODEL_NAME}",
+                    f"Bias audits:      {env_prefix}.venv/bin/keelwatch audit history "
+                    f"--model {MODEL_NAME}  (report: {result.audit.report_path})",
                 ]
             ),
             title="where to look",
