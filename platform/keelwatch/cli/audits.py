@@ -58,12 +58,16 @@ def register(audit_app: typer.Typer, predictions_app: typer.Typer) -> None:
     ``predictions`` (both groups belong to ``cli.ops``)."""
     audit_app.info.help = (
         "The audit log (audit list) and bias audits of models' predictions "
-        "(audit run, history, show, report)."
+        "(audit run, history, show, report, counterfactual)."
     )
     audit_app.command("run")(audit_run)
     audit_app.command("history")(audit_history)
     audit_app.command("show")(audit_show)
     audit_app.command("report")(audit_report)
+    # Imported here: cli.counterfactual uses this module's exit code.
+    from keelwatch.cli.counterfactual import audit_counterfactual
+
+    audit_app.command("counterfactual")(audit_counterfactual)
     predictions_app.command("attributes")(predictions_attributes)
 
 

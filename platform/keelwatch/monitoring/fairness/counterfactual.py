@@ -161,7 +161,9 @@ def expand_templates(
     prompts: list[CounterfactualPrompt] = []
     for index, template in enumerate(templates):
         if not isinstance(template, str) or placeholder not in template:
-            raise InvalidInputError(f"template {index} does not contain the placeholder")
+            raise InvalidInputError(
+                f"template {index} does not contain the placeholder {placeholder}"
+            )
         for group, group_terms in terms.items():
             prompts.extend(
                 CounterfactualPrompt(index, group, t, template.replace(placeholder, t))

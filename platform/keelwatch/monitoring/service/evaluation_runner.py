@@ -178,7 +178,7 @@ def _raw_proba(
     return None
 
 
-def predict_outputs(model: Any, frame: pd.DataFrame, *, label_column: str) -> ModelOutputs:
+def predict_outputs(model: Any, frame: pd.DataFrame, *, label_column: str | None) -> ModelOutputs:
     """Predictions (and probabilities, when the model gives them) for every row of ``frame``.
 
     Probabilities come from the raw model's ``predict_proba`` (scikit-learn flavour, or a custom
@@ -189,7 +189,8 @@ def predict_outputs(model: Any, frame: pd.DataFrame, *, label_column: str) -> Mo
     """
     from keelwatch.inference.validation import safe_exception_text
 
-    features = frame.drop(columns=[label_column])
+    # label_column None: every column is an input (a counterfactual audit's prompts).
+    features = frame.drop(columns=[label_column]) if label_column is not None else frame
     try:
         raw = model.predict(features)
     except Exception as exc:
