@@ -104,6 +104,29 @@ def test_two_dispatchers_log_and_enqueue_each_notification_once(database: Databa
     assert dispatch_notifications(database, third, later, alerts=alerts, silences=[]) == 0
 
 
+def test_a_notifier_created_again_under_its_name_sends_after_the_old_log(
+    database: Database,
+) -> None:
+    """Deleting and re-creating a notifier (what `make demo` does on every run) keeps its
+    groups' sequence: the new notifier's first send gets a key of its own, not the old send's,
+    and is logged and enqueued instead of colliding with the old row and vanishing."""
+    add_webhook(database, "http://127.0.0.1:9/")
+    alerts = {a.fingerprint: a for a in (firing_alert("churn"),)}
+    first = RecordingSender()
+    assert dispatch_notifications(database, first, T0, alerts=alerts, silences=[]) == 1
+    with database.session() as session:
+        store.delete_notifier(session, "hook")
+    add_webhook(database, "http://127.0.0.1:10/")
+    later = T0 + timedelta(minutes=5)
+    again = RecordingSender()
+    assert dispatch_notifications(database, again, later, alerts=alerts, silences=[]) == 1
+    assert len(again.sent) == 1
+    with database.session() as session:
+        rows = store.list_notifications(session)
+    assert sorted(r.sequence for r in rows) == [1, 2]
+    assert len({r.idempotency_key for r in rows}) == 2
+
+
 @pytest.fixture
 def worker_db(
     tmp_path: Path, sqlite_url: str, mlflow_uri: str, redis_url: str

@@ -38,6 +38,7 @@ from keelwatch.entities.notifications import (
     NotificationState,
     NotifierTarget,
 )
+from keelwatch.entities.time import utcnow
 from keelwatch.errors import ConflictError, NotFoundError
 from keelwatch.storage.models import (
     NotificationDeadLetterRow,
@@ -116,11 +117,30 @@ def list_notifiers(
 
 
 def delete_notifier(session: Session, name: str) -> None:
-    """Delete notifier ``name`` and its group states; :class:`NotFoundError` when absent."""
+    """Delete notifier ``name``; :class:`NotFoundError` when absent.
+
+    Its groups are ended and forget what they told, but keep their sequence: a notification's
+    idempotency key is (group key, state, sequence), and the notification log keeps the old
+    sends, so a notifier created again under the same name must number its sends after them
+    (restarting at 1 made every new send collide with an old log row and vanish unsent).
+    """
     deleted = session.execute(delete(NotifierRow).where(NotifierRow.name == name))
     if not deleted.rowcount:  # type: ignore[attr-defined]
         raise NotFoundError(f"no notifier named {name!r}")
-    session.execute(delete(NotificationGroupRow).where(NotificationGroupRow.receiver == name))
+    ended = utcnow().isoformat()
+    rows = session.scalars(
+        select(NotificationGroupRow).where(NotificationGroupRow.receiver == name)
+    )
+    for row in rows:
+        state = dict(row.state)
+        state.update(
+            ended_at=state.get("ended_at") or ended,
+            notified_firing=[],
+            notified_resolved=[],
+            has_flushed=False,
+            last_sent_at=None,
+        )
+        row.state = state
 
 
 # --------------------------------------------------------------------------- group states
