@@ -1,0 +1,385 @@
+"""PII detectors: e-mail addresses, phone numbers, payment cards, IBANs, US social security
+numbers, IP addresses and API-key-like secrets, found as spans of the original text.
+
+Every finding has category ``pii``, source ``pii`` and one of the kinds in :data:`PII_KINDS`.
+Scores say how sure a match is, not how sensitive it is:
+
+=============  =====  ==================================================================
+kind           score  why
+=============  =====  ==================================================================
+credit_card    1.0    13-19 digits, a known issuer prefix and the Luhn checksum
+iban           1.0    a country in the length table and the ISO 7064 mod-97 checksum
+secret         0.95   a provider's key format (AWS, GitHub, Slack, Stripe, Google) or a
+                      PEM private-key header; 0.8 for ``Bearer <token>``; 0.6 for an
+                      anonymous high-entropy token (>= 32 chars, >= 4.0 bits/char)
+email          0.9    the shape ``local@domain.tld`` (nothing checks that it exists)
+ipv4 / ipv6    0.9    parsed by :mod:`ipaddress`; 0.5 for an IPv4 whose four parts are
+                      single digits (``1.2.3.4`` is just as likely a version string)
+us_ssn         0.8    ``AAA-GG-SSSS`` outside the never-issued ranges (no checksum exists)
+phone          0.7    ``+`` and 7-15 digits, or national groups with separators
+=============  =====  ==================================================================
+
+Deliberate limits, so that ordinary text stays quiet: a bare run of 10+ digits is a phone only
+after ``+`` ("Order #123456789012" is not one); national numbers need at least three groups or a
+bracketed area code ("555-1234" and "1000-2000" are not phones), and dates ("2024-11-30"), the
+SSN shape ("123-45-6789") and thousands grouping ("10 000 000", so also "612 345 678") never
+are; SSNs need their dashes; IBANs are checked only for the countries in :data:`IBAN_LENGTHS`.
+
+Speed: the patterns are compiled once, and each family runs only when a cheap pre-check (an
+``@``, a ``:``, a digit cluster, a long token) says it could match, so that the usual short text
+without any of these costs a few substring tests.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator
+
+from keelwatch.errors import InvalidInputError
+from keelwatch.monitoring.moderation.findings import Category, Finding
+
+MAX_TEXT_CHARS = 100_000
+SOURCE = "pii"
+PII_KINDS = ("email", "phone", "credit_card", "iban", "us_ssn", "ipv4", "ipv6", "secret")
+
+#: IBAN length per country (ISO 13616 registry) for the countries checked; others are skipped.
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AT": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CY": 28,
+    "CZ": 24, "DE": 22, "DK": 18, "EE": 20, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22,
+    "GI": 23, "GL": 18, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27,
+    "KW": 30, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18, "NO": 15,
+    "PL": 28, "PT": 25, "QA": 29, "RO": 24, "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
+    "TR": 26, "UA": 29,
+}  # fmt: skip
+
+_A = re.ASCII  # \d and \w mean ASCII only: a Unicode digit is not part of a card number.
+# Unicode on purpose: internationalized addresses ("ünïcode@example.com") are addresses too.
+_EMAIL = re.compile(r"(?<![\w.%+-])\w[\w.%+-]{0,63}@(?:[\w-]{1,63}\.)+[^\W\d_]{2,24}(?![\w-])")
+# No lookahead at the end, so that a failed match cannot backtrack through the digit groups;
+# what follows is checked in Python instead.
+_PHONE_INTL = re.compile(r"(?<![\w+])\+[1-9](?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){1,7}", _A)
+_PHONE_NATIONAL = re.compile(
+    r"(?<![\w+.\-/])(?:\(\d{2,5}\)[ .-]?|\d{2,5}[ .-])(?:\d{2,5}[ .-]){0,4}\d{2,5}", _A
+)
+# National-looking shapes that are something else: dates, SSNs (3-2-4) and thousands grouping.
+_NOT_PHONE = re.compile(
+    r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|\d{3}-\d{2}-\d{4}"
+    r"|\d{1,3}(?:[ .]\d{3})+",
+    _A,
+)
+# A whole run of digit groups (possessive: nothing to backtrack into); the card numbers in it
+# are found by _cards_within.
+_CARD = re.compile(r"(?<![\w-])\d++(?:[ -]\d++)*+", _A)
+_IBAN = re.compile(r"(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?", _A)
+_SSN = re.compile(r"(?<![\w-])(\d{3})-(\d{2})-(\d{4})(?![\w-])", _A)
+_IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)", _A)
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}(?![\w.])|[0-9A-Fa-f]{0,4})",
+    _A,
+)
+_SECRET = re.compile(
+    r"(?<![\w-])(?:(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|xox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|[sp]k_live_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{35})(?![\w-])"
+    r"|-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----",
+    _A,
+)
+_BEARER = re.compile(r"\bBearer[ \t]+([A-Za-z0-9._~+/-]{16,}=*)", _A | re.IGNORECASE)
+_TOKEN = re.compile(r"(?<![\w-])[\w-]{32,}(?![\w-])", _A)
+# Pre-checks: a digit cluster long enough for the shortest numeric kind ("1.2.3.4"), and a
+# token long enough for the shortest key format (a Slack token), each anchored at a boundary so
+# that the scan tries each word once.
+_NUMERIC_GATE = re.compile(r"\d[\d ().+/-]{5,}\d", _A)
+_TOKEN_GATE = re.compile(r"(?<![\w-])[\w-]{15}", _A)
+_DIGIT_RUN = re.compile(r"\d+", _A)
+
+_Candidate = tuple[int, int, float, str]  # start, end, score, kind
+_Scanner = Callable[[str], Iterator[_Candidate]]
+
+
+def _luhn_ok(digits: str) -> bool:
+    """The Luhn checksum every payment card number carries."""
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if i % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_issuer_ok(digits: str) -> bool:
+    """A known issuer prefix (IIN) with a length that issuer uses; random digit runs fail."""
+    n = len(digits)
+    two, four = int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if 51 <= two <= 55 or 2221 <= four <= 2720:  # Mastercard
+        return n == 16
+    if two in (34, 37):  # American Express
+        return n == 15
+    if two in (36, 38) or 300 <= int(digits[:3]) <= 305:  # Diners Club
+        return 14 <= n <= 19
+    if digits.startswith(("6011", "65")) or 644 <= int(digits[:3]) <= 649:  # Discover
+        return 16 <= n <= 19
+    if 3528 <= four <= 3589 or two == 62:  # JCB, UnionPay
+        return 16 <= n <= 19
+    return two in (50, 56, 57, 58, 63, 67) and 13 <= n <= 19  # Maestro
+
+
+def _iban_ok(compact: str) -> bool:
+    """ISO 7064 mod 97-10: the first four characters moved to the end, letters as 10..35."""
+    rearranged = compact[4:] + compact[:4]
+    if not rearranged.isalnum():
+        return False
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def _shannon_bits(token: str) -> float:
+    """Shannon entropy of the token's character distribution, in bits per character."""
+    n = len(token)
+    return -sum(c / n * math.log2(c / n) for c in Counter(token).values())
+
+
+def _scan_email(text: str) -> Iterator[_Candidate]:
+    for m in _EMAIL.finditer(text):
+        if m.end() - m.start() <= 254:
+            yield m.start(), m.end(), 0.9, "email"
+
+
+def _scan_phone(text: str) -> Iterator[_Candidate]:
+    for pattern in (_PHONE_INTL, _PHONE_NATIONAL):
+        for m in pattern.finditer(text):
+            start, end = m.span()
+            if end < len(text) and (text[end].isalnum() or text[end] == "_"):
+                continue  # glued to a longer number or word
+            candidate = m.group()
+            digits = sum(c.isdigit() for c in candidate)
+            while digits > 15:  # ran into a following number: drop whole trailing groups
+                cut = max(candidate.rfind(" "), candidate.rfind("-"), candidate.rfind("."))
+                if cut <= 0:
+                    break
+                candidate, end = candidate[:cut], start + cut
+                digits = sum(c.isdigit() for c in candidate)
+            if not 7 <= digits <= 15:
+                continue
+            if pattern is _PHONE_NATIONAL:
+                groups = len(re.split(r"[ .\-)]+", candidate.lstrip("(")))
+                if (groups < 3 and not candidate.startswith("(")) or _NOT_PHONE.fullmatch(
+                    candidate
+                ):
+                    continue
+            yield start, end, 0.7, "phone"
+
+
+def _cards_within(run: str) -> Iterator[tuple[int, int]]:
+    """Spans of valid card numbers in a run of digit groups: windows of whole groups with 13-19
+    digits, most digits first, so that "4 4111 1111 1111 1111" (after "about 3 or") still
+    yields the card, and so do two cards printed one after the other."""
+    groups = [(g.start(), g.end()) for g in _DIGIT_RUN.finditer(run)]
+    windows = []
+    for i in range(len(groups)):
+        if run[groups[i][0]] not in "23456":
+            continue  # no issuer's numbers start with 0, 1, 7, 8 or 9
+        digits = ""
+        for j in range(i, len(groups)):
+            digits += run[groups[j][0] : groups[j][1]]
+            if len(digits) > 19:
+                break  # bounds the work on a long run of groups
+            if len(digits) >= 13 and _card_issuer_ok(digits) and _luhn_ok(digits):
+                windows.append((-len(digits), groups[i][0], groups[j][1]))
+    taken = _Disjoint()
+    for _, start, end in sorted(windows):
+        if taken.add(start, end):
+            yield start, end
+
+
+def _scan_card(text: str) -> Iterator[_Candidate]:
+    for m in _CARD.finditer(text):
+        start, end = m.span()
+        if end - start < 13 or (end < len(text) and (text[end].isalpha() or text[end] == "_")):
+            continue
+        for a, b in _cards_within(m.group()):
+            yield start + a, start + b, 1.0, "credit_card"
+
+
+def _scan_iban(text: str) -> Iterator[_Candidate]:
+    for m in _IBAN.finditer(text):
+        candidate = m.group().upper()
+        length = IBAN_LENGTHS.get(candidate[:2])
+        if length is None:
+            continue
+        # The pattern may have taken a following word too ("... 7654 32 ABCD"): cut the match
+        # where the country's length ends, which must be the end of a group.
+        cut = seen = 0
+        while seen < length and cut < len(candidate):
+            seen += candidate[cut] != " "
+            cut += 1
+        if seen < length:
+            continue
+        if cut < len(candidate) and candidate[cut] != " ":
+            continue
+        if _iban_ok(candidate[:cut].replace(" ", "")):
+            yield m.start(), m.start() + cut, 1.0, "iban"
+
+
+def _scan_ssn(text: str) -> Iterator[_Candidate]:
+    for m in _SSN.finditer(text):
+        area, group, serial = m.groups()
+        if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+            continue
+        yield m.start(), m.end(), 0.8, "us_ssn"
+
+
+def _scan_ipv4(text: str) -> Iterator[_Candidate]:
+    for m in _IPV4.finditer(text):
+        try:
+            ipaddress.IPv4Address(m.group())
+        except ValueError:  # an octet above 255 or with a leading zero
+            continue
+        version_like = all(len(part) == 1 for part in m.group().split("."))
+        yield m.start(), m.end(), 0.5 if version_like else 0.9, "ipv4"
+
+
+def _scan_ipv6(text: str) -> Iterator[_Candidate]:
+    for m in _IPV6.finditer(text):
+        start, end = m.span()
+        if end < len(text) and (text[end].isalnum() or text[end] == "_"):
+            continue
+        if not any(c.isdigit() or c.isalpha() for c in m.group()):
+            continue  # a bare "::" is a separator in prose far more often than an address
+        try:
+            ipaddress.IPv6Address(m.group())
+        except ValueError:  # times ("12:30:45"), "std::map" pieces and other colon runs
+            continue
+        yield start, end, 0.9, "ipv6"
+
+
+def _scan_secret(text: str) -> Iterator[_Candidate]:
+    # A PEM header's finding runs to its END line when there is one. str.find rather than a
+    # lazy regex, and one search per label, so that many headers without an END stay linear.
+    block_ends: dict[str, int] = {}
+    for m in _SECRET.finditer(text):
+        end = m.end()
+        label = m.group(1)
+        if label is not None:
+            marker = f"-----END {label}PRIVATE KEY-----"
+            known = block_ends.get(label)
+            if known is None or -1 < known < end:  # not searched yet, or that END was earlier
+                found = text.find(marker, end)
+                known = block_ends[label] = found + len(marker) if found >= 0 else -1
+            end = max(end, known)
+        yield m.start(), end, 0.95, "secret"
+    for m in _BEARER.finditer(text):
+        yield m.start(1), m.end(1), 0.8, "secret"
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        # A digit and a letter both: long identifiers and words are not keys.
+        if (
+            any(c.isdigit() for c in token)
+            and any(c.isalpha() for c in token)
+            and _shannon_bits(token) >= 4.0
+        ):
+            yield m.start(), m.end(), 0.6, "secret"
+
+
+_SCANNERS: dict[str, _Scanner] = {
+    "email": _scan_email,
+    "phone": _scan_phone,
+    "credit_card": _scan_card,
+    "iban": _scan_iban,
+    "us_ssn": _scan_ssn,
+    "ipv4": _scan_ipv4,
+    "ipv6": _scan_ipv6,
+    "secret": _scan_secret,
+}
+# Every printed IBAN has a digit cluster too: its BBAN carries an account number.
+_NUMERIC_KINDS = ("phone", "credit_card", "iban", "us_ssn", "ipv4")
+
+
+def check_text(text: object) -> str:
+    """``text`` itself when it is a str within :data:`MAX_TEXT_CHARS`; InvalidInputError else."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInputError(
+            f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
+        )
+    return text
+
+
+class _Disjoint:
+    """Spans kept so far, disjoint and sorted, so that a new span is checked against its two
+    neighbours only (a long text with thousands of findings stays O(n log n) to check)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, start: int, end: int) -> bool:
+        """Keep ``[start, end)`` when it overlaps no kept span; say whether it was kept."""
+        i = bisect.bisect_left(self.starts, start)
+        if (i > 0 and self.ends[i - 1] > start) or (i < len(self.starts) and self.starts[i] < end):
+            return False
+        self.starts.insert(i, start)
+        self.ends.insert(i, end)
+        return True
+
+
+def _select(candidates: list[_Candidate]) -> list[Finding]:
+    """Non-overlapping findings: higher score first (checksum-validated kinds score 1.0), then
+    the longer span, then the earlier one; a candidate overlapping a kept one is dropped."""
+    candidates.sort(key=lambda c: (-c[2], c[0] - c[1], c[0]))
+    kept = _Disjoint()
+    chosen = [c for c in candidates if kept.add(c[0], c[1])]
+    chosen.sort()
+    return [Finding(Category.PII, s, e, score, SOURCE, kind) for s, e, score, kind in chosen]
+
+
+class PiiDetector:
+    """Finds PII of the chosen kinds (all of :data:`PII_KINDS` when ``kinds`` is None)."""
+
+    def __init__(self, kinds: Collection[str] | None = None) -> None:
+        if kinds is None:
+            chosen = set(PII_KINDS)
+        else:
+            if isinstance(kinds, str):
+                raise InvalidInputError("kinds must be a collection of kind names, not a str")
+            chosen = set(kinds)
+            unknown = chosen - set(PII_KINDS)
+            if unknown:
+                raise InvalidInputError(
+                    f"{len(unknown)} unknown PII kind(s): choose from {', '.join(PII_KINDS)}"
+                )
+        self.kinds = frozenset(chosen)
+        self._email = "email" in chosen
+        self._numeric = tuple(_SCANNERS[k] for k in _NUMERIC_KINDS if k in chosen)
+        self._ipv6 = "ipv6" in chosen
+        self._secret = "secret" in chosen
+
+    def find(self, text: str) -> list[Finding]:
+        """Non-overlapping PII findings in ``text``, ordered by start."""
+        check_text(text)
+        if not text:
+            return []
+        candidates: list[_Candidate] = []
+        if self._email and "@" in text:
+            candidates.extend(_scan_email(text))
+        if self._numeric and _NUMERIC_GATE.search(text):
+            for scan in self._numeric:
+                candidates.extend(scan(text))
+        # Every IPv6 address has "::" or, written in full, seven colons.
+        if self._ipv6 and ("::" in text or text.count(":") >= 7):
+            candidates.extend(_scan_ipv6(text))
+        if self._secret and (
+            _TOKEN_GATE.search(text) or "Bearer" in text or "bearer" in text or "-----BEGIN" in text
+        ):
+            candidates.extend(_scan_secret(text))
+        return _select(candidates) if candidates else []
+
+    def find_many(self, texts: Iterable[str]) -> list[list[Finding]]:
+        """:meth:`find` for each text, in order."""
+        return [self.find(text) for text in texts]
