@@ -66,6 +66,7 @@ def test_not_emails(text: str) -> None:
         "555.123.4567",
         "020 7946 0958",
         "06 12 34 56 78",
+        "06.12.34.56.78",  # starts like a date, but is longer
     ],
 )
 def test_phones(phone: str) -> None:
@@ -78,6 +79,9 @@ def test_phones(phone: str) -> None:
         "Order #123456789012",
         "ref 2024-11-30",
         "on 30/11/2024 at noon",
+        "on 30.11.24 at noon",
+        "ref 2024-11-30 555",  # a date then a number
+        "ref 2024-11-30 12 34",
         "15551234567",  # a bare digit run is a phone only after "+"
         "1000-2000 users",
         "555-1234",  # two groups without an area code in brackets
@@ -348,6 +352,15 @@ def test_non_str_names_the_type(value: object) -> None:
 def test_odd_input_does_not_crash(text: str) -> None:
     findings = DETECTOR.find(text)
     assert all(0 <= f.start < f.end <= len(text) for f in findings)
+
+
+def test_long_texts_with_many_findings_stay_fast_and_disjoint() -> None:
+    # Each of these was quadratic in a first version (PEM headers without an END line searched
+    # to the end of the text each; every card checked against every card kept).
+    assert len(DETECTOR.find("-----BEGIN PRIVATE KEY-----" * 3_000)) == 3_000
+    findings = DETECTOR.find("4111 1111 1111 1111 " * 4_000)
+    assert len(findings) == 4_000
+    assert all(f.kind == "credit_card" and f.end - f.start == 19 for f in findings)
 
 
 def test_no_false_positives_on_unicode_digits() -> None:

@@ -23,11 +23,13 @@ Deliberate limits, so that ordinary text stays quiet: a bare run of 10+ digits i
 after ``+`` ("Order #123456789012" is not one); national numbers need at least three groups or a
 bracketed area code ("555-1234" and "1000-2000" are not phones), and dates ("2024-11-30"), the
 SSN shape ("123-45-6789") and thousands grouping ("10 000 000", so also "612 345 678") never
-are; SSNs need their dashes; IBANs are checked only for the countries in :data:`IBAN_LENGTHS`.
+are; SSNs need their dashes; IBANs are checked only for the countries in :data:`IBAN_LENGTHS`;
+an anonymous token needs a digit and a letter; only ASCII digits make numbers.
 
 Speed: the patterns are compiled once, and each family runs only when a cheap pre-check (an
-``@``, a ``:``, a digit cluster, a long token) says it could match, so that the usual short text
-without any of these costs a few substring tests.
+``@``; ``::`` or seven colons; a cluster of 7+ digits and separators; a 15-character token,
+``Bearer`` or a PEM header) says it could match, so that the usual short text costs a few
+substring tests and two short scans.
 """
 
 from __future__ import annotations
@@ -62,15 +64,23 @@ _EMAIL = re.compile(r"(?<![\w.%+-])\w[\w.%+-]{0,63}@(?:[\w-]{1,63}\.)+[^\W\d_]{2
 # No lookahead at the end, so that a failed match cannot backtrack through the digit groups;
 # what follows is checked in Python instead.
 _PHONE_INTL = re.compile(r"(?<![\w+])\+[1-9](?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){1,7}", _A)
-_PHONE_NATIONAL = re.compile(
-    r"(?<![\w+.\-/])(?:\(\d{2,5}\)[ .-]?|\d{2,5}[ .-])(?:\d{2,5}[ .-]){0,4}\d{2,5}", _A
+# National-looking shapes that are something else. A date with a four-digit year never starts a
+# phone number; a two-digit-year date, the SSN shape (3-2-4) and thousands grouping are refused
+# only as the whole match (French numbers such as "12.34.56.78.90" start like a date).
+_DATE_PREFIX = r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})(?!\d)"
+_NOT_PHONE = (
+    rf"(?:{_DATE_PREFIX}|\d{{1,2}}[-./]\d{{1,2}}[-./]\d{{2}}|\d{{3}}-\d{{2}}-\d{{4}}"
+    r"|\d{1,3}(?:[ .]\d{3})+)"
 )
-# National-looking shapes that are something else: dates, SSNs (3-2-4) and thousands grouping.
-_NOT_PHONE = re.compile(
-    r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|\d{3}-\d{2}-\d{4}"
-    r"|\d{1,3}(?:[ .]\d{3})+",
+# Three groups or more, or a bracketed area code; the shapes above are refused in the pattern
+# (lookaheads), so that the common date costs no Python.
+_PHONE_NATIONAL = re.compile(
+    rf"(?<![\w+.\-/])(?!{_DATE_PREFIX})(?!{_NOT_PHONE}(?!\d|[ .-]\d))"
+    r"(?:\(\d{2,5}\)[ .-]?(?:\d{2,5}[ .-]){0,4}|\d{2,5}[ .-](?:\d{2,5}[ .-]){1,4})\d{2,5}",
     _A,
 )
+_NOT_PHONE_FULL = re.compile(_NOT_PHONE, _A)
+_PHONE_SEPARATORS = re.compile(r"[ .\-)]+")
 # A whole run of digit groups (possessive: nothing to backtrack into); the card numbers in it
 # are found by _cards_within.
 _CARD = re.compile(r"(?<![\w-])\d++(?:[ -]\d++)*+", _A)
@@ -89,9 +99,9 @@ _SECRET = re.compile(
 )
 _BEARER = re.compile(r"\bBearer[ \t]+([A-Za-z0-9._~+/-]{16,}=*)", _A | re.IGNORECASE)
 _TOKEN = re.compile(r"(?<![\w-])[\w-]{32,}(?![\w-])", _A)
-# Pre-checks: a digit cluster long enough for the shortest numeric kind ("1.2.3.4"), and a
-# token long enough for the shortest key format (a Slack token), each anchored at a boundary so
-# that the scan tries each word once.
+# Pre-checks: a digit cluster as long as the shortest numeric kind ("1.2.3.4"), and a token as
+# long as the shortest key format (a Slack token), anchored at a word start so that the scan
+# tries each word once.
 _NUMERIC_GATE = re.compile(r"\d[\d ().+/-]{5,}\d", _A)
 _TOKEN_GATE = re.compile(r"(?<![\w-])[\w-]{15}", _A)
 _DIGIT_RUN = re.compile(r"\d+", _A)
@@ -150,6 +160,14 @@ def _scan_email(text: str) -> Iterator[_Candidate]:
             yield m.start(), m.end(), 0.9, "email"
 
 
+def _national_shape_ok(candidate: str) -> bool:
+    """What _PHONE_NATIONAL asks of a whole match: three groups or a bracketed area code, and
+    none of the shapes in _NOT_PHONE."""
+    groups = len(_PHONE_SEPARATORS.split(candidate.lstrip("(")))
+    bracketed = candidate.startswith("(")
+    return (groups >= 3 or bracketed) and not _NOT_PHONE_FULL.fullmatch(candidate)
+
+
 def _scan_phone(text: str) -> Iterator[_Candidate]:
     for pattern in (_PHONE_INTL, _PHONE_NATIONAL):
         for m in pattern.finditer(text):
@@ -157,22 +175,19 @@ def _scan_phone(text: str) -> Iterator[_Candidate]:
             if end < len(text) and (text[end].isalnum() or text[end] == "_"):
                 continue  # glued to a longer number or word
             candidate = m.group()
-            digits = sum(c.isdigit() for c in candidate)
-            while digits > 15:  # ran into a following number: drop whole trailing groups
-                cut = max(candidate.rfind(" "), candidate.rfind("-"), candidate.rfind("."))
-                if cut <= 0:
-                    break
-                candidate, end = candidate[:cut], start + cut
-                digits = sum(c.isdigit() for c in candidate)
-            if not 7 <= digits <= 15:
-                continue
-            if pattern is _PHONE_NATIONAL:
-                groups = len(re.split(r"[ .\-)]+", candidate.lstrip("(")))
-                if (groups < 3 and not candidate.startswith("(")) or _NOT_PHONE.fullmatch(
-                    candidate
-                ):
+            digits = sum(map(str.isdigit, candidate))
+            if digits > 15:  # ran into a following number: drop whole trailing groups
+                while digits > 15:
+                    cut = max(candidate.rfind(" "), candidate.rfind("-"), candidate.rfind("."))
+                    if cut <= 0:
+                        break
+                    candidate, end = candidate[:cut], start + cut
+                    digits = sum(map(str.isdigit, candidate))
+                # What is left must pass the pattern's own shape rules again.
+                if pattern is _PHONE_NATIONAL and not _national_shape_ok(candidate):
                     continue
-            yield start, end, 0.7, "phone"
+            if 7 <= digits <= 15:
+                yield start, end, 0.7, "phone"
 
 
 def _cards_within(run: str) -> Iterator[tuple[int, int]]:
@@ -374,8 +389,9 @@ class PiiDetector:
         # Every IPv6 address has "::" or, written in full, seven colons.
         if self._ipv6 and ("::" in text or text.count(":") >= 7):
             candidates.extend(_scan_ipv6(text))
+        # The substring tests first: they cost a tenth of the token scan.
         if self._secret and (
-            _TOKEN_GATE.search(text) or "Bearer" in text or "bearer" in text or "-----BEGIN" in text
+            "Bearer" in text or "bearer" in text or "-----BEGIN" in text or _TOKEN_GATE.search(text)
         ):
             candidates.extend(_scan_secret(text))
         return _select(candidates) if candidates else []
