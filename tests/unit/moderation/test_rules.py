@@ -168,3 +168,34 @@ def test_blocklist_accepts_lists_and_requires_a_category() -> None:
         Blocklist("custom")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="sequence of Blocklist"):
         RuleFilter(DEFAULT_PROFANITY)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("total bu11shit", "bu11shit"),  # 1 read as l
+        ("f\U0001f600u c k", "f\U0001f600u c k"),  # an emoji as a separator
+        ("caf\u00e9 f u c k", "f u c k"),  # the same run after a non-ASCII word
+        ("f u c k", "f u c k"),  # a run at the very start and end
+        ("\u00e9 s h 1 t \u00e9", "s h 1 t"),
+    ],
+)
+def test_the_fast_screen_never_hides_a_match(text: str, word: str) -> None:
+    assert matched(text) == [word]
+    assert matched(text) == [word]  # again, with the words the first call remembered
+
+
+def test_words_remembered_as_clean_do_not_hide_longer_runs() -> None:
+    rules = RuleFilter([DEFAULT_PROFANITY])
+    assert matched("as it is", rules) == []
+    assert matched("asss it is", rules) == ["asss"]
+
+
+def test_non_ascii_keywords_are_matched_word_by_word() -> None:
+    # "\u0431\u043b\u044f" keeps non-ASCII letters after normalization, so the ASCII screen
+    # must step aside.
+    rules = RuleFilter([Blocklist(Category.CUSTOM, keywords=("\u0431\u043b\u044f",))])
+    assert matched("\u043d\u0443 \u0411\u041b\u042f\u042f\u042f!", rules) == [
+        "\u0411\u041b\u042f\u042f\u042f"
+    ]
+    assert matched("plain ascii text", rules) == []

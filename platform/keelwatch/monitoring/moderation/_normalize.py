@@ -68,6 +68,42 @@ _LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 LEET_I = str.maketrans({**_LEET, "1": "i"})
 LEET_L = str.maketrans({**_LEET, "1": "l"})
 
+
+def _ascii_screen_table() -> bytes:
+    """A ``bytes.translate`` table doing in one C pass what the screen of an ASCII text needs:
+    lower case, leetspeak undone, every non-word byte made a space. ``1`` stays ``1``: the screen
+    reads it both ways, word by word, only for words it has not seen."""
+    table = bytearray(b" " * 256)
+    for code in range(128):
+        char = chr(code)
+        if char.isalnum():
+            table[code] = ord(char.lower())
+    for char, letter in _LEET.items():
+        table[ord(char)] = ord(letter)
+    return bytes(table)
+
+
+ASCII_SCREEN = _ascii_screen_table()
+# Three single characters in a row in a screened ASCII text padded with spaces (a looser
+# SPACED, see below: any number of separators). A literal first byte keeps the search fast.
+ASCII_SPACED = re.compile(rb" \w +\w +\w ")
+
+
+class _AsciiView(dict[int, str]):
+    """A ``str.translate`` table giving each character its canonical form when that form is
+    ASCII, and a space otherwise (a non-ASCII letter cannot be part of an ASCII keyword, and a
+    space keeps the words around it apart). Filled lazily, one entry per character seen."""
+
+    def __missing__(self, code: int) -> str:
+        canonical = _canonical_char(chr(code))
+        value = canonical if canonical.isascii() else " "
+        if len(self) < 65_536:  # bounded: one entry per distinct character ever seen
+            self[code] = value
+        return value
+
+
+ASCII_VIEW = _AsciiView()
+
 # A word character of the canonical form: a letter or digit of any script (``\w`` minus ``_``).
 WORD = re.compile(r"[^\W_]+")
 # Runs of one repeated character ("uuuu"), collapsed to find "fuuuuck".

@@ -1,0 +1,121 @@
+"""Moderation rules: texts per second of ``RuleFilter.find`` with the default profanity list on
+one core, over 100,000 generated short texts (at most 280 characters; about 5% hold an
+obfuscated blocklisted word, about 10% hold emoji, accents or fullwidth letters). No peers:
+this measures only Keelwatch's own filter. The issue's target is >= 100,000 texts/s for rules
+and PII together; this script times the rules alone.
+
+It also reports how many planted words were found and how many clean texts were flagged (the
+clean vocabulary includes words such as "classic", "Scunthorpe" and "as" that contain a
+keyword), so that speed is never bought with recall.
+
+Usage: ``python benchmarks/moderation_rules_bench.py [--quick] [--texts N] [--runs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "platform")]
+
+from keelwatch.monitoring.moderation.rules import DEFAULT_PROFANITY, RuleFilter  # noqa: E402
+
+TARGET_TEXTS_PER_S = 100_000
+VOCABULARY = """
+the model drift alert was raised as the classic pass rate fell in Scunthorpe and Essex we assess
+the cocktail of features before glass release a therapist grape shell hello document circumstance
+mass assume analysis data pipeline latency p99 at 12:30 on 2024-11-30 is it fine to retrain now or
+wait for more labels thanks team 42 tokens cost 0.5 dollars
+"""
+WORDS = VOCABULARY.split()
+PLANTED = ("fuck", "shit", "bitch", "asshole", "cunt", "dick")
+DECORATIONS = ("\U0001f600", "caf\u00e9", "na\u0131ve", "\uff46\uff49\uff4e\uff45", "\u00fcber")
+
+
+def obfuscate(word: str, rng: random.Random) -> str:
+    """One of the obfuscations the filter undoes."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        return word.upper()
+    if kind == 1:
+        return word.translate(str.maketrans("isaeo", "15@30"))
+    if kind == 2:
+        return word[:2] + word[1] * rng.randint(2, 5) + word[2:]
+    if kind == 3:
+        return rng.choice((".", " ", "-", "_")).join(word)
+    if kind == 4:
+        return word.replace("i", "\u0456").replace("c", "\u0441").replace("a", "\u0430")
+    return word
+
+
+def make_texts(count: int) -> tuple[list[str], list[bool]]:
+    """Texts and whether each holds a planted word."""
+    rng = random.Random(11)
+    texts, planted = [], []
+    for _ in range(count):
+        words = rng.choices(WORDS, k=rng.randint(3, 40))
+        # A long tail of tokens never seen before (ids, hashes), as real traffic has.
+        words.append(f"id{rng.getrandbits(40):x}")
+        if rng.random() < 0.10:
+            words.insert(rng.randrange(len(words) + 1), rng.choice(DECORATIONS))
+        dirty = rng.random() < 0.05
+        if dirty:
+            words.insert(rng.randrange(len(words) + 1), obfuscate(rng.choice(PLANTED), rng))
+        text = " ".join(words)
+        while len(text) > 280:
+            words.pop(next(i for i, w in enumerate(words) if w in WORDS))  # never the planted
+            text = " ".join(words)
+        texts.append(text)
+        planted.append(dirty)
+    return texts, planted
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="10,000 texts, 3 runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.texts, args.runs = 10_000, 3
+    texts, planted = make_texts(args.texts)
+    rules = RuleFilter([DEFAULT_PROFANITY])
+    found = [bool(rules.find(text)) for text in texts]
+    hits = sum(f and p for f, p in zip(found, planted, strict=True))
+    false_alarms = sum(f and not p for f, p in zip(found, planted, strict=True))
+    groups = {
+        "all": texts,
+        "clean": [t for t, p in zip(texts, planted, strict=True) if not p],
+        "planted": [t for t, p in zip(texts, planted, strict=True) if p],
+        "non-ascii": [t for t in texts if not t.isascii()],
+    }
+    print(
+        f"texts={len(texts):,} mean chars={statistics.fmean(map(len, texts)):.0f} runs={args.runs}"
+    )
+    print(f"planted found {hits:,}/{sum(planted):,}; clean texts flagged {false_alarms:,}")
+    print("no peers: Keelwatch's own filter only, one core, default profanity list")
+    print(f"{'texts':<10} {'count':>8} {'median s':>10} {'texts/s':>12}")
+    rate_all = 0.0
+    for name, group in groups.items():
+        times = []
+        for _ in range(args.runs):
+            began = time.perf_counter()
+            for text in group:
+                rules.find(text)
+            times.append(time.perf_counter() - began)
+        seconds = statistics.median(times)
+        rate = len(group) / seconds if seconds else float("inf")
+        rate_all = rate if name == "all" else rate_all
+        print(f"{name:<10} {len(group):>8,} {seconds:>10.3f} {rate:>12,.0f}")
+    verdict = "ok" if rate_all >= TARGET_TEXTS_PER_S else "below"
+    print(f"rules alone: {rate_all:,.0f} texts/s ({verdict} the {TARGET_TEXTS_PER_S:,}/s budget)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
