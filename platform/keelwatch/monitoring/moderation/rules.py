@@ -15,12 +15,13 @@ What it does not do, on purpose: match inside a word. "Scunthorpe", "cocktail", 
 "Essex", "therapist" and "grape" contain keywords but are other words. The price is that a
 keyword glued to other letters ("fuckface") needs its own entry.
 
-Speed: an ASCII text (the common case) is screened with C-level steps only: one
-``bytes.translate`` (lower case, leetspeak undone, punctuation to spaces), a split, and a set test
-against the words already known not to match; a new word is checked once and remembered. Only a
-text that could hold a keyword (or a run of single letters) is normalized and looked at word by
-word. Other text is normalized character by character (cached per character) and always takes
-the word-by-word pass, about ten times slower.
+Speed: every text is first screened with C-level steps only: one ``bytes.translate`` (lower
+case, leetspeak undone, punctuation to spaces; non-ASCII text first goes through a cached
+per-character table to its ASCII canonical form), a split, and a set test against the words
+already known not to match; a new word is checked once and remembered (up to 200,000 words).
+Only a text that could hold a keyword, or has a run of single letters, is normalized with an
+index map and looked at word by word, about ten times slower. With a keyword that stays
+non-ASCII after normalization, non-ASCII texts always take that slower pass.
 """
 
 from __future__ import annotations
