@@ -27,6 +27,8 @@ BENCHMARKS = (
     "fairness_bench",
     "gate_torch_bench",
     "inference_bench",
+    "moderation_pii_bench",
+    "moderation_rules_bench",
     "predlog_bench",
     "registry_read_bench",
     "rules_bench",
