@@ -175,6 +175,36 @@ def evaluate(
     return EvaluationOutcome(changed=changed, transitions=list(result.transitions))
 
 
+def evaluate_or_defer(
+    session: Session, signals: Sequence[Signal], now: datetime, *, what: str
+) -> EvaluationOutcome | None:
+    """:func:`evaluate` on a result's new ``signals`` in a savepoint of the caller's
+    transaction; None when there are none or the evaluation failed.
+
+    A failed evaluation (a concurrent writer inserted the same alert first, a rule that no
+    longer validates) must never cost the result it was run for: the savepoint rolls back,
+    the failure is logged as one line naming ``what`` signals, and the alert tick, which
+    evaluates every rule again, picks the signals up.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from keelwatch.errors import KeelwatchError
+
+    if not signals:
+        return None
+    try:
+        with session.begin_nested():
+            return evaluate(session, signals, now)
+    except (SQLAlchemyError, KeelwatchError) as exc:
+        logger.warning(
+            "rule evaluation of %d %s signals deferred to the tick: %s",
+            len(signals),
+            what,
+            type(exc).__name__,
+        )
+        return None
+
+
 def evaluate_tick(
     session: Session, now: datetime, *, stale_after: Mapping[str, timedelta] | None = None
 ) -> EvaluationOutcome:

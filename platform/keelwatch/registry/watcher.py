@@ -272,18 +272,8 @@ def _write_and_evaluate(session: Session, signals: list[Signal], now: datetime) 
     A savepoint keeps a failed evaluation from costing the record (as a drift check does): the
     signals stay, and the next alerting tick evaluates them.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from keelwatch.alerting.service import evaluate
+    from keelwatch.alerting.service import evaluate_or_defer
     from keelwatch.storage.signals import write_signals
 
     write_signals(session, signals)
-    try:
-        with session.begin_nested():
-            evaluate(session, signals, now)
-    except (SQLAlchemyError, KeelwatchError) as exc:
-        logger.warning(
-            "rule evaluation of %d alias signals deferred to the tick: %s",
-            len(signals),
-            type(exc).__name__,
-        )
+    evaluate_or_defer(session, signals, now, what="alias")

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from keelwatch.alerting.service import evaluate_or_defer
 from keelwatch.alerting.signals import register_signal_names
 from keelwatch.entities.signals import Signal
-from keelwatch.errors import InvalidInputError, KeelwatchError, NotFoundError
+from keelwatch.errors import InvalidInputError, NotFoundError
 from keelwatch.monitoring.evaluation.realized import (
     PREDICTION_COLUMN,
     PROBA_PREFIX,
@@ -56,7 +57,6 @@ from keelwatch.storage.bias_audits import AuditRecord, WindowRow
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from keelwatch.alerting.service import EvaluationOutcome
     from keelwatch.monitoring.fairness.results import AuditResult
     from keelwatch.settings import Settings
     from keelwatch.storage.db import Database
@@ -212,7 +212,7 @@ def run_bias_audit(
             },
             at=computed_at,
         )
-    outcome = _evaluate_rules(session, written, computed_at)
+    outcome = evaluate_or_defer(session, written, computed_at, what="fairness")
     return BiasAuditOutcome(
         model=model,
         window_s=window_s,
@@ -464,29 +464,6 @@ def _signals(result: AuditResult, record: AuditRecord, window: str) -> list[Sign
 def _version_order(version: str) -> tuple[int, str]:
     """Numeric versions in number order (MLflow's are), anything else after them by name."""
     return (int(version), "") if version.isdigit() else (2**63, version)
-
-
-def _evaluate_rules(
-    session: Session, signals: Sequence[Signal], now: datetime
-) -> EvaluationOutcome | None:
-    """Rules on the new signals, in a savepoint: a failed evaluation (a concurrent writer
-    inserted the same alert first) never costs the audits; the alert tick evaluates again."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from keelwatch.alerting.service import evaluate
-
-    if not signals:
-        return None
-    try:
-        with session.begin_nested():
-            return evaluate(session, signals, now)
-    except (SQLAlchemyError, KeelwatchError) as exc:
-        logger.warning(
-            "rule evaluation of %d fairness signals deferred to the tick: %s",
-            len(signals),
-            type(exc).__name__,
-        )
-        return None
 
 
 def _lock_key(model: str, attributes: Sequence[str], window_s: int, window_end: datetime) -> int:

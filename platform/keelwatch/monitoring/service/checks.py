@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from keelwatch.alerting.service import evaluate_or_defer
 from keelwatch.entities import JobStatus
 from keelwatch.entities.monitors import CheckMode, DriftResult, DriftStatus, ReferenceProfileInfo
 from keelwatch.entities.time import utcnow
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
-    from keelwatch.entities.signals import Signal
     from keelwatch.monitoring.drift.engine import DriftConfig
     from keelwatch.monitoring.drift.profiles import ReferenceProfile
     from keelwatch.monitoring.drift.report import DriftReport
@@ -387,28 +387,7 @@ def _write_signals(session: Session, params: CheckParams, result: DriftResult) -
         labels["alias"] = model_ref.rpartition("@")[2]
     signals = signals_for(result, labels=labels)
     write_signals(session, signals)
-    _evaluate_rules(session, signals)
-
-
-def _evaluate_rules(session: Session, signals: list[Signal]) -> None:
-    """Rules are evaluated when a result arrives, in the transaction that stores it.
-
-    A savepoint keeps a failed evaluation (a concurrent tick inserted the same alert first)
-    from costing the result: the signals are stored, and the next tick evaluates them again.
-    """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from keelwatch.alerting.service import evaluate
-
-    try:
-        with session.begin_nested():
-            evaluate(session, signals, utcnow())
-    except (SQLAlchemyError, KeelwatchError) as exc:
-        logger.warning(
-            "rule evaluation of %d signals deferred to the tick: %s",
-            len(signals),
-            type(exc).__name__,
-        )
+    evaluate_or_defer(session, signals, utcnow(), what="drift")
 
 
 def _finish_check_job(session: Session, job_id: str, result: DriftResult) -> None:

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from keelwatch.alerting.service import evaluate_or_defer
 from keelwatch.entities import JobStatus
 from keelwatch.entities.evaluation import EvalDataset
 from keelwatch.entities.signals import SIGNAL_NAME_PATTERN, Signal
 from keelwatch.entities.time import utcnow
-from keelwatch.errors import InvalidInputError, KeelwatchError
+from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.service.evaluations import file_sha256, queue_for_model
 from keelwatch.storage import evaluations as store
 from keelwatch.storage.jobs import finish_job, get_job, set_job_running
@@ -457,7 +458,7 @@ def _store_success(
     from keelwatch.storage.signals import write_signals
 
     write_signals(session, signals)
-    _evaluate_rules(session, signals)
+    evaluate_or_defer(session, signals, utcnow(), what="evaluation")
     return True
 
 
@@ -486,21 +487,3 @@ def evaluation_signals(
                 )
             )
     return signals
-
-
-def _evaluate_rules(session: Session, signals: list[Signal]) -> None:
-    """Rules see the result when it arrives; a failed evaluation (a concurrent tick) is left to
-    the next tick, in a savepoint, so the result is kept."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from keelwatch.alerting.service import evaluate
-
-    try:
-        with session.begin_nested():
-            evaluate(session, signals, utcnow())
-    except (SQLAlchemyError, KeelwatchError) as exc:
-        logger.warning(
-            "rule evaluation of %d evaluation signals deferred to the tick: %s",
-            len(signals),
-            type(exc).__name__,
-        )

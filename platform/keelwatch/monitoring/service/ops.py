@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from keelwatch.alerting.service import evaluate_or_defer
 from keelwatch.contract import JOB_BATCH_INFERENCE
 from keelwatch.entities.signals import Signal, labels_fingerprint
-from keelwatch.errors import KeelwatchError
 from keelwatch.monitoring.anomaly import CusumParams, Detector, EwmaParams
 from keelwatch.monitoring.ops import (
     chunk_signals,
@@ -40,7 +40,6 @@ from keelwatch.storage import signals as signal_store
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from keelwatch.alerting.service import EvaluationOutcome
     from keelwatch.settings import AlertingSettings
 
 logger = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ def record_ops_signals(
         signal_store.write_signals(session, ops)
     alarms = _new_alarms(session, settings, end)
     signal_store.write_signals(session, alarms)
-    outcome = _evaluate_rules(session, [*ops, *alarms], now)
+    outcome = evaluate_or_defer(session, [*ops, *alarms], now, what="ops")
     return OpsTickOutcome(
         tick=end,
         ops_signals=0 if already else len(ops),
@@ -148,30 +147,6 @@ def _last_alarm(session: Session, detector: Detector, point: Signal) -> datetime
         for direction in ("up", "down")
     ]
     return ops_store.newest_observed_at(session, f"anomaly.{detector}", fingerprints)
-
-
-def _evaluate_rules(
-    session: Session, signals: Sequence[Signal], now: datetime
-) -> EvaluationOutcome | None:
-    """Rules run on the tick's signals in its transaction; a savepoint keeps a failed
-    evaluation (a concurrent tick inserted the same alert first) from costing the signals:
-    the alert engine's own tick evaluates them again."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from keelwatch.alerting.service import evaluate
-
-    if not signals:
-        return None
-    try:
-        with session.begin_nested():
-            return evaluate(session, signals, now)
-    except (SQLAlchemyError, KeelwatchError) as exc:
-        logger.warning(
-            "rule evaluation of %d ops signals deferred to the tick: %s",
-            len(signals),
-            type(exc).__name__,
-        )
-        return None
 
 
 def _lock_key(source: str) -> int:

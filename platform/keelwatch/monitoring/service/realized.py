@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from keelwatch.alerting.service import evaluate_or_defer
 from keelwatch.alerting.signals import register_signal_names
 from keelwatch.entities.signals import Signal
-from keelwatch.errors import InvalidInputError, KeelwatchError, NotFoundError
+from keelwatch.errors import InvalidInputError, NotFoundError
 from keelwatch.monitoring.evaluation.realized import (
     SIGNAL_NAMES,
     LabelledOutput,
@@ -41,7 +41,6 @@ from keelwatch.storage.realized import RealizedRecord
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from keelwatch.alerting.service import EvaluationOutcome
     from keelwatch.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -177,7 +176,7 @@ def compute_realized(
             },
             at=computed_at,
         )
-    outcome = _evaluate_rules(session, written, computed_at)
+    outcome = evaluate_or_defer(session, written, computed_at, what="realized")
     return RealizedOutcome(
         model=model,
         window_s=window_s,
@@ -212,29 +211,6 @@ def _mark_existing(record: RealizedRecord) -> RealizedRecord:
 def _version_order(version: str) -> tuple[int, str]:
     """Numeric versions in number order (MLflow's are), anything else after them by name."""
     return (int(version), "") if version.isdigit() else (2**63, version)
-
-
-def _evaluate_rules(
-    session: Session, signals: Sequence[Signal], now: datetime
-) -> EvaluationOutcome | None:
-    """Rules on the new signals, in a savepoint: a failed evaluation (a concurrent writer
-    inserted the same alert first) never costs the results; the alert tick evaluates again."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from keelwatch.alerting.service import evaluate
-
-    if not signals:
-        return None
-    try:
-        with session.begin_nested():
-            return evaluate(session, signals, now)
-    except (SQLAlchemyError, KeelwatchError) as exc:
-        logger.warning(
-            "rule evaluation of %d realized signals deferred to the tick: %s",
-            len(signals),
-            type(exc).__name__,
-        )
-        return None
 
 
 def _lock_key(model: str, window_s: int, window_end: datetime) -> int:
