@@ -227,6 +227,74 @@ class FairnessSettings(BaseModel):
     )
 
 
+class ModerationSettings(BaseModel):
+    """Content moderation of text models (KEELWATCH_MODERATION__*): which filters run, the
+    policy's per-category thresholds, and how text models are recognised."""
+
+    classifier: str = Field(
+        "profanity-check",
+        description="ML classifier in the pipeline: `profanity-check` (alt-profanity-check's "
+        "model shipped in its wheel), `none`, or a registered MLflow text classifier as "
+        "`models:/name/version` (its score columns named after taxonomy categories).",
+    )
+    thresholds: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per-category overrides of the policy, e.g. "
+        '`{"violence": {"review": 0.6, "block": 0.95}}` (keys redact, review, block; '
+        "the score at or above which each decision applies).",
+    )
+    max_text_chars: int = Field(
+        20_000,
+        gt=0,
+        le=100_000,
+        description="Longer texts are not moderated but sent to review with a clear reason "
+        "(fail closed).",
+    )
+    text_model_tag: str = Field(
+        "keelwatch.text_model",
+        description="Registered model (or version) tag that marks a text model; its value "
+        "names the text columns to moderate as `inputs=prompt;outputs=completion` (`true`: "
+        "every string column).",
+    )
+    review_min_claim_s: float = Field(
+        900.0,
+        gt=0,
+        description="A claimed review item returns to the queue after this many seconds "
+        "without a decision.",
+    )
+
+
+class PrivacySettings(BaseModel):
+    """Data minimisation (KEELWATCH_PRIVACY__*): retention per table and PII redaction of the
+    prediction log."""
+
+    retention_days: dict[str, int] = Field(
+        default_factory=lambda: {
+            "prediction_log": 90,
+            "prediction_labels": 365,
+            "moderation_tallies": 365,
+            "review_items": 365,
+            "signals": 90,
+        },
+        description="Days each table keeps its rows; the scheduled purge deletes older ones "
+        "(0: keep forever). Tables: prediction_log, prediction_labels, moderation_tallies, "
+        "review_items, signals.",
+    )
+    purge_interval_s: float = Field(
+        86_400.0, gt=0, description="How often beat runs the retention purge."
+    )
+    redact_prediction_log: Literal["pii", "none"] = Field(
+        "pii",
+        description="Default for every string column of the prediction log: `pii` replaces PII "
+        "with typed placeholders before the row is stored; `none` keeps it.",
+    )
+    column_redaction: dict[str, Literal["pii", "none", "drop"]] = Field(
+        default_factory=dict,
+        description="Per-column override of redact_prediction_log (`pii`, `none`, or `drop` "
+        'to never store the column), e.g. `{"notes": "drop", "sku": "none"}`.',
+    )
+
+
 class InferenceSettings(BaseModel):
     """Batch inference defaults."""
 
@@ -530,6 +598,8 @@ class Settings(BaseSettings):
     data_roots: DataRootsSettings = DataRootsSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     fairness: FairnessSettings = FairnessSettings()
+    moderation: ModerationSettings = ModerationSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
