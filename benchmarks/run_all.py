@@ -27,6 +27,7 @@ BENCHMARKS = (
     "fairness_bench",
     "gate_torch_bench",
     "inference_bench",
+    "moderation_bench",
     "moderation_pii_bench",
     "moderation_rules_bench",
     "predlog_bench",

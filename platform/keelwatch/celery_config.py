@@ -36,6 +36,7 @@ from keelwatch.contract import (
     QUEUE_MONITORING,
     REGISTRY_WATCH_ALIASES,
     REGISTRY_WATCH_VERSIONS,
+    RETENTION_PURGE,
 )
 
 if TYPE_CHECKING:
@@ -177,6 +178,12 @@ def celery_config(
             "keelwatch-version-watch": {
                 "task": REGISTRY_WATCH_VERSIONS,
                 "schedule": settings.registry.watch_interval_s,
+                "options": {"queue": QUEUE_MONITORING},
+            },
+            # Rows past their table's retention (privacy.retention_days), batch by batch.
+            "keelwatch-retention-purge": {
+                "task": RETENTION_PURGE,
+                "schedule": settings.privacy.purge_interval_s,
                 "options": {"queue": QUEUE_MONITORING},
             },
         },

@@ -64,12 +64,19 @@ BIAS_AUDIT_RUN = "keelwatch.monitoring.fairness.audit"
 #: Beat (``registry.watch_interval_s``): start the gate (or an evaluation) for model versions
 #: registered since the last look, by anyone; optional kwarg ``model`` (a webhook).
 REGISTRY_WATCH_VERSIONS = "keelwatch.registry.watch_versions"
+#: Beat (``privacy.purge_interval_s``, queue ``monitoring``): delete rows older than their
+#: table's retention (``privacy.retention_days``), in batches; audited.
+RETENTION_PURGE = "keelwatch.monitoring.privacy.retention_purge"
+#: Moderate a dataset's text column or a window of the prediction log (queue ``monitoring``);
+#: kwargs ``job_id`` (a ``moderation_run`` job row holds the request).
+MODERATION_RUN = "keelwatch.monitoring.moderation.run"
 
 # Job kinds stored in the jobs table.
 JOB_BATCH_INFERENCE = "batch_inference"
 JOB_DRIFT_CHECK = "drift_check"
 JOB_EVALUATION = "evaluation"
 JOB_GATE_CHECK = "gate_check"
+JOB_MODERATION_RUN = "moderation_run"
 
 Device = Literal["auto", "cpu", "gpu"]
 

@@ -19,6 +19,9 @@ from keelwatch.monitoring.service import (  # noqa: F401 - fairness.* names
 from keelwatch.monitoring.service import (  # noqa: F401 - evaluation.* names
     evaluations as _evaluations,
 )
+from keelwatch.monitoring.service import (  # noqa: F401 - moderation.* names
+    moderation as _moderation,
+)
 from keelwatch.monitoring.service import realized as _realized  # noqa: F401 - realized.* names
 from keelwatch.settings import Settings
 from keelwatch.storage.db import Database

@@ -184,14 +184,21 @@ def test_auth_matrix_for_every_mutating_route(
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [(m, p) for m, p, _ in ROLE_ROUTES if m not in MUTATING]
+    ("method", "path", "needed"), [route for route in ROLE_ROUTES if route[0] not in MUTATING]
 )
 def test_every_read_needs_a_viewer_token(
-    app_client: TestClient, role_tokens: dict[Role, str], method: str, path: str
+    app_client: TestClient, role_tokens: dict[Role, str], method: str, path: str, needed: Role
 ) -> None:
+    """Every read needs a token: a viewer's, except the review queue's (a reviewer's)."""
     assert app_client.request(method, concrete(path)).status_code == 401
-    response = app_client.request(method, concrete(path), headers=bearer(role_tokens[Role.VIEWER]))
+    assert needed is (Role.REVIEWER if path.startswith("/review/") else Role.VIEWER)
+    response = app_client.request(method, concrete(path), headers=bearer(role_tokens[needed]))
     assert response.status_code not in (401, 403), response.text
+    if needed is not Role.VIEWER:
+        refused = app_client.request(
+            method, concrete(path), headers=bearer(role_tokens[Role.VIEWER])
+        )
+        assert refused.status_code == 403, refused.text
 
 
 def test_each_role_on_representative_routes(

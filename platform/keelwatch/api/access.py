@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 
 class OpenAccess(StrEnum):
-    """Routes that need no Keelwatch credentials."""
+    """Routes the app-level dependency does not check: no Keelwatch credentials needed, or
+    the route checks them itself."""
 
     #: Anyone: probes and the API's own documentation.
     PUBLIC = "public"
@@ -46,11 +47,16 @@ class OpenAccess(StrEnum):
     OWN_CHECK = "own-check"
     #: ``/metrics``: public unless ``auth.metrics_require_token``, then ``viewer``.
     METRICS = "metrics"
+    #: The review page (HTML for browsers, ``api/routers/review_page.py``): it takes the API
+    #: token from its session cookie (or a bearer header) and needs ``reviewer`` through this
+    #: module's authenticator, rate limit and role check, answering refusals as pages.
+    REVIEW_PAGE = "reviewer-page"
 
 
 Access = Role | OpenAccess
 
 _V, _O, _P, _A = Role.VIEWER, Role.OPERATOR, Role.APPROVER, Role.ADMIN
+_R = Role.REVIEWER
 
 #: (method, path template) → what the route needs. The one place roles are assigned.
 ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
@@ -129,6 +135,32 @@ ROUTE_ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/audits"): _V,
     ("GET", "/audits/{audit_id}"): _V,
     ("GET", "/audits/{audit_id}/report"): _V,
+    # privacy: viewers read the retention policy; purging deletes data: admin
+    ("GET", "/privacy/retention"): _V,
+    ("POST", "/privacy/purge"): _A,
+    # the moderation review queue: its texts are for reviewers only (not viewers), and the
+    # item an appeal answers with carries the text, so appealing needs reviewer too
+    ("GET", "/review/items"): _R,
+    ("GET", "/review/items/{item_id}"): _R,
+    ("POST", "/review/items/next"): _R,
+    ("POST", "/review/items/{item_id}/claim"): _R,
+    ("POST", "/review/items/{item_id}/approve"): _R,
+    ("POST", "/review/items/{item_id}/reject"): _R,
+    ("POST", "/review/items/{item_id}/appeal"): _R,
+    ("GET", "/review/export"): _R,
+    # the review page for people (HTML, a session cookie): reviewer, checked by the page
+    ("GET", "/review"): OpenAccess.REVIEW_PAGE,
+    ("GET", "/review/login"): OpenAccess.PUBLIC,
+    ("POST", "/review/login"): OpenAccess.REVIEW_PAGE,
+    ("POST", "/review/logout"): OpenAccess.REVIEW_PAGE,
+    ("POST", "/review/claim"): OpenAccess.REVIEW_PAGE,
+    ("POST", "/review/decide/{item_id}"): OpenAccess.REVIEW_PAGE,
+    # content moderation: operators check texts (a check with a model is stored), viewers
+    # read the rates
+    ("POST", "/moderation/check"): _O,
+    ("GET", "/moderation/rates"): _V,
+    # batch moderation runs are jobs: operators submit them
+    ("POST", "/moderation/runs"): _O,
     # audit log
     ("GET", "/audit"): _V,
     # alerts, silences, dead letters
@@ -343,6 +375,8 @@ def role_note(access: Access) -> str:
         return "Authenticated by its own bearer token or signature (not an API token)."
     if access is OpenAccess.METRICS:
         return "Open unless `auth.metrics_require_token` is set (then role `viewer`)."
+    if access is OpenAccess.REVIEW_PAGE:
+        return "Requires role `reviewer`, checked by the review page (its session cookie)."
     return "Open: no credentials needed."
 
 

@@ -52,12 +52,17 @@ from keelwatch.api.routers import (
     gate,
     health,
     jobs,
+    moderation,
+    moderation_runs,
     monitors,
     notifiers,
     predictions,
+    privacy,
     realized,
     registry,
     registry_webhooks,
+    review,
+    review_page,
     rules,
     silences,
 )
@@ -117,12 +122,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs,
         monitors,
         predictions,
+        privacy,
         realized,  # before the evaluations router: /evaluations/{id}
         eval_schedules,  # likewise
         evaluations,
         gate,
         audits,
         audit,
+        moderation,
+        moderation_runs,
+        review,
+        review_page,  # the HTML page for people under /review (the JSON API is /review/items)
         auth,
         alerts_inbound,
     )

@@ -23,11 +23,16 @@ from keelwatch.cli import (
     gate,
     jobs,
     models,
+    moderate,
+    moderation,
+    moderation_runs,
     monitors,
     notifiers,
     ops,
     policies,
     realized,
+    retention,
+    review,
     rules,
     tokens,
 )
@@ -81,6 +86,12 @@ evaluations.eval_app.command("realized")(realized.eval_realized)
 evaluations.eval_app.add_typer(eval_schedules.schedule_app, name="schedule")
 app.add_typer(evaluations.eval_app, name="eval")
 app.add_typer(gate.gate_app, name="gate")
+app.command("moderate")(moderate.moderate)
+# `moderation run` (batch runs over a dataset or the prediction log) has its own module.
+moderation.moderation_app.command("run")(moderation_runs.moderation_run)
+app.add_typer(moderation.moderation_app, name="moderation")
+app.add_typer(retention.retention_app, name="retention")
+app.add_typer(review.review_app, name="review")
 ops.register(app)
 # Bias audits join ops' `audit` group (next to `audit list`, the audit log) and its
 # `predictions` group (`predictions attributes`).

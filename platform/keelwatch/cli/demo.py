@@ -7,8 +7,11 @@ webhook receiver gets the signed notification, one policy rolls the champion bac
 another retrains a challenger (v3), all audited as ``policy:<name>``. Last, a beat tick fires the
 scheduled evaluation of the champion on a holdout set, and the champion/challenger gate rejects
 a worse challenger and promotes a better one, with its reasons (:mod:`keelwatch.cli.demo_eval`).
-Finally a version trained on biased historical decisions fails its bias audit, the audit's
+Then a version trained on biased historical decisions fails its bias audit, the audit's
 signal fires an alert and the HTML report shows the gap (:mod:`keelwatch.cli.demo_audit`).
+Finally a text model's prompts and replies are moderated on the batch path: PII redacted, an
+abusive reply blocked, a customer in distress sent to the review queue, and the block rate
+fires an alert (:mod:`keelwatch.cli.demo_moderation`).
 Every step goes through the same code the CLI and API use; nothing is faked.
 """
 
@@ -30,6 +33,7 @@ from rich.table import Table
 from keelwatch.cli.demo_audit import AuditDemoResult, run_audit_step
 from keelwatch.cli.demo_eval import EvaluationDemoResult, arm_evaluation, run_evaluation_step
 from keelwatch.cli.demo_loop import LoopResult, WebhookReceiver, arm_loop, print_loop, wait_for_loop
+from keelwatch.cli.demo_moderation import ModerationDemoResult, run_moderation_step, summary_lines
 from keelwatch.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -66,6 +70,7 @@ class DemoResult:
     loop: LoopResult = field(default_factory=LoopResult)
     evaluation: EvaluationDemoResult = field(default_factory=EvaluationDemoResult)
     audit: AuditDemoResult = field(default_factory=AuditDemoResult)
+    moderation: ModerationDemoResult = field(default_factory=ModerationDemoResult)
 
 
 def make_training_data(rows: int, seed: int) -> pd.DataFrame:
@@ -258,6 +263,7 @@ def run_demo(
         services, result.evaluation, train, DEMO_ACTOR, console, timeout_s=timeout_s
     )
     result.audit = run_audit_step(services, train, DEMO_ACTOR, console, timeout_s=timeout_s)
+    result.moderation = run_moderation_step(services, DEMO_ACTOR, console, timeout_s=timeout_s)
     _print_summary(services, result, console)
     services.close()
     return result
@@ -486,6 +492,7 @@ def _print_summary(services: Services, result: DemoResult, console: Console) -> 
                     f"{MODEL_NAME}",
                     f"Bias audits:      {env_prefix}.venv/bin/keelwatch audit history "
                     f"--model {MODEL_NAME}  (report: {result.audit.report_path})",
+                    *summary_lines(env_prefix),
                 ]
             ),
             title="where to look",

@@ -117,6 +117,7 @@ def submit(
             services.settings.inference,
             request,
             cli_actor(actor, services.settings),
+            text_model_tag=services.settings.moderation.text_model_tag,
         )
         params = job.params
         if not as_json:

@@ -59,6 +59,22 @@ REMOTE_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
         ("audit", "history"),
         ("audit", "show"),
         ("audit", "report"),
+        # moderation rates (GET /moderation/rates)
+        ("moderation", "rates"),
+        # batch moderation runs (POST /moderation/runs)
+        ("moderation", "run"),
+        # retention policy and purge (GET /privacy/retention, POST /privacy/purge)
+        ("retention", "show"),
+        ("retention", "purge"),
+        # the moderation review queue (/review/items, /review/export)
+        ("review", "list"),
+        ("review", "show"),
+        ("review", "claim"),
+        ("review", "next"),
+        ("review", "approve"),
+        ("review", "reject"),
+        ("review", "appeal"),
+        ("review", "export"),
     }
 )
 

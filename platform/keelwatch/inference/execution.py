@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from keelwatch.monitoring.moderation.pipeline import Moderator
+    from keelwatch.monitoring.service.moderation_chunks import ChunkModeration
     from keelwatch.storage.db import Database
 
 
@@ -76,6 +78,10 @@ class LoadedModel:
 
 ModelLoader = Callable[[str], LoadedModel]
 """Given a pinned ``models:/name/version`` URI, a (cached) loaded model."""
+
+LogRedactor = Callable[[dict[str, Any]], dict[str, Any]]
+"""Redacts a logged row's inputs or outputs (column → value) before the prediction log
+stores them (``monitoring.service.privacy.prediction_log_redactor``)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,8 @@ def run_inference_chunk(
     load_model: ModelLoader,
     input_profiler: InputProfiler | None = None,
     output_roots: Sequence[str | Path] | None = None,
+    log_redactor: LogRedactor | None = None,
+    moderator: Moderator | Callable[[], Moderator] | None = None,
 ) -> ChunkOutcome:
     """Score chunk ``chunk_index`` of job ``job_id``; finish the job if it was the last one.
 
@@ -139,6 +147,15 @@ def run_inference_chunk(
     it. Any other exception is transient. Workers pass their write roots
     (``KEELWATCH_DATA_ROOTS__WRITE``) as ``output_roots``, a second line of defence behind the
     API's check: nothing is read, scored or written for a job whose output lies elsewhere.
+
+    A job of a text model (``params.moderation``) has its text columns moderated after
+    predicting, by ``moderator`` (or a callable building it, called only for such jobs;
+    workers pass ``settings.moderation``'s; without one, rules and PII detectors under the
+    default policy): the part file holds each moderated output's released text (null for
+    review and block) and a ``<column>_moderation`` decision column per moderated input and
+    output; the prediction log and the profile see the redacted text only; tallies, rate
+    signals and review items are stored before the chunk is marked done (see
+    :mod:`keelwatch.monitoring.service.moderation_chunks`).
     """
     started = time.perf_counter()
     with db.session() as session:
@@ -160,29 +177,42 @@ def run_inference_chunk(
     predict_started = time.perf_counter()
     predictions = _predict(model.predictor, table, params, row_start=chunk.row_start)
     predict_seconds = time.perf_counter() - predict_started
+    part_columns, kept_table, kept_predictions = predictions, table, predictions
+    moderation: ChunkModeration | None = None
+    if params.moderation is not None:
+        moderation = _moderate_texts(_the_moderator(moderator), params, table, predictions)
+        part_columns = moderation.part_columns(predictions)
+        # Only redacted text goes further: the prediction log and the profile.
+        kept_table, kept_predictions = moderation.logged_columns(table, predictions)
 
     output_dir = Path(params.output_dir)
     output_path = output_dir / part_file_name(chunk_index)
-    _write_part_atomically(output_path, chunk.row_start, predictions)
+    _write_part_atomically(output_path, chunk.row_start, part_columns)
     if input_profiler is not None:
         input_profiler.profile_chunk(
             model_name=params.model_name,
             model_version=params.model_version,
-            table=table,
+            table=kept_table,
             output_dir=output_dir,
             chunk_index=chunk_index,
-            predictions=predictions,
+            predictions=kept_predictions,
         )
 
     logged = _log_sample(
         db,
         job_id,
         params,
-        table,
-        predictions,
+        kept_table,
+        kept_predictions,
         row_start=chunk.row_start,
         latency_ms=1000.0 * predict_seconds / max(table.num_rows, 1),
+        log_redactor=log_redactor,
     )
+    detail: dict[str, Any] = {}
+    if moderation is not None:
+        detail["moderation"] = _record_moderation(
+            db, moderation, job_id, chunk_index, chunk.row_start, params
+        )
     seconds = time.perf_counter() - started
     finished = _complete(
         db,
@@ -210,7 +240,74 @@ def run_inference_chunk(
         model_name=params.model_name,
         model_version=params.model_version,
         job_finished=finished,
+        detail=detail,
     )
+
+
+def _moderate_texts(
+    moderator: Moderator,
+    params: BatchInferenceParams,
+    table: pa.Table,
+    predictions: dict[str, np.ndarray[Any, Any]],
+) -> ChunkModeration:
+    from keelwatch.monitoring.service.moderation_chunks import moderate_chunk
+
+    assert params.moderation is not None
+    return moderate_chunk(
+        moderator,
+        params.moderation.inputs,
+        params.moderation.outputs,
+        table,
+        predictions,
+    )
+
+
+def _the_moderator(moderator: Moderator | Callable[[], Moderator] | None) -> Moderator:
+    from keelwatch.monitoring.moderation.pipeline import Moderator
+
+    if isinstance(moderator, Moderator):
+        return moderator
+    if moderator is not None:
+        return moderator()
+    # Never unmoderated: a caller without a moderator gets the rules and PII detectors.
+    from keelwatch.monitoring.moderation.pii import PiiDetector
+    from keelwatch.monitoring.moderation.rules import DEFAULT_PROFANITY, RuleFilter
+
+    return Moderator([RuleFilter([DEFAULT_PROFANITY]), PiiDetector()])
+
+
+def _record_moderation(
+    db: Database,
+    moderation: ChunkModeration,
+    job_id: str,
+    chunk_index: int,
+    row_start: int,
+    params: BatchInferenceParams,
+) -> dict[str, Any]:
+    """Tallies, signals and review items in their own transaction, before the chunk is marked
+    done (a crash in between reruns the chunk, whose rerun replaces and skips them); the
+    counters after the commit."""
+    from keelwatch.monitoring.service.moderation_chunks import record_chunk_moderation
+    from keelwatch.monitoring.service.moderation_metrics import count_tallies
+
+    with db.session() as session:
+        record = record_chunk_moderation(
+            session,
+            moderation,
+            job_id=job_id,
+            chunk_index=chunk_index,
+            row_start=row_start,
+            model_name=params.model_name,
+            model_version=params.model_version,
+            now=datetime.now(UTC),
+        )
+    count_tallies(record.tallies)
+    return {
+        "tallies": {t.direction: dict(t.decisions) for t in record.tallies},
+        "recorded": {t.direction: t.detail.get("recorded") for t in record.tallies},
+        "review_items": record.review_items,
+        "alert_transitions": record.alert_transitions,
+    }
 
 
 def fail_inference_chunk(db: Database, job_id: str, chunk_index: int, error: str) -> None:
@@ -379,7 +476,11 @@ def _log_sample(
     *,
     row_start: int,
     latency_ms: float,
+    log_redactor: LogRedactor | None = None,
 ) -> int:
+    # ``log_redactor`` (settings.privacy, monitoring.service.privacy) redacts each row's inputs
+    # and outputs before they are written: PII never reaches the prediction log in clear.
+    redact = log_redactor or _keep
     picked = sampled_rows(job_id, row_start, row_start + table.num_rows, params.log_sample_rate)
     if len(picked) == 0:
         return 0
@@ -392,8 +493,8 @@ def _log_sample(
             request_id=prediction_request_id(job_id, int(row)),
             model_name=params.model_name,
             model_version=params.model_version,
-            inputs=_json_safe(inputs[i]),
-            outputs=_json_safe({name: outputs[name][i] for name in outputs}),
+            inputs=redact(_json_safe(inputs[i])),
+            outputs=redact(_json_safe({name: outputs[name][i] for name in outputs})),
             latency_ms=latency_ms,
             created_at=now,
             job_id=job_id,
@@ -403,6 +504,10 @@ def _log_sample(
     # Its own transaction, before the chunk is marked done: a crash in between leaves the chunk
     # to be rerun, and the rerun's rows collide with these instead of duplicating them.
     return bulk_write_predictions(db.engine, records)
+
+
+def _keep(values: dict[str, Any]) -> dict[str, Any]:
+    return values
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from keelwatch.contract import (
     INFERENCE_CHUNK,
@@ -44,11 +44,25 @@ from keelwatch.storage.jobs import create_job, finish_job
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from keelwatch.entities.registry import ResolvedModel
     from keelwatch.registry import ModelRegistry
     from keelwatch.settings import DataRootsSettings, InferenceSettings
     from keelwatch.storage.db import Database
 
 logger = logging.getLogger(__name__)
+
+
+#: Default of ``settings.moderation.text_model_tag``: the tag that marks a text model.
+TEXT_MODEL_TAG = "keelwatch.text_model"
+
+
+class TextColumns(BaseModel):
+    """The text columns a worker moderates in a job of a text model: input columns of the
+    data and output columns of the model, each a list of names or ``"*"`` (every string
+    column)."""
+
+    inputs: list[str] | Literal["*"] = Field(default_factory=list)
+    outputs: list[str] | Literal["*"] = Field(default_factory=list)
 
 
 class BatchInferenceParams(BaseModel):
@@ -73,6 +87,9 @@ class BatchInferenceParams(BaseModel):
     queue: str
     chunk_rows: int
     log_sample_rate: float
+    moderation: TextColumns | None = None
+    """Set for a text model (tagged ``keelwatch.text_model``): the columns the worker moderates
+    (absent for other models, so jobs stored before moderation existed still parse)."""
 
 
 def queue_for_device(device: Device) -> str:
@@ -97,6 +114,7 @@ def plan_batch_inference(
     request: BatchInferenceRequest,
     *,
     data_roots: DataRootsSettings | None = None,
+    text_model_tag: str = TEXT_MODEL_TAG,
 ) -> PlannedJob:
     """Validate ``request`` against the registry and the input file; writes nothing.
 
@@ -106,12 +124,25 @@ def plan_batch_inference(
     With ``data_roots`` (what arrives over the API) the input must lie inside the read roots and
     the output folder inside the write roots (:mod:`keelwatch.data_roots`), checked before the
     model or the file is looked at; without them (the local CLI) paths are taken as given.
+
+    A version (or its registered model) tagged ``text_model_tag``
+    (``settings.moderation.text_model_tag``) is a text model: its job moderates the columns
+    the tag names (:func:`text_columns_from_tag`; an input column the signature lacks is an
+    InvalidInputError).
     """
     if data_roots is not None:
         request = _confine(request, data_roots)
     resolved = registry.resolve(request.model)
     expected = registry.input_spec(resolved)
     expected_columns = list(expected) if expected is not None else None
+    moderation = text_columns_of(registry, resolved, text_model_tag)
+    if moderation is not None and expected_columns is not None and moderation.inputs != "*":
+        unknown = [c for c in moderation.inputs if c not in expected_columns]
+        if unknown:
+            raise InvalidInputError(
+                f"model {resolved.name} v{resolved.version}: tag {text_model_tag} names input "
+                f"column(s) {', '.join(repr(c) for c in unknown)} that its signature lacks"
+            )
 
     info = inspect_input(request.input_uri)
     if info.rows == 0:
@@ -151,6 +182,7 @@ def plan_batch_inference(
             if request.log_sample_rate is not None
             else defaults.log_sample_rate
         ),
+        moderation=moderation,
     )
     return PlannedJob(job_id=job_id, params=params, bounds=list(bounds), rows=info.rows)
 
@@ -197,13 +229,16 @@ def submit_batch_inference(
     actor: str,
     *,
     data_roots: DataRootsSettings | None = None,
+    text_model_tag: str = TEXT_MODEL_TAG,
 ) -> Job:
     """Plan, write (one committed transaction), then enqueue the chunks of a batch job.
 
-    When the request is invalid no job row exists and no message was sent. ``data_roots``: see
-    :func:`plan_batch_inference`.
+    When the request is invalid no job row exists and no message was sent. ``data_roots`` and
+    ``text_model_tag``: see :func:`plan_batch_inference`.
     """
-    planned = plan_batch_inference(registry, defaults, request, data_roots=data_roots)
+    planned = plan_batch_inference(
+        registry, defaults, request, data_roots=data_roots, text_model_tag=text_model_tag
+    )
     with db.session() as session:
         job = create_batch_job(session, planned, actor)
     # Committed: a worker now finds the job and its chunks.
@@ -264,6 +299,44 @@ def _refuse_used_output(output_dir: Path) -> None:
             f"output folder {output_dir} already holds part files from another job; "
             "choose an empty folder"
         )
+
+
+def text_columns_from_tag(value: str, *, tag: str = TEXT_MODEL_TAG) -> TextColumns | None:
+    """The text columns a tag value names: ``inputs=prompt;outputs=completion`` (names
+    comma-separated, ``*`` for every string column, either part may be left out), ``true``
+    (every string column of both), or None for ``false`` and an empty value.
+    InvalidInputError naming the tag for anything else."""
+    text = value.strip()
+    if text.lower() in ("", "false", "0", "no"):
+        return None
+    if text.lower() in ("true", "1", "yes", "*"):
+        return TextColumns(inputs="*", outputs="*")
+    parts: dict[str, list[str] | Literal["*"]] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        key, sep, names = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("inputs", "outputs") or key in parts:
+            raise InvalidInputError(
+                f"tag {tag}: write inputs=COL,...;outputs=COL,... (or true), not {value[:80]!r}"
+            )
+        columns = [c.strip() for c in names.split(",") if c.strip()]
+        parts[key] = "*" if columns == ["*"] else columns
+    if not parts:
+        return None
+    return TextColumns(**parts)
+
+
+def text_columns_of(
+    registry: ModelRegistry, resolved: ResolvedModel, tag: str = TEXT_MODEL_TAG
+) -> TextColumns | None:
+    """The text columns of a resolved version: its own ``tag``, else its registered model's;
+    None when neither has it (not a text model)."""
+    value = registry.get_version(resolved.name, resolved.version).tags.get(tag)
+    if value is None:
+        value = (registry.client.get_registered_model(resolved.name).tags or {}).get(tag)
+    return None if value is None else text_columns_from_tag(str(value), tag=tag)
 
 
 def job_params(job: Job) -> BatchInferenceParams:

@@ -783,3 +783,77 @@ class BiasAuditRow(Base):
         ),
         Index("ix_bias_audits_model_computed", "model_name", "computed_at"),
     )
+
+
+class ReviewItemRow(Base):
+    """One text in the human review queue (``entities.moderation.ReviewItem``).
+
+    ``source_key`` is unique: enqueueing the same source twice finds the row and writes no
+    second one. ``text`` is what a reviewer may see (PII redacted; a blocked text is never
+    stored); ``findings`` are spans of that text. The queue is read oldest first by
+    (status, id); ``created_at`` drives retention, ``decided_at`` the labelled export.
+    """
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source_key: Mapped[str] = mapped_column(String(512), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    categories: Mapped[list[str]] = mapped_column(JsonType)
+    reasons: Mapped[list[str]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[list[str]] = mapped_column(JsonType)
+    appealed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    appealed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    appeal_reason: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index("ix_review_items_status_id", "status", "id"),
+        Index("ix_review_items_model_status", "model_name", "status"),
+        Index("ix_review_items_created_at", "created_at"),
+        Index("ix_review_items_decided_at", "decided_at"),
+    )
+
+
+class ModerationTallyRow(Base):
+    """Decisions of one moderated batch (``entities.moderation.ModerationTally``): one
+    inference chunk's inputs or outputs, one API check, one dataset run.
+
+    UNIQUE (source, direction): a rerun of the same batch (a redelivered chunk) replaces its
+    row instead of adding one, so rates never count a text twice. The per-decision counts are
+    columns (rates sum them in SQL); ``categories`` is ``{category: {decision: texts}}``.
+    ``created_at`` is when the batch was first recorded: rate windows and retention use it.
+    """
+
+    __tablename__ = "moderation_tallies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(255))
+    direction: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(64))
+    texts: Mapped[int] = mapped_column(Integer)
+    allow_count: Mapped[int] = mapped_column(Integer)
+    redact_count: Mapped[int] = mapped_column(Integer)
+    review_count: Mapped[int] = mapped_column(Integer)
+    block_count: Mapped[int] = mapped_column(Integer)
+    categories: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("source", "direction", name="uq_moderation_tallies_source_direction"),
+        Index("ix_moderation_tallies_model_created", "model_name", "model_version", "created_at"),
+        Index("ix_moderation_tallies_created_at", "created_at"),
+    )

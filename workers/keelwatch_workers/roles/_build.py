@@ -30,6 +30,8 @@ MONITORING_TASKS = (
     "keelwatch_workers.tasks.version_watch",
     "keelwatch_workers.tasks.realized",
     "keelwatch_workers.tasks.bias_audits",
+    "keelwatch_workers.tasks.privacy",
+    "keelwatch_workers.tasks.moderation",
 )
 
 

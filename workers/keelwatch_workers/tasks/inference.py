@@ -9,7 +9,7 @@ with the last error.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -19,10 +19,16 @@ from keelwatch.errors import KeelwatchError
 from keelwatch.inference.execution import fail_inference_chunk, run_inference_chunk
 from keelwatch.inference.validation import safe_exception_text
 from keelwatch.monitoring.service.job_profiles import JobInputProfiler
+from keelwatch.monitoring.service.moderation import cached_moderator
+from keelwatch.monitoring.service.privacy import prediction_log_redactor
 from keelwatch_workers.celery_app import task_settings
 from keelwatch_workers.metrics import CHUNK_SECONDS, ROWS_SCORED, TASK_ERRORS
 from keelwatch_workers.runtime import get_runtime
 from keelwatch_workers.tasks.retry import MAX_RETRIES, retry_or_give_up
+
+if TYPE_CHECKING:
+    from keelwatch.contract import TaskSender
+    from keelwatch.storage.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,14 @@ def run_chunk(self: Task[Any, Any], job_id: str, chunk_index: int) -> dict[str, 
             load_model=lambda model_uri: runtime.models.get(model_uri, device),
             input_profiler=JobInputProfiler(runtime.settings, runtime.db),
             output_roots=runtime.settings.data_roots.write,
+            # settings.privacy: PII in logged inputs/outputs is redacted before it is stored.
+            log_redactor=prediction_log_redactor(runtime.settings.privacy),
+            # settings.moderation: built (once per process) only for jobs of text models.
+            moderator=lambda: cached_moderator(
+                runtime.settings.moderation,
+                tracking_uri=runtime.settings.mlflow.tracking_uri,
+                registry_uri=runtime.settings.mlflow.registry_uri,
+            ),
         )
     except (KeelwatchError, SoftTimeLimitExceeded) as exc:
         TASK_ERRORS.labels(INFERENCE_CHUNK, "permanent").inc()
@@ -82,6 +96,8 @@ def run_chunk(self: Task[Any, Any], job_id: str, chunk_index: int) -> dict[str, 
     if outcome.status == "done":
         ROWS_SCORED.labels(outcome.model_name, outcome.device).inc(outcome.rows)
         CHUNK_SECONDS.labels(outcome.device).observe(outcome.seconds)
+    if outcome.detail.get("moderation", {}).get("alert_transitions"):
+        _dispatch_alerts(runtime.db, self.app)
     return {
         "status": outcome.status,
         "rows": outcome.rows,
@@ -90,3 +106,16 @@ def run_chunk(self: Task[Any, Any], job_id: str, chunk_index: int) -> dict[str, 
         "device_reason": outcome.device_reason,
         "job_finished": outcome.job_finished,
     }
+
+
+def _dispatch_alerts(db: Database, sender: TaskSender) -> None:
+    """Moderation rates changed alerts (committed with the chunk's tallies): notify and act
+    now rather than on the next alert tick, which would dispatch them anyway."""
+    from datetime import UTC, datetime
+
+    from keelwatch.alerting.service import after_commit_dispatch
+
+    try:
+        after_commit_dispatch(db, sender, datetime.now(UTC))
+    except Exception as exc:  # noqa: BLE001 - the chunk is done; the alert tick dispatches
+        logger.warning("alert dispatch after moderation deferred: %r", exc)

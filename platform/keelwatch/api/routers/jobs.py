@@ -56,6 +56,7 @@ def submit_batch_inference_job(
         request,
         actor,
         data_roots=services.settings.data_roots,  # paths from a caller stay inside the roots
+        text_model_tag=services.settings.moderation.text_model_tag,
     )
     return JobView.from_job(job)
 

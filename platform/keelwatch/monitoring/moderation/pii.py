@@ -26,10 +26,12 @@ SSN shape ("123-45-6789") and thousands grouping ("10 000 000", so also "612 345
 are; SSNs need their dashes; IBANs are checked only for the countries in :data:`IBAN_LENGTHS`;
 an anonymous token needs a digit and a letter; only ASCII digits make numbers.
 
-Speed: the patterns are compiled once, and each family runs only when a cheap pre-check (an
-``@``; ``::`` or seven colons; a cluster of 7+ digits and separators; a 15-character token,
-``Bearer`` or a PEM header) says it could match, so that the usual short text costs a few
-substring tests and two short scans.
+Speed: the patterns are compiled once, and each family's scanner runs on a text only when a gate
+says it could match. The gates run over a whole batch at once (:meth:`PiiDetector.find_many`
+joins it with newlines): an ``@``; ``::`` or six colons between hex groups; a run of 15 word
+characters, ``Bearer`` or a PEM header; and digit clusters (7+ digits and separators), each
+sorted into the kinds it could hold (a bare date holds none, a bare digit run is no phone, a
+card needs 13 digits). The usual short text costs no Python of its own.
 """
 
 from __future__ import annotations
@@ -103,7 +105,26 @@ _TOKEN = re.compile(r"(?<![\w-])[\w-]{32,}(?![\w-])", _A)
 # long as the shortest key format (a Slack token), anchored at a word start so that the scan
 # tries each word once.
 _NUMERIC_GATE = re.compile(r"\d[\d ().+/-]{5,}\d", _A)
-_TOKEN_GATE = re.compile(r"(?<![\w-])[\w-]{15}", _A)
+# The batch gates (see PiiDetector.find_many) search all texts of a batch joined by newlines,
+# which none of them can match across; each is a literal or starts with a character class, so
+# the regex engine skips ahead in C between candidates. Every numeric kind lies within one digit
+# cluster (its characters are all in the cluster's class); an IPv6 address has "::" or six
+# colons between hex groups (full form, or with an IPv4 tail).
+_EMAIL_GATE = re.compile("@")
+_IPV6_GATE = re.compile(r":(?::|(?:[0-9A-Fa-f]{1,4}:){5})", _A)
+_WORDY_GATE = re.compile(r"-----BEGIN|[Bb]earer")
+# A digit cluster that is only a date (four-digit year) holds no numeric kind: too few digits
+# for a card, the wrong shape for an SSN or IPv4, and phones refuse a date at their start.
+_DATE_CLUSTER = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}", _A)
+# A secret is a run of 15+ [\w-] characters: the batch, as ASCII (any other character one
+# "?"), is translated to "a" for those and " " for the rest, and searched for "a" * 15.
+_TOKEN_BYTES = bytes(
+    ord("a") if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_-") else ord(" ")
+    for b in range(256)
+)
+_TOKEN_RUN = b"a" * 15
+_PHONE_MARKS = frozenset(" .-()+")
+_NOT_DIGITS = bytes(b for b in range(256) if not 48 <= b <= 57)
 _DIGIT_RUN = re.compile(r"\d+", _A)
 
 _Candidate = tuple[int, int, float, str]  # start, end, score, kind
@@ -377,25 +398,90 @@ class PiiDetector:
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping PII findings in ``text``, ordered by start."""
-        check_text(text)
-        if not text:
-            return []
-        candidates: list[_Candidate] = []
-        if self._email and "@" in text:
-            candidates.extend(_scan_email(text))
-        if self._numeric and _NUMERIC_GATE.search(text):
-            for scan in self._numeric:
-                candidates.extend(scan(text))
-        # Every IPv6 address has "::" or, written in full, seven colons.
-        if self._ipv6 and ("::" in text or text.count(":") >= 7):
-            candidates.extend(_scan_ipv6(text))
-        # The substring tests first: they cost a tenth of the token scan.
-        if self._secret and (
-            "Bearer" in text or "bearer" in text or "-----BEGIN" in text or _TOKEN_GATE.search(text)
-        ):
-            candidates.extend(_scan_secret(text))
-        return _select(candidates) if candidates else []
+        return self.find_many([check_text(text)])[0]
 
     def find_many(self, texts: Iterable[str]) -> list[list[Finding]]:
-        """:meth:`find` for each text, in order."""
-        return [self.find(text) for text in texts]
+        """:meth:`find` for each text, in order (the same findings).
+
+        The gates run once over the whole batch (joined by newlines, one regex scan in C) and
+        only the scanners a text's gates call for run on that text: a text with a date as its
+        only digit cluster, or with nothing a gate looks for, costs no Python of its own.
+        """
+        if isinstance(texts, str):
+            raise InvalidInputError("texts must be a sequence of str, not one str")
+        batch = list(texts)
+        for text in batch:
+            check_text(text)
+        found: list[list[Finding]] = [[] for _ in batch]
+        if not batch:
+            return found
+        starts = [0] * len(batch)
+        offset = 1  # the leading newline
+        for index, text in enumerate(batch):
+            starts[index] = offset
+            offset += len(text) + 1
+        wanted: dict[int, set[str]] = {}
+        joined = "\n" + "\n".join(batch)
+
+        def want(position: int, kinds: Iterable[str]) -> None:
+            wanted.setdefault(bisect.bisect_right(starts, position) - 1, set()).update(kinds)
+
+        if self._email and "@" in joined:
+            for match in _EMAIL_GATE.finditer(joined):
+                want(match.start(), ("email",))
+        if self._numeric:
+            for match in _NUMERIC_GATE.finditer(joined):
+                kinds = self._numeric_kinds(match.group(), joined[match.start() - 1])
+                if kinds:
+                    want(match.start(), kinds)
+        if self._ipv6 and ":" in joined:
+            for match in _IPV6_GATE.finditer(joined):
+                want(match.start(), ("ipv6",))
+        if self._secret:
+            if "-----BEGIN" in joined or "earer" in joined:
+                for match in _WORDY_GATE.finditer(joined):
+                    want(match.start(), ("secret",))
+            tokens = joined.encode("ascii", "replace").translate(_TOKEN_BYTES)
+            position = tokens.find(_TOKEN_RUN)
+            while position >= 0:
+                want(position, ("secret",))
+                end = tokens.find(b" ", position)
+                position = -1 if end < 0 else tokens.find(_TOKEN_RUN, end)
+        for index, families in wanted.items():
+            if families:
+                found[index] = self._scan(batch[index], families)
+        return found
+
+    def _numeric_kinds(self, cluster: str, before: str) -> tuple[str, ...]:
+        """The numeric kinds a digit cluster could hold."""
+        if before != "+" and _DATE_CLUSTER.fullmatch(cluster):
+            return ()
+        digits = len(cluster.encode("ascii").translate(None, _NOT_DIGITS))
+        kinds = []
+        # An IBAN's digits follow its letters, or come in groups: "DE89 3704 ...", "...WEST12".
+        if before.isalpha() or " " in cluster:
+            kinds.append("iban")
+        # A phone has separators, or follows "+": a bare run of digits is not one.
+        if digits >= 7 and (before == "+" or not _PHONE_MARKS.isdisjoint(cluster)):
+            kinds.append("phone")
+        if digits >= 13:
+            kinds.append("credit_card")
+        if digits >= 9 and "-" in cluster:
+            kinds.append("us_ssn")
+        if cluster.count(".") >= 3:
+            kinds.append("ipv4")
+        return tuple(kind for kind in kinds if kind in self.kinds)
+
+    def _scan(self, text: str, families: set[str]) -> list[Finding]:
+        """Findings of the kinds (or families: ``numeric`` never appears) the gates found."""
+        candidates: list[_Candidate] = []
+        if "email" in families and self._email:
+            candidates.extend(_scan_email(text))
+        for kind in _NUMERIC_KINDS:
+            if kind in families:
+                candidates.extend(_SCANNERS[kind](text))
+        if "ipv6" in families and self._ipv6:
+            candidates.extend(_scan_ipv6(text))
+        if "secret" in families and self._secret:
+            candidates.extend(_scan_secret(text))
+        return _select(candidates) if candidates else []

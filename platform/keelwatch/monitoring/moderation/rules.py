@@ -19,16 +19,21 @@ Speed: every text is first screened with C-level steps only: one ``bytes.transla
 case, leetspeak undone, punctuation to spaces; non-ASCII text first goes through a cached
 per-character table to its ASCII canonical form), a split, and a set test against the words
 already known not to match; a new word is checked once and remembered (up to 200,000 words).
-Only a text that could hold a keyword, or has a run of single letters, is normalized with an
-index map and looked at word by word, about ten times slower. With a keyword that stays
-non-ASCII after normalization, non-ASCII texts always take that slower pass.
+:meth:`RuleFilter.find_many` screens a whole batch as one byte string, so a text the screen
+clears costs no Python of its own. A phrase is screened for by its longest word, not its first
+("i", "how" are everywhere). Only a text that could hold a keyword, or has a run of single
+letters, is normalized with an index map and looked at word by word, about ten times slower.
+With a keyword that stays non-ASCII after normalization, non-ASCII texts always take that
+slower pass.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.moderation._normalize import (
@@ -37,7 +42,6 @@ from keelwatch.monitoring.moderation._normalize import (
     ASCII_VIEW,
     LEET_I,
     LEET_L,
-    REPEAT,
     SPACED,
     WORD,
     normalize,
@@ -50,6 +54,10 @@ MAX_TEXT_CHARS = 100_000
 # Screened words known not to match, kept up to this many (a few MB) so that a stream of
 # ever-new tokens (ids, hashes) cannot grow the filter without bound.
 _KNOWN_CLEAN_WORDS = 200_000
+# ASCII_SPACED without consuming the space after the run, which may be the next text's first.
+_BATCH_SPACED = re.compile(rb" \w +\w +\w(?= )")
+# Screened words known to match a keyword or a phrase's trigger word, kept up to this many.
+_KNOWN_HOT_WORDS = 20_000
 
 # One word of a keyword: its skeleton and the minimum length of each run of letters.
 _Word = tuple[str, tuple[int, ...]]
@@ -133,6 +141,12 @@ class RuleFilter:
         # Single words by skeleton; phrases by the skeleton of their first word.
         self._single: dict[str, list[tuple[tuple[int, ...], int]]] = {}
         self._phrases: dict[str, list[tuple[tuple[_Word, ...], int]]] = {}
+        # A phrase can only be in a text that has its longest word (its "trigger"): the screen
+        # looks for that word, which is rarer than a first word such as "i" or "how".
+        self._triggers: dict[str, list[tuple[int, ...]]] = {}
+        # Per trigger, the letters of every word of each phrase it triggers: a text is looked at
+        # word by word for a phrase only when it has all of them.
+        self._trigger_phrases: dict[str, list[frozenset[str]]] = {}
         self._patterns: list[tuple[re.Pattern[str], int]] = []
         longest = 1
         for index, blocklist in enumerate(blocklists):
@@ -144,14 +158,26 @@ class RuleFilter:
                     longest = max(longest, sum(runs))
                 else:
                     self._phrases.setdefault(words[0][0], []).append((words, index))
+                    trigger = max(words, key=_trigger_rank)
+                    self._triggers.setdefault(trigger[0], []).append(trigger[1])
+                    self._trigger_phrases.setdefault(trigger[0], []).append(
+                        frozenset(word[0] for word in words)
+                    )
             for pattern in blocklist.patterns:
                 self._patterns.append((re.compile(pattern, re.IGNORECASE), index))
         self._screen = frozenset(self._single) | frozenset(self._phrases)
+        # Every prefix of a single keyword's letters: a spaced-out window that is not one
+        # cannot grow into a keyword.
+        self._prefixes = frozenset(
+            letters[:end] for letters in self._single for end in range(1, len(letters) + 1)
+        )
         # Spaced-out runs are tried in windows up to this many characters (repeats allowed).
         self._window = 2 * longest + 2
         # ASCII words already screened and found unable to match any keyword: most texts are
         # made of words seen before, so one C-level superset test clears them.
         self._known_clean: set[bytes] = set()
+        # Per hot word: whether it matches a single keyword, and the phrase triggers it matches.
+        self._known_hot: dict[bytes, tuple[bool, tuple[str, ...]]] = {}
         # The screen sees text as ASCII, so it can clear non-ASCII text only when every keyword
         # is ASCII once normalized (a Cyrillic keyword must be looked for word by word).
         self._ascii_keywords = all(letters.isascii() for letters in self._screen)
@@ -166,14 +192,14 @@ class RuleFilter:
             )
         if not text:
             return []
-        hits: set[_Hit] = set()
-        if self._screen and self._could_hold_keyword(text):
-            canonical, starts, ends = normalize(text)
-            hits = self._keyword_hits(canonical)
-        elif self._patterns:
-            canonical, starts, ends = normalize(text)
-        else:
-            return []
+        if self._patterns or (self._screen and self._could_hold_keyword(text)):
+            return self._matches(text)
+        return []
+
+    def _matches(self, text: str) -> list[Finding]:
+        """Findings in a text the screen did not clear (or every text, with patterns)."""
+        canonical, starts, ends = normalize(text)
+        hits = self._keyword_hits(canonical) if self._screen else set()
         for pattern, index in self._patterns:
             for match in pattern.finditer(canonical):
                 if match.end() > match.start():  # an empty match marks no text
@@ -192,10 +218,82 @@ class RuleFilter:
         return findings
 
     def find_many(self, texts: Iterable[str]) -> list[list[Finding]]:
-        """:meth:`find` for each text, in order."""
+        """:meth:`find` for each text, in order (the same findings): the screen runs once over
+        the whole batch, so a text it clears costs no Python of its own."""
         if isinstance(texts, str):
             raise InvalidInputError("texts must be a sequence of str, not one str")
-        return [self.find(text) for text in texts]
+        batch = list(texts)
+        for text in batch:
+            if not isinstance(text, str):
+                raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
+            if len(text) > MAX_TEXT_CHARS:
+                raise InvalidInputError(
+                    f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
+                )
+        if self._patterns or not self._screen or not batch:
+            return [self.find(text) for text in batch]
+        suspects = self._screen_batch(batch)
+        return [self._matches(text) if i in suspects else [] for i, text in enumerate(batch)]
+
+    def _screen_batch(self, batch: list[str]) -> set[int]:
+        """Indexes of the texts that could hold a keyword: :meth:`_could_hold_keyword` for the
+        whole batch at once, on its texts' screened forms joined into one byte string."""
+        suspects: set[int] = set()
+        parts = batch
+        if not "".join(batch).isascii():
+            parts = []
+            for index, text in enumerate(batch):
+                if text.isascii():
+                    parts.append(text)
+                elif self._ascii_keywords:
+                    parts.append(text.translate(ASCII_VIEW))
+                else:
+                    parts.append("")
+                    suspects.add(index)
+        starts = [0] * len(parts)
+        offset = 1  # the leading space
+        for index, part in enumerate(parts):
+            starts[index] = offset
+            offset += len(part) + 1
+        last = len(parts) - 1
+
+        def text_at(position: int) -> int:
+            return min(max(bisect.bisect_right(starts, position) - 1, 0), last)
+
+        # Texts are separated (and the batch padded) by one space once screened, exactly as
+        # each text is padded on its own; a run across two texts only marks both.
+        screened = (" " + "\n".join(parts) + " ").encode("ascii").translate(ASCII_SCREEN)
+        for match in _BATCH_SPACED.finditer(screened):
+            suspects.update(range(text_at(match.start() + 1), text_at(match.end() - 1) + 1))
+        unknown = set(screened.split())
+        unknown -= self._known_clean
+        phrase_texts: dict[int, set[str]] = {}
+        for word in unknown:
+            known = self._known_hot.get(word)
+            if known is None:
+                known = self._word_class(word.decode("ascii"))
+                if not known[0] and not known[1]:
+                    if len(self._known_clean) < _KNOWN_CLEAN_WORDS:
+                        self._known_clean.add(word)
+                    continue
+                if len(self._known_hot) < _KNOWN_HOT_WORDS:
+                    self._known_hot[word] = known
+            single, triggers = known
+            needle = b" " + word + b" "
+            position = screened.find(needle)
+            while position >= 0:
+                index = text_at(position + 1)
+                if single:
+                    suspects.add(index)
+                else:
+                    phrase_texts.setdefault(index, set()).update(triggers)
+                position = screened.find(needle, position + 1)
+        for index, phrase_triggers in phrase_texts.items():
+            if index not in suspects:
+                own = screened[starts[index] : starts[index] + len(parts[index])]
+                if self._could_hold_phrase(own, phrase_triggers):
+                    suspects.add(index)
+        return suspects
 
     def _keyword_hits(self, canonical: str) -> set[_Hit]:
         hits: set[_Hit] = set()
@@ -203,11 +301,13 @@ class RuleFilter:
         tables = (LEET_I, LEET_L) if "1" in canonical else (LEET_I,)
         for table in tables:
             leet = canonical.translate(table)
-            collapsed = WORD.findall(REPEAT.sub(r"\1", leet))
+            words = WORD.findall(leet)
+            collapsed = list(map(_letters, words))
             if not self._screen.isdisjoint(collapsed):
-                self._word_hits(canonical, leet, collapsed, hits)
-            if SPACED.search(leet):
-                self._spaced_hits(canonical, leet, hits)
+                self._word_hits(canonical, leet, words, collapsed, hits)
+            runs = list(SPACED.finditer(leet))
+            if runs:
+                self._spaced_hits(canonical, leet, runs, hits)
         return hits
 
     def _could_hold_keyword(self, text: str) -> bool:
@@ -234,62 +334,141 @@ class RuleFilter:
                 self._known_clean.add(word)
         return False
 
+    def _word_class(self, word: str) -> tuple[bool, tuple[str, ...]]:
+        """Whether a screened word matches a single keyword, and the phrase triggers it
+        matches, reading a ``1`` as ``i`` and as ``l``."""
+        single = False
+        triggers: list[str] = []
+        readings = (word.replace("1", "i"), word.replace("1", "l")) if "1" in word else (word,)
+        for reading in readings:
+            letters, runs = skeleton(reading)
+            if any(_covers(runs, minimum) for minimum, _ in self._single.get(letters, ())):
+                single = True
+            if any(_covers(runs, minimum) for minimum in self._triggers.get(letters, ())):
+                triggers.append(letters)
+        return single, tuple(triggers)
+
+    def _could_hold_phrase(self, screened: bytes, triggers: set[str]) -> bool:
+        """Whether a screened text has a word with the letters of every word of a phrase one of
+        ``triggers`` triggers (order and repeats aside)."""
+        present: set[str] = set()
+        for raw in screened.split():
+            word = raw.decode("ascii")
+            if "1" in word:
+                present.add(_letters(word.replace("1", "i")))
+                present.add(_letters(word.replace("1", "l")))
+            else:
+                present.add(_letters(word))
+        return any(
+            needed <= present
+            for trigger in triggers
+            for needed in self._trigger_phrases.get(trigger, ())
+        )
+
     def _could_match(self, word: str) -> bool:
-        """Whether a screened word matches a keyword or the first word of a phrase, reading a
+        """Whether a screened word matches a keyword or the trigger word of a phrase, reading a
         ``1`` as ``i`` and as ``l``."""
         readings = (word.replace("1", "i"), word.replace("1", "l")) if "1" in word else (word,)
         for reading in readings:
             letters, runs = skeleton(reading)
             if any(_covers(runs, minimum) for minimum, _ in self._single.get(letters, ())):
                 return True
-            if any(_covers(runs, ws[0][1]) for ws, _ in self._phrases.get(letters, ())):
+            if any(_covers(runs, minimum) for minimum in self._triggers.get(letters, ())):
                 return True
         return False
 
-    def _word_hits(self, canonical: str, leet: str, collapsed: list[str], hits: set[_Hit]) -> None:
+    def _word_hits(
+        self,
+        canonical: str,
+        leet: str,
+        words: list[str],
+        collapsed: list[str],
+        hits: set[_Hit],
+    ) -> None:
         """Whole words and phrases. Collapsing repeats never merges or splits words, so
-        ``collapsed[i]`` is the skeleton of the i-th word of ``leet``."""
-        spans = [match.span() for match in WORD.finditer(leet)]
+        ``collapsed[i]`` is the skeleton of ``words[i]``, the i-th word of ``leet``; word spans
+        are looked up only once a word (and the rest of its phrase) matched."""
+        spans: list[tuple[int, int]] | None = None
         for position, letters in enumerate(collapsed):
             if letters not in self._screen:
                 continue
+            runs = skeleton(words[position])[1]
+            singles = [i for minimum, i in self._single.get(letters, ()) if _covers(runs, minimum)]
+            phrases = [
+                (position + len(phrase), index)
+                for phrase, index in self._phrases.get(letters, ())
+                if position + len(phrase) <= len(words)
+                and _covers(runs, phrase[0][1])
+                and all(
+                    _fits(words[position + offset], word)
+                    for offset, word in enumerate(phrase[1:], start=1)
+                )
+            ]
+            if not singles and not phrases:
+                continue
+            if spans is None:
+                spans = [match.span() for match in WORD.finditer(leet)]
             start, end = spans[position]
             if not _has_letter(canonical, start, end):
                 continue
-            runs = skeleton(leet[start:end])[1]
-            for minimum, index in self._single.get(letters, ()):
-                if _covers(runs, minimum):
-                    hits.add((start, end, index))
-            for words, index in self._phrases.get(letters, ()):
-                last = position + len(words)
-                if last > len(spans) or not _covers(runs, words[0][1]):
-                    continue
-                if all(
-                    self._word_matches(canonical, leet, spans[position + offset], word)
-                    for offset, word in enumerate(words[1:], start=1)
-                ):
+            for index in singles:
+                hits.add((start, end, index))
+            for last, index in phrases:
+                if all(_has_letter(canonical, *spans[p]) for p in range(position + 1, last)):
                     hits.add((start, spans[last - 1][1], index))
 
-    @staticmethod
-    def _word_matches(canonical: str, leet: str, span: tuple[int, int], word: _Word) -> bool:
-        start, end = span
-        letters, runs = skeleton(leet[start:end])
-        return letters == word[0] and _covers(runs, word[1]) and _has_letter(canonical, start, end)
-
-    def _spaced_hits(self, canonical: str, leet: str, hits: set[_Hit]) -> None:
-        """Single characters split by spaces or punctuation, joined window by window."""
-        for run in SPACED.finditer(leet):
+    def _spaced_hits(
+        self, canonical: str, leet: str, spaced: list[re.Match[str]], hits: set[_Hit]
+    ) -> None:
+        """Single characters split by spaces or punctuation, joined window by window; a window
+        stops growing once its letters are no keyword's prefix."""
+        for run in spaced:
             chars = [(m.start(), m.group()) for m in WORD.finditer(leet, run.start(), run.end())]
             for first in range(len(chars)):
-                stop = min(len(chars), first + self._window)
-                for last in range(first + 2, stop + 1):
-                    window = chars[first:last]
-                    letters, runs = skeleton("".join(char for _, char in window))
-                    for minimum, index in self._single.get(letters, ()):
+                letters = ""
+                for last in range(first, min(len(chars), first + self._window)):
+                    char = chars[last][1]
+                    if not letters.endswith(char):
+                        letters += char
+                    if letters not in self._prefixes:
+                        break
+                    if last == first or letters not in self._single:
+                        continue
+                    window = chars[first : last + 1]
+                    runs = skeleton("".join(char for _, char in window))[1]
+                    for minimum, index in self._single[letters]:
                         if _covers(runs, minimum) and any(
                             canonical[pos].isalpha() for pos, _ in window
                         ):
                             hits.add((window[0][0], window[-1][0] + 1, index))
+
+
+# Words too common to screen a phrase by (a phrase made only of them still works, screened by
+# its longest word).
+_COMMON_TEXT = (
+    "a about all am an and any are as at be been but by can do for from get go going have he "
+    "her him his how i if in is it its just like make me my no not now of on one or order "
+    "our out she so some that the their them then there they this to up us was we what when "
+    "who why will with would you your"
+)
+_COMMON_WORDS = frozenset(_COMMON_TEXT.split())
+
+
+def _trigger_rank(word: _Word) -> tuple[bool, int]:
+    """Rarer-looking words first: not a common word, then longer."""
+    return word[0] not in _COMMON_WORDS, len(word[0])
+
+
+def _fits(text_word: str, word: _Word) -> bool:
+    """Whether a word of the text matches one word of a keyword (same letters, runs covered)."""
+    letters, runs = skeleton(text_word)
+    return letters == word[0] and _covers(runs, word[1])
+
+
+@lru_cache(maxsize=65_536)
+def _letters(word: str) -> str:
+    """A word's letters without repeats (the first half of :func:`skeleton`), cached."""
+    return skeleton(word)[0]
 
 
 DEFAULT_PROFANITY = Blocklist(
