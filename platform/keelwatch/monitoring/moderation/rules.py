@@ -141,6 +141,7 @@ class RuleFilter:
         # Single words by skeleton; phrases by the skeleton of their first word.
         self._single: dict[str, list[tuple[tuple[int, ...], int]]] = {}
         self._phrases: dict[str, list[tuple[tuple[_Word, ...], int]]] = {}
+        self._phrase_pairs: dict[tuple[str, str], list[tuple[tuple[_Word, ...], int]]] = {}
         # A phrase can only be in a text that has its longest word (its "trigger"): the screen
         # looks for that word, which is rarer than a first word such as "i" or "how".
         self._triggers: dict[str, list[tuple[int, ...]]] = {}
@@ -158,6 +159,11 @@ class RuleFilter:
                     longest = max(longest, sum(runs))
                 else:
                     self._phrases.setdefault(words[0][0], []).append((words, index))
+                    # Looked up by their first two words: many phrases share a first word
+                    # ("i", "you"), few share two.
+                    self._phrase_pairs.setdefault((words[0][0], words[1][0]), []).append(
+                        (words, index)
+                    )
                     trigger = max(words, key=_trigger_rank)
                     self._triggers.setdefault(trigger[0], []).append(trigger[1])
                     self._trigger_phrases.setdefault(trigger[0], []).append(
@@ -166,6 +172,11 @@ class RuleFilter:
             for pattern in blocklist.patterns:
                 self._patterns.append((re.compile(pattern, re.IGNORECASE), index))
         self._screen = frozenset(self._single) | frozenset(self._phrases)
+        # Letters of every word of every phrase, and per screened word the ones it has.
+        self._phrase_words = frozenset(
+            word[0] for phrases in self._phrases.values() for words, _ in phrases for word in words
+        )
+        self._phrase_letters_of: dict[bytes, tuple[str, ...]] = {}
         # Every prefix of a single keyword's letters: a spaced-out window that is not one
         # cannot grow into a keyword.
         self._prefixes = frozenset(
@@ -351,19 +362,27 @@ class RuleFilter:
     def _could_hold_phrase(self, screened: bytes, triggers: set[str]) -> bool:
         """Whether a screened text has a word with the letters of every word of a phrase one of
         ``triggers`` triggers (order and repeats aside)."""
+        cache = self._phrase_letters_of
         present: set[str] = set()
-        for raw in screened.split():
-            word = raw.decode("ascii")
-            if "1" in word:
-                present.add(_letters(word.replace("1", "i")))
-                present.add(_letters(word.replace("1", "l")))
-            else:
-                present.add(_letters(word))
+        for raw in set(screened.split()):
+            letters = cache.get(raw)
+            if letters is None:
+                letters = self._phrase_letters(raw)
+                if len(cache) < _KNOWN_CLEAN_WORDS:
+                    cache[raw] = letters
+            present.update(letters)
         return any(
             needed <= present
             for trigger in triggers
             for needed in self._trigger_phrases.get(trigger, ())
         )
+
+    def _phrase_letters(self, raw: bytes) -> tuple[str, ...]:
+        """The letters of a screened word (both readings of ``1``) that some phrase has as
+        one of its words; () for the many words no phrase has."""
+        word = raw.decode("ascii")
+        readings = (word.replace("1", "i"), word.replace("1", "l")) if "1" in word else (word,)
+        return tuple({_letters(r) for r in readings} & self._phrase_words)
 
     def _could_match(self, word: str) -> bool:
         """Whether a screened word matches a keyword or the trigger word of a phrase, reading a
@@ -392,11 +411,18 @@ class RuleFilter:
         for position, letters in enumerate(collapsed):
             if letters not in self._screen:
                 continue
+            pairs = (
+                self._phrase_pairs.get((letters, collapsed[position + 1]), ())
+                if position + 1 < len(collapsed)
+                else ()
+            )
+            if not pairs and letters not in self._single:
+                continue
             runs = skeleton(words[position])[1]
             singles = [i for minimum, i in self._single.get(letters, ()) if _covers(runs, minimum)]
             phrases = [
                 (position + len(phrase), index)
-                for phrase, index in self._phrases.get(letters, ())
+                for phrase, index in pairs
                 if position + len(phrase) <= len(words)
                 and _covers(runs, phrase[0][1])
                 and all(
