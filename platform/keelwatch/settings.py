@@ -274,11 +274,11 @@ class PrivacySettings(BaseModel):
             "prediction_labels": 365,
             "moderation_tallies": 365,
             "review_items": 365,
-            "signals": 90,
         },
         description="Days each table keeps its rows; the scheduled purge deletes older ones "
-        "(0: keep forever). Tables: prediction_log, prediction_labels, moderation_tallies, "
-        "review_items, signals.",
+        "(0: keep forever). Tables: prediction_log, prediction_labels, prediction_attributes, "
+        "moderation_tallies, review_items, signals (signals are purged by default by "
+        "alerting.signal_retention_days; name them here only to purge them with the rest).",
     )
     purge_interval_s: float = Field(
         86_400.0, gt=0, description="How often beat runs the retention purge."

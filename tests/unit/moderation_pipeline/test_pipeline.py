@@ -102,6 +102,35 @@ def test_a_classifier_returning_the_wrong_number_of_scores_fails_closed() -> Non
     assert results[0].redacted == "[VIOLENCE]"
 
 
+def test_a_classifier_redacts_through_rule_spans_or_sends_to_review() -> None:
+    """A whole-text classifier finding cannot say what to redact: with a rule span of its
+    category only the span is redacted; without one a person reviews; a blocked text is kept
+    redacted whole."""
+
+    def profane(texts: Sequence[str]) -> dict[Category, list[float]]:
+        return {Category.PROFANITY: [0.9] * len(texts)}
+
+    def threatening(texts: Sequence[str]) -> dict[Category, list[float]]:
+        return {Category.VIOLENCE: [0.95 if "hurt" in t else 0.0 for t in texts]}
+
+    moderator = Moderator(
+        [
+            RuleFilter([DEFAULT_PROFANITY]),
+            PiiDetector(),
+            ClassifierFilter(profane, name="p"),
+            ClassifierFilter(threatening, name="v"),
+        ]
+    )
+    spanned, unspanned, blocked = moderator.moderate_many(
+        ["well shit, mail a@b.co", "you utter muppet", "i will hurt you"]
+    )
+    assert spanned.decision is Decision.REDACT
+    assert spanned.redacted == "well [PROFANITY], mail [EMAIL]"
+    assert unspanned.decision is Decision.REVIEW and unspanned.released is None
+    assert unspanned.redacted == "you utter muppet"  # nothing to point at: a person decides
+    assert blocked.decision is Decision.BLOCK and blocked.redacted == "[VIOLENCE]"
+
+
 def test_a_long_text_within_the_cap_is_moderated(moderator: Moderator) -> None:
     text = ("all fine here " * 80)[:999] + "x"
     assert len(text) == 1_000

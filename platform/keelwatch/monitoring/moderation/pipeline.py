@@ -26,6 +26,9 @@ class TextFilter(Protocol):
         ...
 
 
+#: ``Finding.kind`` of a classifier's whole-text findings.
+CLASSIFIER_KIND = "classifier"
+
 Scorer = Callable[[Sequence[str]], Mapping[Category, Sequence[float]]]
 """Scores a batch of texts: per category, one probability in [0, 1] per text."""
 
@@ -58,7 +61,7 @@ class ClassifierFilter:
                 score = min(max(float(value), 0.0), 1.0)
                 if score >= self.min_score:
                     findings[i].append(
-                        Finding(category, 0, len(texts[i]), score, self.source, "classifier")
+                        Finding(category, 0, len(texts[i]), score, self.source, CLASSIFIER_KIND)
                     )
         return findings
 
@@ -160,9 +163,20 @@ class Moderator:
             return ModerationResult(Decision.ALLOW, (), text)
         findings.sort(key=lambda f: (f.start, f.end))
         decisions = [self.policy.decide_finding(f) for f in findings]
+        # A classifier scores the whole text, so it cannot say what to redact: where the text
+        # has spans of that category (a rule's word) those are redacted, and where it has none
+        # a person decides rather than the whole text turning into one placeholder.
+        spanned = {f.category for f in findings if f.kind != CLASSIFIER_KIND}
+        for k, (finding, decided) in enumerate(zip(findings, decisions, strict=True)):
+            if finding.kind == CLASSIFIER_KIND and decided is Decision.REDACT:
+                decisions[k] = Decision.ALLOW if finding.category in spanned else Decision.REVIEW
         decision = max(decisions, key=lambda d: d.severity)
+        # A blocked text is kept only redacted, whole-text findings included; otherwise only
+        # spans are replaced.
         actionable = [
-            f for f, d in zip(findings, decisions, strict=True) if d is not Decision.ALLOW
+            f
+            for f, d in zip(findings, decisions, strict=True)
+            if d is not Decision.ALLOW and (f.kind != CLASSIFIER_KIND or decision is Decision.BLOCK)
         ]
         return ModerationResult(decision, tuple(findings), redact(text, actionable))
 
@@ -180,7 +194,7 @@ def review_view(text: str, findings: Sequence[Finding]) -> tuple[str, tuple[Find
     shown = redact(text, disjoint)
     moved: list[Finding] = []
     for finding in findings:
-        if finding.category is Category.PII or finding.kind == "classifier":
+        if finding.category is Category.PII or finding.kind == CLASSIFIER_KIND:
             continue
         if any(p.start < finding.end and finding.start < p.end for p in disjoint):
             continue
