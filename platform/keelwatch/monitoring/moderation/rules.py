@@ -142,12 +142,14 @@ class RuleFilter:
         self._single: dict[str, list[tuple[tuple[int, ...], int]]] = {}
         self._phrases: dict[str, list[tuple[tuple[_Word, ...], int]]] = {}
         self._phrase_pairs: dict[tuple[str, str], list[tuple[tuple[_Word, ...], int]]] = {}
-        # A phrase can only be in a text that has its longest word (its "trigger"): the screen
-        # looks for that word, which is rarer than a first word such as "i" or "how".
+        # A phrase can only be in a text that has each of its uncommon words (its "keys"; the
+        # longest word when all are common): the screen looks for those, far rarer than a
+        # first word such as "i" or "how", and needs all of them ("cocktail" alone does not
+        # make "molotov cocktail" worth a look).
         self._triggers: dict[str, list[tuple[int, ...]]] = {}
-        # Per trigger, the letters of every word of each phrase it triggers: a text is looked at
-        # word by word for a phrase only when it has all of them.
-        self._trigger_phrases: dict[str, list[frozenset[str]]] = {}
+        # Per key, each phrase it belongs to: the letters of its keys, and of all its words (a
+        # text is looked at word by word for a phrase only when it has all of them).
+        self._trigger_phrases: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = {}
         self._patterns: list[tuple[re.Pattern[str], int]] = []
         longest = 1
         for index, blocklist in enumerate(blocklists):
@@ -164,11 +166,13 @@ class RuleFilter:
                     self._phrase_pairs.setdefault((words[0][0], words[1][0]), []).append(
                         (words, index)
                     )
-                    trigger = max(words, key=_trigger_rank)
-                    self._triggers.setdefault(trigger[0], []).append(trigger[1])
-                    self._trigger_phrases.setdefault(trigger[0], []).append(
-                        frozenset(word[0] for word in words)
-                    )
+                    keys = [w for w in words if w[0] not in _COMMON_WORDS] or [
+                        max(words, key=_trigger_rank)
+                    ]
+                    needed = (frozenset(k[0] for k in keys), frozenset(w[0] for w in words))
+                    for key in keys:
+                        self._triggers.setdefault(key[0], []).append(key[1])
+                        self._trigger_phrases.setdefault(key[0], []).append(needed)
             for pattern in blocklist.patterns:
                 self._patterns.append((re.compile(pattern, re.IGNORECASE), index))
         self._screen = frozenset(self._single) | frozenset(self._phrases)
@@ -278,7 +282,7 @@ class RuleFilter:
             suspects.update(range(text_at(match.start() + 1), text_at(match.end() - 1) + 1))
         unknown = set(screened.split())
         unknown -= self._known_clean
-        phrase_texts: dict[int, set[str]] = {}
+        hot: list[tuple[bytes, bool, tuple[str, ...]]] = []
         for word in unknown:
             known = self._known_hot.get(word)
             if known is None:
@@ -289,7 +293,19 @@ class RuleFilter:
                     continue
                 if len(self._known_hot) < _KNOWN_HOT_WORDS:
                     self._known_hot[word] = known
-            single, triggers = known
+            hot.append((word, *known))
+        # Phrase keys present anywhere in the batch: a key whose phrases all need a key the
+        # batch lacks marks no text ("cocktail" without "molotov" costs nothing).
+        batch_keys = {key for _, _, triggers in hot for key in triggers}
+        phrase_texts: dict[int, set[str]] = {}
+        for word, single, triggers in hot:
+            useful = tuple(
+                key
+                for key in triggers
+                if any(keys <= batch_keys for keys, _ in self._trigger_phrases[key])
+            )
+            if not single and not useful:
+                continue
             needle = b" " + word + b" "
             position = screened.find(needle)
             while position >= 0:
@@ -297,7 +313,7 @@ class RuleFilter:
                 if single:
                     suspects.add(index)
                 else:
-                    phrase_texts.setdefault(index, set()).update(triggers)
+                    phrase_texts.setdefault(index, set()).update(useful)
                 position = screened.find(needle, position + 1)
         for index, phrase_triggers in phrase_texts.items():
             if index not in suspects:
@@ -360,8 +376,17 @@ class RuleFilter:
         return single, tuple(triggers)
 
     def _could_hold_phrase(self, screened: bytes, triggers: set[str]) -> bool:
-        """Whether a screened text has a word with the letters of every word of a phrase one of
-        ``triggers`` triggers (order and repeats aside)."""
+        """Whether a screened text, whose words include the phrase keys ``triggers``, has a word
+        with the letters of every word of a phrase all of whose keys are among them (order and
+        repeats aside)."""
+        candidates = [
+            words
+            for trigger in triggers
+            for keys, words in self._trigger_phrases.get(trigger, ())
+            if keys <= triggers
+        ]
+        if not candidates:
+            return False
         cache = self._phrase_letters_of
         present: set[str] = set()
         for raw in set(screened.split()):
@@ -371,11 +396,7 @@ class RuleFilter:
                 if len(cache) < _KNOWN_CLEAN_WORDS:
                     cache[raw] = letters
             present.update(letters)
-        return any(
-            needed <= present
-            for trigger in triggers
-            for needed in self._trigger_phrases.get(trigger, ())
-        )
+        return any(words <= present for words in candidates)
 
     def _phrase_letters(self, raw: bytes) -> tuple[str, ...]:
         """The letters of a screened word (both readings of ``1``) that some phrase has as
