@@ -73,6 +73,7 @@ def _check_lifecycle(settings: Settings, result: DemoResult) -> None:
     _check_loop(settings, result, audit, client)
     _check_evaluation(settings, result, audit, client)
     _check_audit(settings, result, audit, client)
+    _check_moderation(settings, result)
 
     # Drift step: the shifted features drift, the untouched ones do not; the check ran on the
     # profile the batch job built while scoring, and its MLflow run holds Keelwatch's report
@@ -295,3 +296,49 @@ def _check_audit(
         parity["value"]
     )
     assert any(e.action == "fairness.audit" and e.actor == "demo" for e in audit)
+
+
+def _check_moderation(settings: Settings, result: DemoResult) -> None:
+    """The output file's decisions are the pipeline's own on the same texts; blocked replies
+    are null there and kept only redacted in the prediction log; the customer in distress is
+    in the review queue; the block-rate rule fired."""
+    import json
+
+    from keelwatch.cli.demo_moderation import PROMPT_ROWS, TEXT_MODEL
+    from keelwatch.cli.demo_moderation import RULE_NAME as MODERATION_RULE
+    from keelwatch.examples.support_assistant import make_prompts, reply_to
+    from keelwatch.monitoring.service.moderators import build_moderator
+
+    mo = result.moderation
+    prompts = list(make_prompts(PROMPT_ROWS)["prompt"])
+    replies = [reply_to(p) for p in prompts]
+    moderator = build_moderator(settings.moderation)
+    expected_in = moderator.moderate_many(prompts)
+    expected_out = moderator.moderate_many(replies)
+    scored = pd.read_parquet(mo.output_dir).sort_values("row_index").reset_index(drop=True)
+    assert len(scored) == PROMPT_ROWS
+    assert list(scored["prompt_moderation"]) == [r.decision.value for r in expected_in]
+    assert list(scored["reply_moderation"]) == [r.decision.value for r in expected_out]
+    assert list(scored["reply"]) == [r.released for r in expected_out]
+    blocked = [i for i, r in enumerate(expected_out) if r.decision.value == "block"]
+    assert blocked and mo.blocked_rows == blocked
+    assert all("ignore your instructions" in prompts[i] for i in blocked)
+    assert mo.decisions["output"]["block"] == len(blocked)
+    assert mo.decisions["output"]["redact"] > 0  # contact details repeated back
+
+    services = Services(settings)
+    try:
+        with services.db.session() as session:
+            logged = recent_predictions(session, job_id=mo.job_id, limit=PROMPT_ROWS)
+    finally:
+        services.close()
+    assert len(logged) == PROMPT_ROWS  # the demo logs every row of this job
+    stored = json.dumps([[row.inputs, row.outputs] for row in logged])
+    assert "worthless" not in stored and "@example.com" not in stored
+    assert "[HARASSMENT]" in stored and "[EMAIL]" in stored
+
+    distress = [p for p in prompts if "kill myself" in p]
+    queued = [item for item in mo.review_items if item.direction == "input"]
+    assert [item.text for item in queued] == distress
+    assert "self-harm" in queued[0].categories and queued[0].model_name == TEXT_MODEL
+    assert mo.alert_state == "firing", MODERATION_RULE
