@@ -90,6 +90,7 @@ def keelwatch_exposition(tmp_path: Path, sqlite_url: str, mlflow_uri: str) -> It
         response = client.get("/metrics")
     assert response.status_code == 200
 
+    from keelwatch.monitoring.service import moderation_metrics
     from keelwatch_workers import metrics as worker_metrics
 
     registry = CollectorRegistry()
@@ -97,6 +98,7 @@ def keelwatch_exposition(tmp_path: Path, sqlite_url: str, mlflow_uri: str) -> It
         worker_metrics.ROWS_SCORED,
         worker_metrics.CHUNK_SECONDS,
         worker_metrics.TASK_ERRORS,
+        moderation_metrics.MODERATION_TEXTS,
     ):
         registry.register(collector)
     yield response.text + "\n" + generate_latest(registry).decode()
@@ -171,6 +173,7 @@ def test_rules_use_only_metrics_keelwatch_exposes(keelwatch_exposition: str) -> 
         "keelwatch_champion_version",
         "keelwatch_notification_dead_letters",
         "keelwatch_action_executions",
+        "keelwatch_moderation_texts_total",
     } <= set(used)
     unknown = {name: sorted(alerts) for name, alerts in used.items() if name not in exposed}
     assert unknown == {}, f"rules use series Keelwatch does not expose: {unknown}"
