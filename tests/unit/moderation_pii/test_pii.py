@@ -89,6 +89,8 @@ def test_phones(phone: str) -> None:
         "+12 34",  # too few digits
         "+123456789012345678",  # too many digits, no group to drop
         "it costs 20 dollars",
+        "tracking number 9400 1000 0000 0000 0000 00",  # one long number, not phone + number
+        "test card 4256 7851 3690 4208 declined",  # card-shaped, fails Luhn: not a phone either
     ],
 )
 def test_not_phones(text: str) -> None:

@@ -189,6 +189,17 @@ def _national_shape_ok(candidate: str) -> bool:
     return (groups >= 3 or bracketed) and not _NOT_PHONE_FULL.fullmatch(candidate)
 
 
+def _one_long_number(candidate: str) -> bool:
+    """A national phone match of over 15 digits that is one long number rather than a phone
+    followed by another number: longer than any phone (E.164: 15 digits) even without its last
+    group (a tracking number), or groups of four like a card number that failed Luhn."""
+    groups = [g for g in _PHONE_SEPARATORS.split(candidate) if g]
+    digits = sum(map(str.isdigit, candidate))
+    if digits - sum(map(str.isdigit, groups[-1])) > 15:
+        return True
+    return len(groups) >= 4 and all(len(g) == 4 and g.isdigit() for g in groups[:4])
+
+
 def _scan_phone(text: str) -> Iterator[_Candidate]:
     for pattern in (_PHONE_INTL, _PHONE_NATIONAL):
         for m in pattern.finditer(text):
@@ -197,6 +208,8 @@ def _scan_phone(text: str) -> Iterator[_Candidate]:
                 continue  # glued to a longer number or word
             candidate = m.group()
             digits = sum(map(str.isdigit, candidate))
+            if digits > 15 and pattern is _PHONE_NATIONAL and _one_long_number(candidate):
+                continue
             if digits > 15:  # ran into a following number: drop whole trailing groups
                 while digits > 15:
                     cut = max(candidate.rfind(" "), candidate.rfind("-"), candidate.rfind("."))
