@@ -55,6 +55,32 @@ def test_not_emails(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("reach me: john dot smith at example dot com", "john dot smith at example dot com"),
+        ("anna.k[at]example[dot]org please", "anna.k[at]example[dot]org"),
+        ("j.doe(at)mail.example.de", "j.doe(at)mail.example.de"),
+        ("a@b.co and j_bob at example dot com", "j_bob at example dot com"),
+    ],
+)
+def test_spelled_out_emails(text: str, address: str) -> None:
+    assert ("email", address, 0.8) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stared at the dot matrix printer",
+        "look at google dot com for it",  # "look" is no local part
+        "I was at the office dot com bubble",
+        "arrive at 10.30 dot com",
+    ],
+)
+def test_at_and_dot_in_prose_are_no_email(text: str) -> None:
+    assert "email" not in kinds(text)
+
+
+@pytest.mark.parametrize(
     "phone",
     [
         "+44 20 7946 0958",
@@ -166,6 +192,12 @@ def test_iban_stops_at_the_country_length() -> None:
 )
 def test_not_ibans(text: str) -> None:
     assert "iban" not in kinds(text)
+
+
+def test_spaced_ssn_needs_words_that_say_so() -> None:
+    assert ("us_ssn", "612 48 3390", 0.85) in found("ssn 612 48 3390")
+    assert ("us_ssn", "612 48 3390", 0.85) in found("my social security number is 612 48 3390")
+    assert kinds("call 612 48 3390") == ["phone"]
 
 
 def test_ssn() -> None:

@@ -63,6 +63,23 @@ IBAN_LENGTHS = {
 _A = re.ASCII  # \d and \w mean ASCII only: a Unicode digit is not part of a card number.
 # Unicode on purpose: internationalized addresses ("ünïcode@example.com") are addresses too.
 _EMAIL = re.compile(r"(?<![\w.%+-])\w[\w.%+-]{0,63}@(?:[\w-]{1,63}\.)+[^\W\d_]{2,24}(?![\w-])")
+# An address written out to dodge scrapers: "john dot smith at example dot com",
+# "anna.k[at]example[dot]org". "at" and "dot" as plain words need a known top-level domain at
+# the end ("stared at the dot matrix" is no address); bracketed forms need a letters-only one.
+_SPELLED_TLDS = (
+    "com|org|net|edu|gov|io|co|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|pt|ie|ca|au|nz|in|jp|"
+    "cn|br|mx|ru|info|biz|me|us|eu|app|dev|ai"
+)
+_DOT = r"(?:\s*[\[({]dot[\])}]\s*|\s+dot\s+|\.)"
+_AT = r"(?:\s*[\[({]at[\])}]\s*|\s+at\s+)"
+_BRACKETED_AT = re.compile(r"[\[({]at[\])}]", re.IGNORECASE | _A)
+_PLAIN_AT = re.compile(r"\s+at\s+", re.IGNORECASE | _A)
+_LOCAL_MARK = re.compile(r"[\d_.]|\sdot\s|[\[({]dot[\])}]", re.IGNORECASE | _A)
+_OBFUSCATED_EMAIL = re.compile(
+    rf"(?<![\w.+-])[a-z0-9_+-]{{1,64}}(?:{_DOT}[a-z0-9_+-]{{1,64}}){{0,3}}{_AT}"
+    rf"[a-z0-9-]{{1,63}}(?:{_DOT}[a-z0-9-]{{1,63}}){{0,3}}{_DOT}(?:{_SPELLED_TLDS})(?![\w-])",
+    re.IGNORECASE | _A,
+)
 # No lookahead at the end, so that a failed match cannot backtrack through the digit groups;
 # what follows is checked in Python instead.
 _PHONE_INTL = re.compile(r"(?<![\w+])\+[1-9](?:[ .-]?(?:\(\d{1,4}\)|\d{1,4})){1,7}", _A)
@@ -88,6 +105,13 @@ _PHONE_SEPARATORS = re.compile(r"[ .\-)]+")
 _CARD = re.compile(r"(?<![\w-])\d++(?:[ -]\d++)*+", _A)
 _IBAN = re.compile(r"(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?", _A)
 _SSN = re.compile(r"(?<![\w-])(\d{3})-(\d{2})-(\d{4})(?![\w-])", _A)
+_SPACED_SSN_SHAPE = re.compile(r"\d{3} \d{2} \d{4}", _A)
+# Spaced ("612 48 3390") only right after words that say what it is: alone it reads as a phone.
+_SSN_SPACED = re.compile(
+    r"(?:\bssn|social security(?: number| no\.?)?)\W{0,3}(?:is\W{1,3})?"
+    r"(?<![\w-])(\d{3}) (\d{2}) (\d{4})(?![\w-])",
+    re.IGNORECASE | _A,
+)
 _IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)", _A)
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}(?![\w.])|[0-9A-Fa-f]{0,4})",
@@ -111,6 +135,21 @@ _NUMERIC_GATE = re.compile(r"\d[\d ().+/-]{5,}\d", _A)
 # cluster (its characters are all in the cluster's class); an IPv6 address has "::" or six
 # colons between hex groups (full form, or with an IPv4 tail).
 _EMAIL_GATE = re.compile("@")
+# Substrings that start a spelled-out address ("[at]", " dot "): found with str.find, far
+# cheaper than a regex with word boundaries over the whole batch.
+_SPELLED_EMAIL_NEEDLES = (
+    "[at]",
+    "(at)",
+    "{at}",
+    "[AT]",
+    "(AT)",
+    "{AT}",
+    " dot ",
+    " DOT ",
+    "[dot]",
+    "(dot)",
+    "[DOT]",
+)
 _IPV6_GATE = re.compile(r":(?::|(?:[0-9A-Fa-f]{1,4}:){5})", _A)
 _WORDY_GATE = re.compile(r"-----BEGIN|[Bb]earer")
 # A digit cluster that is only a date (four-digit year) holds no numeric kind: too few digits
@@ -179,6 +218,20 @@ def _scan_email(text: str) -> Iterator[_Candidate]:
     for m in _EMAIL.finditer(text):
         if m.end() - m.start() <= 254:
             yield m.start(), m.end(), 0.9, "email"
+    for m in _OBFUSCATED_EMAIL.finditer(text):
+        if m.end() - m.start() > 254 or not _spelled_address_ok(m.group()):
+            continue
+        yield m.start(), m.end(), 0.8, "email"
+
+
+def _spelled_address_ok(candidate: str) -> bool:
+    """A bracketed "[at]" says address whatever precedes it; a plain " at " only after a
+    local part that looks like one (a dot, digit or underscore): "john dot smith at example dot
+    com" is an address, "look at google dot com" is not."""
+    if _BRACKETED_AT.search(candidate):
+        return True
+    local = _PLAIN_AT.split(candidate, maxsplit=1)[0]
+    return bool(_LOCAL_MARK.search(local))
 
 
 def _national_shape_ok(candidate: str) -> bool:
@@ -281,6 +334,12 @@ def _scan_ssn(text: str) -> Iterator[_Candidate]:
         if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
             continue
         yield m.start(), m.end(), 0.8, "us_ssn"
+    for m in _SSN_SPACED.finditer(text):
+        area, group, serial = m.groups()
+        if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+            continue
+        # Above a phone's 0.7: the words before it say it is an SSN.
+        yield m.start(1), m.end(3), 0.85, "us_ssn"
 
 
 def _scan_ipv4(text: str) -> Iterator[_Candidate]:
@@ -439,9 +498,15 @@ class PiiDetector:
         def want(position: int, kinds: Iterable[str]) -> None:
             wanted.setdefault(bisect.bisect_right(starts, position) - 1, set()).update(kinds)
 
-        if self._email and "@" in joined:
-            for match in _EMAIL_GATE.finditer(joined):
-                want(match.start(), ("email",))
+        if self._email:
+            if "@" in joined:
+                for match in _EMAIL_GATE.finditer(joined):
+                    want(match.start(), ("email",))
+            for needle in _SPELLED_EMAIL_NEEDLES:
+                position = joined.find(needle)
+                while position >= 0:
+                    want(position, ("email",))
+                    position = joined.find(needle, position + 1)
         if self._numeric:
             for match in _NUMERIC_GATE.finditer(joined):
                 kinds = self._numeric_kinds(match.group(), joined[match.start() - 1])
@@ -479,7 +544,8 @@ class PiiDetector:
             kinds.append("phone")
         if digits >= 13:
             kinds.append("credit_card")
-        if digits >= 9 and "-" in cluster:
+        dashed = digits >= 9 and "-" in cluster
+        if dashed or (digits == 9 and _SPACED_SSN_SHAPE.fullmatch(cluster)):
             kinds.append("us_ssn")
         if cluster.count(".") >= 3:
             kinds.append("ipv4")
