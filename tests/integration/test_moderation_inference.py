@@ -134,15 +134,12 @@ def register_echo_model(mlflow_uri: str, tmp_path: Path, tag: str | None) -> str
 def loader(mlflow_uri: str) -> Any:
     def load(model_uri: str) -> LoadedModel:
         import mlflow
+        from mlflow.tracking import MlflowClient
 
-        previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-        mlflow.set_tracking_uri(mlflow_uri)
-        mlflow.set_registry_uri(mlflow_uri)
-        try:
-            model = mlflow.pyfunc.load_model(model_uri)
-        finally:
-            mlflow.set_tracking_uri(previous[0])
-            mlflow.set_registry_uri(previous[1])
+        # Through a client's download location: MLflow's process-wide URIs stay untouched.
+        name, version = model_uri.removeprefix("models:/").split("/")
+        client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+        model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(name, version))
         return LoadedModel(model, "cpu", "test")
 
     return load

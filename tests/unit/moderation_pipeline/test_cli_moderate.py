@@ -49,8 +49,8 @@ def test_json_lines_per_text_and_nothing_written(tmp_path: Path) -> None:
     assert [r["line"] for r in rows] == [1, 2, 3, 4, 5, 6]
     decisions = [r["decision"] for r in rows]
     assert decisions == ["allow", "redact", "redact", "review", "allow", "redact"]
-    # The embedded classifier's whole-text finding covers the rule's span: all of it goes.
-    assert rows[1]["redacted"] == "[PROFANITY]"
+    # The classifier's whole-text finding agrees with the rule's span: only the span goes.
+    assert rows[1]["redacted"] == "well [PROFANITY], that failed"
     assert {f["source"] for f in rows[1]["findings"]} == {
         "rules:profanity", "classifier:profanity-check"
     }  # fmt: skip
