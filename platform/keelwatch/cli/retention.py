@@ -66,20 +66,14 @@ def _show_local() -> RetentionOut:
     from datetime import UTC, datetime
 
     from keelwatch.monitoring.service.retention import retention_status
-    from keelwatch.schemas.privacy import RetentionOut, RetentionTableOut
+    from keelwatch.schemas.privacy import RetentionOut
 
     with cli_services() as services:
         privacy = services.settings.privacy
         now = datetime.now(UTC)
         with services.db.session() as session:
             status = retention_status(session, privacy.retention_days, now=now)
-    return RetentionOut(
-        now=now,
-        purge_interval_s=privacy.purge_interval_s,
-        redact_prediction_log=privacy.redact_prediction_log,
-        column_redaction=dict(privacy.column_redaction),
-        tables=[RetentionTableOut.of(s) for s in status],
-    )
+    return RetentionOut.of(privacy, now, status)
 
 
 @retention_app.command("purge")

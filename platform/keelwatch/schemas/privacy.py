@@ -4,11 +4,16 @@ deletes (counts only, never row content)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from keelwatch.monitoring.service.retention import TableRetention
+
+if TYPE_CHECKING:
+    from keelwatch.settings import PrivacySettings
 
 
 class RetentionTableOut(BaseModel):
@@ -44,6 +49,19 @@ class RetentionOut(BaseModel):
     redact_prediction_log: str = Field(description="Default PII redaction of logged columns.")
     column_redaction: dict[str, str] = Field(description="Per-column overrides.")
     tables: list[RetentionTableOut]
+
+    @classmethod
+    def of(
+        cls, privacy: PrivacySettings, now: datetime, status: Sequence[TableRetention]
+    ) -> RetentionOut:
+        """The policy of ``privacy`` with each table's status as of ``now`` (API and CLI)."""
+        return cls(
+            now=now,
+            purge_interval_s=privacy.purge_interval_s,
+            redact_prediction_log=privacy.redact_prediction_log,
+            column_redaction=dict(privacy.column_redaction),
+            tables=[RetentionTableOut.of(s) for s in status],
+        )
 
 
 class PurgeIn(BaseModel):

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 
 from keelwatch.api.deps import ActorDep, ServicesDep
 from keelwatch.monitoring.service.retention import purge_expired, retention_status
-from keelwatch.schemas.privacy import PurgeIn, PurgeOut, RetentionOut, RetentionTableOut
+from keelwatch.schemas.privacy import PurgeIn, PurgeOut, RetentionOut
 
 router = APIRouter(prefix="/privacy", tags=["privacy"])
 
@@ -27,13 +27,7 @@ def get_retention(services: ServicesDep) -> RetentionOut:
     now = datetime.now(UTC)
     with services.db.session() as session:
         status = retention_status(session, privacy.retention_days, now=now)
-    return RetentionOut(
-        now=now,
-        purge_interval_s=privacy.purge_interval_s,
-        redact_prediction_log=privacy.redact_prediction_log,
-        column_redaction=dict(privacy.column_redaction),
-        tables=[RetentionTableOut.of(s) for s in status],
-    )
+    return RetentionOut.of(privacy, now, status)
 
 
 @router.post("/purge", response_model=PurgeOut, summary="Purge expired rows now")
