@@ -39,6 +39,10 @@ _FAST_TOKENS = r"\w\w+"
 # A batch is tokenized as one string, its texts joined by this word (a token of the default
 # pattern); a batch in which a text holds it is tokenized text by text instead.
 _SEPARATOR = "kwxbatchxseparatorxkw"
+# ASCII word characters (``\w``: letters, digits, underscore) kept, every other byte a space.
+_ASCII_WORDS = bytes(
+    b if chr(b).isascii() and (chr(b).isalnum() or chr(b) == "_") else ord(" ") for b in range(256)
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,13 @@ class LinearTextScorer:
         self._intercepts = np.array([fold.intercept for fold in folds], dtype=float)
         self._index = dict(vocabulary.vocabulary)
         self._index_joined = {**self._index, _SEPARATOR: -2}
+        # The same for ASCII texts split as bytes (see _ascii_tokens).
+        self._ascii_index = {
+            word.encode("ascii"): i
+            for word, i in self._index.items()
+            if word.isascii() and len(word) > 1
+        }
+        self._ascii_index[_SEPARATOR.encode("ascii")] = -2
         # The plain-Python path: per word, its idf and its coefficient in every fold.
         self._weights: dict[str, tuple[float, tuple[float, ...]]] = {
             word: (float(idf[i]), tuple(float(c) for c in coef[:, i]))
@@ -159,9 +170,12 @@ class LinearTextScorer:
         """The positive class's probability for each text (float64 array)."""
         if isinstance(texts, str):
             raise InvalidInputError("texts must be a sequence of str, not one str")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"text {index} must be a str, not {type(text).__name__}")
+        if set(map(type, texts)) - {str}:  # C-level for the batch; name the first bad one
+            for index, text in enumerate(texts):
+                if not isinstance(text, str):
+                    raise InvalidInputError(
+                        f"text {index} must be a str, not {type(text).__name__}"
+                    )
         if len(texts) <= SMALL_BATCH:
             return np.array([self._one(text) for text in texts], dtype=float)
         return self._batch(texts)
@@ -223,6 +237,47 @@ class LinearTextScorer:
         rows = np.cumsum(columns == -2)
         return rows, columns
 
+    def _ascii_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`_joined_tokens` for ASCII texts without a regex: for ASCII, ``\\w\\w+``'s
+        tokens are the runs of word characters, so one ``bytes.translate`` (every other byte a
+        space) and a split find them; a one-character run is no token, and no vocabulary word
+        either, so looking it up finds nothing."""
+        separator = f" {_SEPARATOR} "
+        joined = separator.join(texts)
+        if self._lower:
+            joined = joined.lower()
+        if joined.count(_SEPARATOR) != len(texts) - 1:
+            return None
+        tokens = joined.encode("ascii").translate(_ASCII_WORDS).split()
+        columns = np.fromiter(
+            map(self._ascii_index.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens)
+        )
+        rows = np.cumsum(columns == -2)
+        return rows, columns
+
+    def _batch_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(row, column) of every token of the batch: ASCII texts and the others tokenized
+        apart (a regex over a string holding one emoji runs on four bytes per character)."""
+        if not self._joinable:
+            return self._tokens_one_by_one(texts)
+        ascii_flags = list(map(str.isascii, texts))
+        if all(ascii_flags):
+            found = self._ascii_tokens(texts)
+            return found if found is not None else self._tokens_one_by_one(texts)
+        parts = []
+        for wanted in (True, False):
+            where = [i for i, flag in enumerate(ascii_flags) if flag is wanted]
+            if not where:
+                continue
+            group = [texts[i] for i in where]
+            found = self._ascii_tokens(group) if wanted else self._joined_tokens(group)
+            rows, columns = found if found is not None else self._tokens_one_by_one(group)
+            parts.append((np.asarray(where, dtype=np.int64)[rows], columns))
+        return (
+            np.concatenate([rows for rows, _ in parts]),
+            np.concatenate([columns for _, columns in parts]),
+        )
+
     def _tokens_one_by_one(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         lowered = map(str.lower, texts) if self._lower else iter(texts)
         tokens = list(map(self._findall, lowered))
@@ -236,10 +291,7 @@ class LinearTextScorer:
 
     def _batch(self, texts: Sequence[str]) -> np.ndarray:
         n = len(texts)
-        rows_columns = self._joined_tokens(texts) if self._joinable else None
-        if rows_columns is None:
-            rows_columns = self._tokens_one_by_one(texts)
-        rows, columns = rows_columns
+        rows, columns = self._batch_tokens(texts)
         known = columns >= 0
         rows, columns = rows[known], columns[known]
         # COO -> CSR sums the repeated (row, column) pairs: the term counts.

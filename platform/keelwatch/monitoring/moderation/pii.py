@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.moderation.findings import Category, Finding
+from keelwatch.monitoring.moderation.findings import Category, Finding, text_starts
 
 MAX_TEXT_CHARS = 100_000
 SOURCE = "pii"
@@ -128,30 +128,21 @@ _TOKEN = re.compile(r"(?<![\w-])[\w-]{32,}(?![\w-])", _A)
 # Pre-checks: a digit cluster as long as the shortest numeric kind ("1.2.3.4"), and a token as
 # long as the shortest key format (a Slack token), anchored at a word start so that the scan
 # tries each word once.
-_NUMERIC_GATE = re.compile(r"\d[\d ().+/-]{5,}\d", _A)
-# The batch gates (see PiiDetector.find_many) search all texts of a batch joined by newlines,
-# which none of them can match across; each is a literal or starts with a character class, so
-# the regex engine skips ahead in C between candidates. Every numeric kind lies within one digit
-# cluster (its characters are all in the cluster's class); an IPv6 address has "::" or six
-# colons between hex groups (full form, or with an IPv4 tail).
-_EMAIL_GATE = re.compile("@")
-# Substrings that start a spelled-out address ("[at]", " dot "): found with str.find, far
+_NUMERIC_GATE = re.compile(rb"\d[\d ().+/-]{5,}\d")
+# The batch gates (see PiiDetector.find_many) search all texts of a batch joined by newlines, as
+# ASCII bytes, which none of them can match across; each is a literal (bytes.find) or starts
+# with a character class, so the regex engine skips ahead in C between candidates. Every
+# numeric kind lies within one digit cluster (its characters are all in the cluster's class);
+# an IPv6 address has "::" or six colons between hex groups (full form, or with an IPv4 tail).
+# Substrings that start a spelled-out address ("[at]", " dot "): found with bytes.find, far
 # cheaper than a regex with word boundaries over the whole batch.
-_SPELLED_EMAIL_NEEDLES = (
-    "[at]",
-    "(at)",
-    "{at}",
-    "[AT]",
-    "(AT)",
-    "{AT}",
-    " dot ",
-    " DOT ",
-    "[dot]",
-    "(dot)",
-    "[DOT]",
-)
-_IPV6_GATE = re.compile(r":(?::|(?:[0-9A-Fa-f]{1,4}:){5})", _A)
-_WORDY_GATE = re.compile(r"-----BEGIN|[Bb]earer")
+_SPELLED_EMAIL_NEEDLES = (b"[at]", b" dot ", b"[dot]")
+# Searched in the batch lower-cased with every bracket made a square one ("(AT)" is "[at]").
+_NEEDLE_VIEW = bytes.maketrans(b"({)}ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"[[]]abcdefghijklmnopqrstuvwxyz")
+_IPV6_GATE = re.compile(rb":(?::|(?:[0-9A-Fa-f]{1,4}:){5})")
+# A PEM header or a bearer token (str.find for each: an alternation is searched position by
+# position).
+_WORDY_NEEDLES = (b"-----begin", b"bearer")
 # A digit cluster that is only a date (four-digit year) holds no numeric kind: too few digits
 # for a card, the wrong shape for an SSN or IPv4, and phones refuse a date at their start.
 _DATE_CLUSTER = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}", _A)
@@ -165,6 +156,8 @@ _TOKEN_RUN = b"a" * 15
 _PHONE_MARKS = frozenset(" .-()+")
 _NOT_DIGITS = bytes(b for b in range(256) if not 48 <= b <= 57)
 _DIGIT_RUN = re.compile(r"\d+", _A)
+# Digit clusters already sorted into the kinds they could hold, kept up to this many.
+_KNOWN_CLUSTERS = 50_000
 
 _Candidate = tuple[int, int, float, str]  # start, end, score, kind
 _Scanner = Callable[[str], Iterator[_Candidate]]
@@ -467,6 +460,7 @@ class PiiDetector:
         self._numeric = tuple(_SCANNERS[k] for k in _NUMERIC_KINDS if k in chosen)
         self._ipv6 = "ipv6" in chosen
         self._secret = "secret" in chosen
+        self._cluster_kinds: dict[tuple[bytes, bytes], tuple[str, ...]] = {}
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping PII findings in ``text``, ordered by start."""
@@ -482,44 +476,54 @@ class PiiDetector:
         if isinstance(texts, str):
             raise InvalidInputError("texts must be a sequence of str, not one str")
         batch = list(texts)
-        for text in batch:
-            check_text(text)
+        if not batch or set(map(type, batch)) != {str} or max(map(len, batch)) > MAX_TEXT_CHARS:
+            for text in batch:  # name the first bad text
+                check_text(text)
         found: list[list[Finding]] = [[] for _ in batch]
         if not batch:
             return found
-        starts = [0] * len(batch)
-        offset = 1  # the leading newline
-        for index, text in enumerate(batch):
-            starts[index] = offset
-            offset += len(text) + 1
+        starts = text_starts(batch)
         wanted: dict[int, set[str]] = {}
-        joined = "\n" + "\n".join(batch)
+        # The gates look only for ASCII, so they search the batch as bytes, one per character
+        # (any other character one "?"): positions stay those of the joined text, and a batch
+        # with an emoji is not searched as four bytes per character.
+        raw = ("\n" + "\n".join(batch)).encode("ascii", "replace")
 
         def want(position: int, kinds: Iterable[str]) -> None:
             wanted.setdefault(bisect.bisect_right(starts, position) - 1, set()).update(kinds)
 
+        view = raw.translate(_NEEDLE_VIEW)
+
+        def want_each(needle: bytes, kinds: tuple[str, ...]) -> None:
+            position = view.find(needle)
+            while position >= 0:
+                want(position, kinds)
+                position = view.find(needle, position + 1)
+
         if self._email:
-            if "@" in joined:
-                for match in _EMAIL_GATE.finditer(joined):
-                    want(match.start(), ("email",))
+            want_each(b"@", ("email",))
             for needle in _SPELLED_EMAIL_NEEDLES:
-                position = joined.find(needle)
-                while position >= 0:
-                    want(position, ("email",))
-                    position = joined.find(needle, position + 1)
+                want_each(needle, ("email",))
         if self._numeric:
-            for match in _NUMERIC_GATE.finditer(joined):
-                kinds = self._numeric_kinds(match.group(), joined[match.start() - 1])
+            cache = self._cluster_kinds
+            for match in _NUMERIC_GATE.finditer(raw):
+                # Clusters recur (dates, version strings, a product's order numbers): each
+                # distinct one is sorted once.
+                key = (match.group(), raw[match.start() - 1 : match.start()])
+                kinds = cache.get(key)
+                if kinds is None:
+                    kinds = self._numeric_kinds(key[0].decode("ascii"), key[1].decode("ascii"))
+                    if len(cache) < _KNOWN_CLUSTERS:
+                        cache[key] = kinds
                 if kinds:
                     want(match.start(), kinds)
-        if self._ipv6 and ":" in joined:
-            for match in _IPV6_GATE.finditer(joined):
+        if self._ipv6 and b":" in raw:
+            for match in _IPV6_GATE.finditer(raw):
                 want(match.start(), ("ipv6",))
         if self._secret:
-            if "-----BEGIN" in joined or "earer" in joined:
-                for match in _WORDY_GATE.finditer(joined):
-                    want(match.start(), ("secret",))
-            tokens = joined.encode("ascii", "replace").translate(_TOKEN_BYTES)
+            for needle in _WORDY_NEEDLES:
+                want_each(needle, ("secret",))
+            tokens = raw.translate(_TOKEN_BYTES)
             position = tokens.find(_TOKEN_RUN)
             while position >= 0:
                 want(position, ("secret",))

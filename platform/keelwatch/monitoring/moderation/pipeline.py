@@ -6,14 +6,17 @@ long, a filter that raised) is sent to ``review`` with a reason, never passed th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from itertools import compress
+from typing import NamedTuple, Protocol
+
+import numpy as np
 
 from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.moderation.findings import Category, Finding
 from keelwatch.monitoring.moderation.policy import Decision, ModerationPolicy
 from keelwatch.monitoring.moderation.redaction import placeholder, redact
 
+_ALLOW = Decision.ALLOW
 #: Longest text moderated by default; longer ones go to review (the cap is configurable).
 DEFAULT_MAX_CHARS = 20_000
 
@@ -47,7 +50,7 @@ class ClassifierFilter:
     def find_many(self, texts: Sequence[str]) -> list[list[Finding]]:
         """One whole-text finding per category over ``min_score``, per non-empty text."""
         findings: list[list[Finding]] = [[] for _ in texts]
-        scored = [i for i, text in enumerate(texts) if text.strip()]
+        scored = list(compress(range(len(texts)), map(str.strip, texts)))
         if not scored:
             return findings
         scores = self._scorer([texts[i] for i in scored])
@@ -57,23 +60,26 @@ class ClassifierFilter:
                     f"{self.source} returned {len(values)} {category.value} scores "
                     f"for {len(scored)} texts"
                 )
-            for i, value in zip(scored, values, strict=True):
-                score = min(max(float(value), 0.0), 1.0)
-                if score >= self.min_score:
-                    findings[i].append(
-                        Finding(category, 0, len(texts[i]), score, self.source, CLASSIFIER_KIND)
+            clipped = np.clip(np.asarray(values, dtype=float), 0.0, 1.0)
+            # Only the texts over min_score cost a step of their own.
+            for k in np.flatnonzero(clipped >= self.min_score).tolist():
+                i = scored[k]
+                findings[i].append(
+                    Finding(
+                        category, 0, len(texts[i]), float(clipped[k]), self.source, CLASSIFIER_KIND
                     )
+                )
         return findings
 
 
-@dataclass(frozen=True)
-class ModerationResult:
+class ModerationResult(NamedTuple):
     """The verdict on one text.
 
     ``findings`` are spans of the original text (every finding, including those below every
     threshold); ``redacted`` is the text with each finding that called for redact or more
     replaced by its placeholder, the only form a blocked text is ever kept in; ``error`` says
-    why a text could not be moderated (its decision is then ``review``).
+    why a text could not be moderated (its decision is then ``review``). A named tuple rather
+    than a dataclass: a batch makes one per text, and most are a plain allow.
     """
 
     decision: Decision
@@ -118,16 +124,42 @@ class Moderator:
 
     def moderate_many(self, texts: Sequence[object]) -> list[ModerationResult]:
         """The verdict on each text, in order; never raises for a bad text."""
+        clean = self._all_valid(texts)
+        if clean is not None:
+            return self._moderate_valid(clean)
         results: list[ModerationResult | None] = [None] * len(texts)
         valid: list[int] = []
-        clean: list[str] = []
+        accepted: list[str] = []
         for i, raw in enumerate(texts):
             text, problem = _as_text(raw, self.max_chars)
             if problem:
                 results[i] = _failed(problem)
             else:
                 valid.append(i)
-                clean.append(text)
+                accepted.append(text)
+        for i, result in zip(valid, self._moderate_valid(accepted), strict=True):
+            results[i] = result
+        return [r for r in results if r is not None]
+
+    def _all_valid(self, texts: Sequence[object]) -> list[str] | None:
+        """``texts`` as a list when every one is a moderatable str (checked with C-level
+        steps over the whole batch, the common case); None when one needs a closer look."""
+        if not texts or set(map(type, texts)) != {str}:
+            return None
+        batch: list[str] = list(texts)  # type: ignore[arg-type]
+        if max(map(len, batch)) > self.max_chars:
+            return None
+        joined = "".join(batch)
+        if "\x00" in joined:
+            return None
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return batch
+
+    def _moderate_valid(self, clean: list[str]) -> list[ModerationResult]:
+        """The verdicts on texts already checked by :func:`_as_text`."""
         per_text: list[list[Finding]] = [[] for _ in clean]
         failed: dict[int, str] = {}
         for text_filter in self.filters:
@@ -135,14 +167,16 @@ class Moderator:
                 found = text_filter.find_many(clean)
             except Exception:  # noqa: BLE001 - one bad text must not sink the batch: retry singly
                 found = self._one_by_one(text_filter, clean, failed)
-            for j, findings in enumerate(found):
-                per_text[j].extend(findings)
-        for j, i in enumerate(valid):
-            if j in failed:
-                results[i] = _failed(failed[j])
-            else:
-                results[i] = self._verdict(clean[j], per_text[j])
-        return [r for r in results if r is not None]
+            # Most texts have no finding: only those that do cost a step here.
+            for j in compress(range(len(found)), found):
+                per_text[j].extend(found[j])
+        results = [
+            self._verdict(text, findings) if findings else ModerationResult(_ALLOW, (), text)
+            for text, findings in zip(clean, per_text, strict=True)
+        ]
+        for j, reason in failed.items():
+            results[j] = _failed(reason)
+        return results
 
     def _one_by_one(
         self, text_filter: TextFilter, texts: Sequence[str], failed: dict[int, str]

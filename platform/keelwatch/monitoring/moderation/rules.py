@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,14 +48,17 @@ from keelwatch.monitoring.moderation._normalize import (
     original_span,
     skeleton,
 )
-from keelwatch.monitoring.moderation.findings import Category, Finding
+from keelwatch.monitoring.moderation.findings import Category, Finding, text_starts
 
 MAX_TEXT_CHARS = 100_000
 # Screened words known not to match, kept up to this many (a few MB) so that a stream of
 # ever-new tokens (ids, hashes) cannot grow the filter without bound.
 _KNOWN_CLEAN_WORDS = 200_000
-# ASCII_SPACED without consuming the space after the run, which may be the next text's first.
-_BATCH_SPACED = re.compile(rb" \w +\w +\w(?= )")
+# A whole run of three or more single characters in a screened text (ASCII_SPACED, but to the
+# run's end), without consuming the space after it, which may be the next text's first.
+_BATCH_SPACED = re.compile(rb" \w(?: +\w){2,}(?= )")
+# Spaced-out runs already judged, kept up to this many ("1 2 3" of a version string recurs).
+_KNOWN_RUNS = 20_000
 # Screened words known to match a keyword or a phrase's trigger word, kept up to this many.
 _KNOWN_HOT_WORDS = 20_000
 
@@ -105,6 +108,20 @@ class Blocklist:
     def label(self) -> str:
         """The name findings are attributed to: ``name``, or the category's name."""
         return self.name[:60] or self.category.value
+
+
+def _check_batch(batch: list[str]) -> None:
+    """InvalidInputError unless every text is a str within :data:`MAX_TEXT_CHARS` (checked
+    with C-level steps, then text by text only to name the first bad one)."""
+    if batch and (set(map(type, batch)) == {str}) and max(map(len, batch)) <= MAX_TEXT_CHARS:
+        return
+    for text in batch:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidInputError(
+                f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
+            )
 
 
 def _keyword_words(keyword: str) -> tuple[_Word, ...]:
@@ -166,7 +183,7 @@ class RuleFilter:
                     self._phrase_pairs.setdefault((words[0][0], words[1][0]), []).append(
                         (words, index)
                     )
-                    keys = [w for w in words if w[0] not in _COMMON_WORDS] or [
+                    keys = [w for w in words if _trigger_rank(w)[0]] or [
                         max(words, key=_trigger_rank)
                     ]
                     needed = (frozenset(k[0] for k in keys), frozenset(w[0] for w in words))
@@ -188,6 +205,8 @@ class RuleFilter:
         )
         # Spaced-out runs are tried in windows up to this many characters (repeats allowed).
         self._window = 2 * longest + 2
+        # Per screened spaced-out run: whether some window of it spells a single keyword.
+        self._known_runs: dict[bytes, bool] = {}
         # ASCII words already screened and found unable to match any keyword: most texts are
         # made of words seen before, so one C-level superset test clears them.
         self._known_clean: set[bytes] = set()
@@ -214,7 +233,7 @@ class RuleFilter:
     def _matches(self, text: str) -> list[Finding]:
         """Findings in a text the screen did not clear (or every text, with patterns)."""
         canonical, starts, ends = normalize(text)
-        hits = self._keyword_hits(canonical) if self._screen else set()
+        hits = self._keyword_hits(canonical, self._may_be_spaced(text)) if self._screen else set()
         for pattern, index in self._patterns:
             for match in pattern.finditer(canonical):
                 if match.end() > match.start():  # an empty match marks no text
@@ -238,17 +257,13 @@ class RuleFilter:
         if isinstance(texts, str):
             raise InvalidInputError("texts must be a sequence of str, not one str")
         batch = list(texts)
-        for text in batch:
-            if not isinstance(text, str):
-                raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
-            if len(text) > MAX_TEXT_CHARS:
-                raise InvalidInputError(
-                    f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
-                )
+        _check_batch(batch)
         if self._patterns or not self._screen or not batch:
             return [self.find(text) for text in batch]
-        suspects = self._screen_batch(batch)
-        return [self._matches(text) if i in suspects else [] for i, text in enumerate(batch)]
+        found: list[list[Finding]] = [[] for _ in batch]
+        for i in self._screen_batch(batch):
+            found[i] = self._matches(batch[i])
+        return found
 
     def _screen_batch(self, batch: list[str]) -> set[int]:
         """Indexes of the texts that could hold a keyword: :meth:`_could_hold_keyword` for the
@@ -265,11 +280,7 @@ class RuleFilter:
                 else:
                     parts.append("")
                     suspects.add(index)
-        starts = [0] * len(parts)
-        offset = 1  # the leading space
-        for index, part in enumerate(parts):
-            starts[index] = offset
-            offset += len(part) + 1
+        starts = text_starts(parts)
         last = len(parts) - 1
 
         def text_at(position: int) -> int:
@@ -278,8 +289,9 @@ class RuleFilter:
         # Texts are separated (and the batch padded) by one space once screened, exactly as
         # each text is padded on its own; a run across two texts only marks both.
         screened = (" " + "\n".join(parts) + " ").encode("ascii").translate(ASCII_SCREEN)
-        for match in _BATCH_SPACED.finditer(screened):
-            suspects.update(range(text_at(match.start() + 1), text_at(match.end() - 1) + 1))
+        for run in self._spaced_runs(screened):
+            if self._run_could_match(run.group()):
+                suspects.update(range(text_at(run.start() + 1), text_at(run.end() - 1) + 1))
         unknown = set(screened.split())
         unknown -= self._known_clean
         hot: list[tuple[bytes, bool, tuple[str, ...]]] = []
@@ -322,7 +334,20 @@ class RuleFilter:
                     suspects.add(index)
         return suspects
 
-    def _keyword_hits(self, canonical: str) -> set[_Hit]:
+    def _may_be_spaced(self, text: str) -> bool:
+        """Whether a text may hold a keyword spelled out in single characters: False only
+        when its screened form has no run that could spell one (the common suspect text, which
+        is looked at for a whole word, skips the slower search for spaced-out runs)."""
+        if text.isascii():
+            raw = text.encode("ascii")
+        elif self._ascii_keywords:
+            raw = text.translate(ASCII_VIEW).encode("ascii")
+        else:
+            return True
+        screened = b" ".join((b"", raw, b"")).translate(ASCII_SCREEN)
+        return any(self._run_could_match(m.group()) for m in self._spaced_runs(screened))
+
+    def _keyword_hits(self, canonical: str, spaced: bool = True) -> set[_Hit]:
         hits: set[_Hit] = set()
         # "1" is "i" or "l": try both readings rather than guess.
         tables = (LEET_I, LEET_L) if "1" in canonical else (LEET_I,)
@@ -332,7 +357,7 @@ class RuleFilter:
             collapsed = list(map(_letters, words))
             if not self._screen.isdisjoint(collapsed):
                 self._word_hits(canonical, leet, words, collapsed, hits)
-            runs = list(SPACED.finditer(leet))
+            runs = list(SPACED.finditer(leet)) if spaced else []
             if runs:
                 self._spaced_hits(canonical, leet, runs, hits)
         return hits
@@ -349,7 +374,7 @@ class RuleFilter:
             return True
         # Padding lets ASCII_SPACED see a run at either end of the text.
         screened = b" ".join((b"", raw, b"")).translate(ASCII_SCREEN)
-        if ASCII_SPACED.search(screened):
+        if any(self._run_could_match(m.group()) for m in self._spaced_runs(screened)):
             return True
         words = screened.split()
         if self._known_clean.issuperset(words):
@@ -359,6 +384,45 @@ class RuleFilter:
                 return True
             if len(self._known_clean) < _KNOWN_CLEAN_WORDS:
                 self._known_clean.add(word)
+        return False
+
+    @staticmethod
+    def _spaced_runs(screened: bytes) -> Iterator[re.Match[bytes]]:
+        """Each whole run of three or more single characters in a screened text. Found by
+        the three-character pattern (a fixed shape the regex engine scans for fast), then
+        extended to the run's end only where one starts."""
+        position = 0
+        while (start := ASCII_SPACED.search(screened, position)) is not None:
+            run = _BATCH_SPACED.match(screened, start.start())
+            if run is None:  # cannot happen: the run pattern matches wherever ASCII_SPACED does
+                return
+            yield run
+            position = run.end()
+
+    def _run_could_match(self, run: bytes) -> bool:
+        """Whether a screened run of single characters ("f u c k", "1 2 3") has a window that
+        spells a single keyword, reading a ``1`` as ``i`` and as ``l`` (the screen's side of
+        :meth:`_spaced_hits`, which then decides on the exact separators)."""
+        known = self._known_runs.get(run)
+        if known is None:
+            text = run.decode("ascii")
+            readings = (text.replace("1", "i"), text.replace("1", "l")) if "1" in text else (text,)
+            known = any(self._spells_keyword(reading.split()) for reading in readings)
+            if len(self._known_runs) < _KNOWN_RUNS:
+                self._known_runs[run] = known
+        return known
+
+    def _spells_keyword(self, chars: list[str]) -> bool:
+        """Whether consecutive single characters, repeats collapsed, spell a single keyword."""
+        for first in range(len(chars)):
+            letters = ""
+            for last in range(first, min(len(chars), first + self._window)):
+                if not letters.endswith(chars[last]):
+                    letters += chars[last]
+                if letters not in self._prefixes:
+                    break
+                if last > first and letters in self._single:
+                    return True
         return False
 
     def _word_class(self, word: str) -> tuple[bool, tuple[str, ...]]:
@@ -492,18 +556,22 @@ class RuleFilter:
 
 # Words too common to screen a phrase by (a phrase made only of them still works, screened by
 # its longest word).
+# Skeletons, as the screen sees words: repeats collapsed ("will" is "wil"), apostrophes split
+# ("don't" is "don t"). Words of one or two letters always count as common.
 _COMMON_TEXT = (
-    "a about all am an and any are as at be been but by can do for from get go going have he "
-    "her him his how i if in is it its just like make me my no not now of on one or order "
-    "our out she so some that the their them then there they this to up us was we what when "
-    "who why will with would you your"
+    "about al and any are been but can dont don for from get going have her him his how its "
+    "just like live make must not now one order our out she some that the their them then "
+    "there they this want was wil what when who why with would wan wana gona gonna you your "
+    "yours did does doing had has know need never only over please really should still tel "
+    "think time very wel were where which youre"
 )
 _COMMON_WORDS = frozenset(_COMMON_TEXT.split())
 
 
 def _trigger_rank(word: _Word) -> tuple[bool, int]:
-    """Rarer-looking words first: not a common word, then longer."""
-    return word[0] not in _COMMON_WORDS, len(word[0])
+    """Rarer-looking words rank higher: longer than two letters and not a common word, then
+    longer."""
+    return len(word[0]) > 2 and word[0] not in _COMMON_WORDS, len(word[0])
 
 
 def _fits(text_word: str, word: _Word) -> bool:
