@@ -26,6 +26,7 @@ from keelwatch.storage.db import Database
 from keelwatch.storage.models import ModerationTallyRow, ReviewItemRow
 from tests.conftest import settings_env
 from tests.integration.conftest import api_client, issue_token
+from tests.integration.test_api_metrics import scrape
 from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
@@ -75,11 +76,15 @@ def test_check_decides_each_text_and_stores_only_checks_of_a_model(
     assert (body["source"], body["review_items"]) == (None, [])
     assert counts(database) == (0, 0)  # no model: nothing stored
 
+    blocked = ("decision", "block"), ("direction", "text"), ("model", "chatbot"), ("version", "3")
+    before = scrape(operator).get("keelwatch_moderation_texts", {}).get(blocked, 0.0)
     stored = operator.post(
         "/moderation/check",
         json={"texts": [CLEAN, PII, PROFANE], "model": "chatbot", "version": "3"},
     )
     assert stored.status_code == 200, stored.text
+    # The API serves the counters of the checks it recorded on its own /metrics.
+    assert scrape(operator)["keelwatch_moderation_texts"][blocked] == before + 1
     answer = stored.json()
     assert answer["source"].startswith("api:") and len(answer["review_items"]) == 1
     assert counts(database) == (1, 1)

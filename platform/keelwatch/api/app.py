@@ -73,6 +73,7 @@ from keelwatch.metrics import (
     api_metrics,
     registry_champions,
 )
+from keelwatch.monitoring.service.moderation_metrics import MODERATION_FINDINGS, MODERATION_TEXTS
 from keelwatch.settings import Settings, load_settings
 from keelwatch.wiring import Services
 
@@ -90,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = api_metrics(
         settings, services.db, champions=lambda: registry_champions(services.registry)
     )
+    # POST /moderation/check counts on the process-wide moderation counters: serve them too.
+    for counter in (MODERATION_TEXTS, MODERATION_FINDINGS):
+        metrics.add_collector(counter)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
