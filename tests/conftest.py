@@ -1,7 +1,8 @@
 """Shared fixtures: real PostgreSQL, SQLite, Redis, MLflow stores and Celery worker processes.
 
 Every fixture refuses to touch anything that is not a throw-away test resource: PostgreSQL
-databases are created per test as ``kw_test_<hex>`` and dropped after, Redis uses database 15 on
+databases are created per test as ``kw_test_<hex>`` (migrated ones copied from a template migrated
+once per session) and dropped after, Redis uses database 15 on
 loopback only, SQLite and MLflow stores live in ``tmp_path``.
 """
 
@@ -47,9 +48,8 @@ def _pg_admin() -> object:
     return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+def _create_pg_database(template: str | None = None) -> str:
+    """Create ``kw_test_<hex>`` (a copy of ``template`` when given) and return its URL."""
     name = f"kw_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = _pg_admin()
@@ -58,15 +58,45 @@ def pg_url() -> Iterator[str]:
             raise
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
     with admin:  # type: ignore[attr-defined]
-        admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    parsed = urlparse(PG_ADMIN_URL)
-    url = parsed._replace(path=f"/{name}").geturl()
+        clause = f' TEMPLATE "{template}"' if template else ""
+        admin.execute(f'CREATE DATABASE "{name}"{clause}')  # type: ignore[attr-defined]
+    return urlparse(PG_ADMIN_URL)._replace(path=f"/{name}").geturl()
+
+
+def _drop_pg_database(url: str) -> None:
+    name = urlparse(url).path.strip("/")
+    assert name.startswith("kw_test_")
+    with _pg_admin() as admin:  # type: ignore[attr-defined]
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str]:
+    # Migrating a database takes a second or more; copying a migrated one (CREATE DATABASE
+    # ... TEMPLATE) is several times cheaper, and hundreds of tests need one.
+    url = _create_pg_database()
+    try:
+        upgrade_database(url)
+        yield urlparse(url).path.strip("/")
+    finally:
+        _drop_pg_database(url)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    url = _create_pg_database()
     try:
         yield url
     finally:
-        assert name.startswith("kw_test_")
-        with _pg_admin() as admin:  # type: ignore[attr-defined]
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "keelwatch.db"
+    upgrade_database(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture
@@ -75,18 +105,42 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'keelwatch-test.db'}"
 
 
+# URLs of databases that db_url made as copies of a migrated template.
+_AT_HEAD: set[str] = set()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Run the test once on SQLite and once on PostgreSQL (schema not created)."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run the test once on SQLite and once on PostgreSQL.
+
+    The schema is not created, except for a test that also uses :func:`database`: it gets a
+    copy of a database migrated once per session (the same schema, without running every
+    migration again for each test)."""
+    migrated = "database" in request.fixturenames
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'keelwatch-test.db'}"
-    return str(request.getfixturevalue("pg_url"))
+        path = tmp_path / "keelwatch-test.db"
+        url = f"sqlite:///{path}"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+            _AT_HEAD.add(url)
+        yield url
+        return
+    if not migrated:
+        yield str(request.getfixturevalue("pg_url"))
+        return
+    url = _create_pg_database(template=request.getfixturevalue("_pg_template"))
+    _AT_HEAD.add(url)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(url)
 
 
 @pytest.fixture
 def database(db_url: str) -> Iterator[Database]:
     """An upgraded Keelwatch database on each backend."""
-    upgrade_database(db_url)
+    if db_url not in _AT_HEAD:  # a test that asked for database only at run time
+        upgrade_database(db_url)
     db = Database(db_url)
     yield db
     db.dispose()

@@ -4,25 +4,33 @@ The auth matrix is generated from ``keelwatch.api.access.ROUTE_ACCESS``: every m
 is called with no token, an expired token, a revoked token and a token of each role, with no
 body, and must answer exactly what the table says (401 / 403 before any body validation,
 nothing written). A route added without a table row fails ``create_app`` itself.
+
+The route-by-route tests share one app per backend (:func:`shared_app`, built once for the
+module); each of their cases starts from :meth:`SharedApp.fresh_case`. The other tests build
+their own database, MLflow store and app.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from keelwatch.api.access import ROUTE_ACCESS
+from keelwatch.api.access import ROUTE_ACCESS, AccessGate
 from keelwatch.api.app import create_app
 from keelwatch.auth.local import ensure_local_admin_token
+from keelwatch.auth.ratelimit import RateLimiter
 from keelwatch.auth.roles import grants
 from keelwatch.auth.secrets_file import AUTH_SECRET_FILE, admin_token_path, server_secret
 from keelwatch.auth.tokens import create_token, revoke_tokens
@@ -34,7 +42,12 @@ from keelwatch.storage.audit import list_audit
 from keelwatch.storage.db import Database
 from keelwatch.storage.models import ApiTokenRow, AuditRow
 from keelwatch.storage.tokens import list_tokens
-from tests.conftest import settings_env
+from tests.conftest import (
+    _create_pg_database,
+    _drop_pg_database,
+    make_settings,
+    settings_env,
+)
 from tests.integration.conftest import bearer, issue_token
 
 pytestmark = pytest.mark.integration
@@ -65,13 +78,12 @@ def app_client(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def role_tokens(settings: Settings) -> dict[Role, str]:
+def make_role_tokens(settings: Settings) -> dict[Role, str]:
+    """A token of each role, named ``t-<role>``."""
     return {role: issue_token(settings, role=role, name=f"t-{role.value}") for role in Role}
 
 
-@pytest.fixture
-def expired_token(settings: Settings, database: Database) -> str:
+def make_expired_token(settings: Settings, database: Database) -> str:
     """An admin token that expired an hour ago (created two hours ago for one hour)."""
     with database.session() as session:
         issued = create_token(
@@ -86,12 +98,87 @@ def expired_token(settings: Settings, database: Database) -> str:
     return issued.secret
 
 
-@pytest.fixture
-def revoked_token(settings: Settings, database: Database) -> str:
+def make_revoked_token(settings: Settings, database: Database) -> str:
+    """An admin token (``gone-admin``) revoked right after it was made."""
     token = issue_token(settings, role=Role.ADMIN, name="gone-admin")
     with database.session() as session:
         revoke_tokens(session, "gone-admin", actor="test", now=utcnow())
     return token
+
+
+@pytest.fixture
+def expired_token(settings: Settings, database: Database) -> str:
+    return make_expired_token(settings, database)
+
+
+@pytest.fixture
+def revoked_token(settings: Settings, database: Database) -> str:
+    return make_revoked_token(settings, database)
+
+
+@dataclass
+class SharedApp:
+    """One backend's app, shared by a module's route-by-route cases (see :func:`shared_app`)."""
+
+    settings: Settings
+    database: Database
+    app: FastAPI
+    client: TestClient
+    role_tokens: dict[Role, str]
+    expired_token: str
+    revoked_token: str
+
+    def fresh_case(self) -> None:
+        """Put back the per-process auth state a fresh app would start a case with: no token
+        ever used (``last_used_at`` NULL, and no cached check remembering a use, so the
+        once-a-minute write is due again), and full rate-limit buckets (so no case sees a
+        429 earned by the cases before it)."""
+        with self.database.session() as session:
+            session.execute(update(ApiTokenRow).values(last_used_at=None))
+        gate: AccessGate = self.app.state.access_gate
+        # A cache miss reads the token's row again, and with it the NULL last_used_at.
+        gate.authenticator.cache.clear()
+        auth = self.settings.auth
+        gate.limiter = RateLimiter(auth.rate_limit_per_s, auth.rate_limit_burst)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedApp]:
+    """One app per backend for the whole module: a migrated database and an MLflow store
+    copied from the session's templates, the role tokens, an expired and a revoked token.
+    Building these for each of hundreds of cases cost about a second per case; cases that
+    use it must call :meth:`SharedApp.fresh_case` first and write nothing another case reads."""
+    folder = tmp_path_factory.mktemp(f"auth-{request.param}")
+    if request.param == "sqlite":
+        path = folder / "keelwatch-test.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = _create_pg_database(template=request.getfixturevalue("_pg_template"))
+    try:
+        mlflow_db = folder / "mlflow.db"
+        shutil.copyfile(request.getfixturevalue("_mlflow_template"), mlflow_db)
+        settings = make_settings(folder, database_url=url, mlflow_uri=f"sqlite:///{mlflow_db}")
+        database = Database(url)
+        try:
+            app = create_app(settings)
+            with TestClient(app, raise_server_exceptions=False) as client:
+                yield SharedApp(
+                    settings=settings,
+                    database=database,
+                    app=app,
+                    client=client,
+                    role_tokens=make_role_tokens(settings),
+                    expired_token=make_expired_token(settings, database),
+                    revoked_token=make_revoked_token(settings, database),
+                )
+        finally:
+            database.dispose()
+    finally:
+        if request.param == "postgresql":
+            _drop_pg_database(url)
 
 
 # --------------------------------------------------------------------------- 401s
@@ -129,7 +216,9 @@ def test_missing_malformed_unknown_expired_and_revoked_tokens_are_401(
     assert app_client.get("/models", headers=bearer(good)).status_code == 200
 
 
-def test_open_routes_need_no_token(app_client: TestClient) -> None:
+def test_open_routes_need_no_token(shared_app: SharedApp) -> None:
+    shared_app.fresh_case()
+    app_client = shared_app.client
     for path in ("/healthz", "/metrics", "/openapi.json", "/docs", "/redoc"):
         assert app_client.get(path).status_code == 200, path
     # The inbound webhook keeps its own check: a Keelwatch token is not what it wants.
@@ -143,15 +232,12 @@ def test_open_routes_need_no_token(app_client: TestClient) -> None:
 
 @pytest.mark.parametrize(("method", "path", "needed"), MUTATING_ROUTES)
 def test_auth_matrix_for_every_mutating_route(
-    app_client: TestClient,
-    database: Database,
-    role_tokens: dict[Role, str],
-    expired_token: str,
-    revoked_token: str,
-    method: str,
-    path: str,
-    needed: Role,
+    shared_app: SharedApp, method: str, path: str, needed: Role
 ) -> None:
+    shared_app.fresh_case()
+    app_client, database = shared_app.client, shared_app.database
+    role_tokens = shared_app.role_tokens
+    expired_token, revoked_token = shared_app.expired_token, shared_app.revoked_token
     url = concrete(path)
     before = audit_rows(database)
     refused: list[tuple[str, dict[str, str], int]] = [
@@ -187,9 +273,11 @@ def test_auth_matrix_for_every_mutating_route(
     ("method", "path", "needed"), [route for route in ROLE_ROUTES if route[0] not in MUTATING]
 )
 def test_every_read_needs_a_viewer_token(
-    app_client: TestClient, role_tokens: dict[Role, str], method: str, path: str, needed: Role
+    shared_app: SharedApp, method: str, path: str, needed: Role
 ) -> None:
     """Every read needs a token: a viewer's, except the review queue's (a reviewer's)."""
+    shared_app.fresh_case()
+    app_client, role_tokens = shared_app.client, shared_app.role_tokens
     assert app_client.request(method, concrete(path)).status_code == 401
     assert needed is (Role.REVIEWER if path.startswith("/review/") else Role.VIEWER)
     response = app_client.request(method, concrete(path), headers=bearer(role_tokens[needed]))
@@ -201,10 +289,10 @@ def test_every_read_needs_a_viewer_token(
         assert refused.status_code == 403, refused.text
 
 
-def test_each_role_on_representative_routes(
-    app_client: TestClient, role_tokens: dict[Role, str]
-) -> None:
+def test_each_role_on_representative_routes(shared_app: SharedApp) -> None:
     """One route per role level, each role: exactly the table's allow/deny."""
+    shared_app.fresh_case()
+    app_client, role_tokens = shared_app.client, shared_app.role_tokens
     routes = {
         Role.VIEWER: ("GET", "/audit"),
         Role.OPERATOR: ("POST", "/jobs/p1/cancel"),
