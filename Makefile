@@ -43,8 +43,12 @@ demo: $(STAMP)
 	KEELWATCH_DATA_DIR="$${KEELWATCH_DATA_DIR:-$(CURDIR)/.keelwatch}" $(BIN)/python -m keelwatch.cli.demo
 
 # pytest exit code 5 means "no tests ran": that must fail, not pass silently.
+# The suite runs in TEST_WORKERS processes (pytest-xdist): most tests wait on real servers and
+# worker processes, so two keep two cores busy. Each process has its own Redis database and its
+# own PostgreSQL databases. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test-unit: $(STAMP)
