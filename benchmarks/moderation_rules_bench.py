@@ -14,7 +14,9 @@ bench's texts interleaved (half each): rules + PII together (``RuleFilter.find_m
 with the embedded classifier in batches (``Moderator.moderate_many``, the moderator of the
 default settings with the lexicon, target >= 50,000 texts/s), and one text at a time through
 that pipeline (``Moderator.moderate``, p50 <= 0.2 ms). alt-profanity-check's own
-``predict_prob`` is timed on the same texts as a yardstick for the machine (the issue measured
+``predict_prob`` and the issue's token-set blocklist lookup (670,000 texts/s where the targets
+were set; each figure is also shown scaled by it) are timed on the same texts as yardsticks for
+the machine (the issue measured
 140,000 texts/s in batches and 230 calls/s one at a time).
 
 Usage: ``python benchmarks/moderation_rules_bench.py [--quick] [--texts N] [--runs N]
@@ -86,6 +88,7 @@ def make_texts(count: int) -> tuple[list[str], list[bool]]:
 
 
 PIPELINE_TARGETS = {"rules+pii": 100_000.0, "pipeline batches": 50_000.0}
+YARDSTICK_TEXTS_PER_S = 670_000
 P50_TARGET_MS = 0.2
 BATCH = 1_000
 
@@ -119,6 +122,11 @@ def run_pipeline(count: int, runs: int) -> int:
             times.append(time.process_time() - began)
         return len(texts) / statistics.median(times)
 
+    # The issue's yardstick for the machine: a token-set blocklist lookup (670,000 texts/s
+    # where the targets were set). Figures are also shown scaled by it to that machine.
+    blocklist = frozenset(DEFAULT_PROFANITY.keywords)
+    token_set = rate(lambda: [not blocklist.isdisjoint(t.lower().split()) for t in texts])
+    scale = YARDSTICK_TEXTS_PER_S / token_set
     rules_pii = rate(lambda: [(rules.find_many(b), pii.find_many(b)) for b in batches])
     whole = rate(lambda: [moderator.moderate_many(b) for b in batches])
     sample = texts[: min(len(texts), 5_000)]
@@ -138,13 +146,20 @@ def run_pipeline(count: int, runs: int) -> int:
     print(f"texts={len(texts):,} (rule bench + PII bench, interleaved) batches of {BATCH:,}")
     print(f"runs={runs}, CPU time of this process (one core), median run")
     print(f"decisions: {decisions}")
-    print(f"{'figure':<34} {'value':>14} {'target':>12}")
+    print(f"yardstick: token-set lookup {token_set:,.0f} texts/s here, "
+          f"{YARDSTICK_TEXTS_PER_S:,} where the targets were set (scale x{scale:.2f})")  # fmt: skip
+    print(f"{'figure':<34} {'here':>12} {'scaled':>12} {'target':>12}")
     for name, value in (("rules+pii", rules_pii), ("pipeline batches", whole)):
         target = PIPELINE_TARGETS[name]
         verdict = "ok" if value >= target else "below"
-        print(f"{name + ' (texts/s)':<34} {value:>14,.0f} {target:>12,.0f} {verdict}")
+        scaled = value * scale
+        verdict += "" if value >= target else (" (scaled ok)" if scaled >= target else "")
+        print(
+            f"{name + ' (texts/s)':<34} {value:>12,.0f} {scaled:>12,.0f} {target:>12,.0f} {verdict}"
+        )
     verdict = "ok" if p50 <= P50_TARGET_MS else "above"
-    print(f"{'one at a time p50 (ms)':<34} {p50:>14.3f} {P50_TARGET_MS:>12} {verdict}")
+    label = "one at a time p50 (ms)"
+    print(f"{label:<34} {p50:>12.3f} {p50 / scale:>12.3f} {P50_TARGET_MS:>12} {verdict}")
     try:
         from profanity_check import predict_prob  # type: ignore[import-untyped]
     except ImportError:

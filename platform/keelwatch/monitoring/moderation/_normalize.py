@@ -13,6 +13,7 @@ run on the canonical form without it: an operator's ``\\d{4}`` must still see di
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from functools import lru_cache
@@ -103,6 +104,27 @@ class _AsciiView(dict[int, str]):
 
 
 ASCII_VIEW = _AsciiView()
+_ASCII_VIEW_ERRORS = "keelwatch.moderation.ascii_view"
+
+
+def _ascii_view_errors(error: UnicodeError) -> tuple[str, int]:
+    """The codec error handler behind :func:`ascii_view`: each run of non-ASCII characters
+    becomes its :data:`ASCII_VIEW` form."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    run = error.object[error.start : error.end]
+    return run.translate(ASCII_VIEW), error.end
+
+
+codecs.register_error(_ASCII_VIEW_ERRORS, _ascii_view_errors)
+
+
+def ascii_view(text: str) -> bytes:
+    """``text.translate(ASCII_VIEW)`` as ASCII bytes, faster: the ASCII characters are copied
+    in C and only each run of other characters goes through the table (one call per run, not a
+    lookup per character)."""
+    return text.encode("ascii", _ASCII_VIEW_ERRORS)
+
 
 # A word character of the canonical form: a letter or digit of any script (``\w`` minus ``_``).
 WORD = re.compile(r"[^\W_]+")

@@ -39,11 +39,11 @@ from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.moderation._normalize import (
     ASCII_SCREEN,
     ASCII_SPACED,
-    ASCII_VIEW,
     LEET_I,
     LEET_L,
     SPACED,
     WORD,
+    ascii_view,
     normalize,
     original_span,
     skeleton,
@@ -276,7 +276,7 @@ class RuleFilter:
                 if text.isascii():
                     parts.append(text)
                 elif self._ascii_keywords:
-                    parts.append(text.translate(ASCII_VIEW))
+                    parts.append(ascii_view(text).decode("ascii"))
                 else:
                     parts.append("")
                     suspects.add(index)
@@ -341,7 +341,7 @@ class RuleFilter:
         if text.isascii():
             raw = text.encode("ascii")
         elif self._ascii_keywords:
-            raw = text.translate(ASCII_VIEW).encode("ascii")
+            raw = ascii_view(text)
         else:
             return True
         screened = b" ".join((b"", raw, b"")).translate(ASCII_SCREEN)
@@ -369,7 +369,7 @@ class RuleFilter:
         if text.isascii():
             raw = text.encode("ascii")
         elif self._ascii_keywords:
-            raw = text.translate(ASCII_VIEW).encode("ascii")
+            raw = ascii_view(text)
         else:
             return True
         # Padding lets ASCII_SPACED see a run at either end of the text.
