@@ -7,8 +7,11 @@ PII, 1% a hazard phrase). Keelwatch's rules (the default lexicons) against ``bet
 (``Scrubber().clean``), rules and PII together, the whole pipeline (rules, PII and
 alt-profanity-check's classifier) in batches through ``moderate_many`` and one text at a time
 (p50 per call), and ``alt-profanity-check``'s ``predict_prob`` batched and one text per call.
-The slow peers run on a subset of the same texts (the first N); rates are compared, and the
-issue's targets are printed next to the measurements with PASS/MISS.
+Keelwatch's filters run in batches (``find_many``); the peers have no batch call. The slow
+peers run on a subset of the same texts (the first N); rates are compared, and the issue's
+targets are printed next to the measurements with PASS/MISS, each rate also scaled by the
+issue's yardstick (a token-set blocklist lookup, 670,000 texts/s where the targets were set,
+timed here on the same texts).
 
 (b) Quality on the labelled set ``tests/data/moderation_eval.jsonl``: precision and recall per
 category for Keelwatch (a text is flagged for category c when any finding has category c), for
@@ -52,6 +55,7 @@ from keelwatch.settings import ModerationSettings  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "data" / "moderation_eval.jsonl"
 SEED = 11
+YARDSTICK_TEXTS_PER_S = 670_000
 RULES_PII_TARGET = 100_000
 RULES_PII_VS_SCRUBADUB = 25.0
 PIPELINE_BATCH_TARGET = 50_000
@@ -320,22 +324,33 @@ def speed(args: argparse.Namespace) -> None:
         pii.find(text)
     moderator.moderate_many(texts[:2000])
 
+    batches = [texts[i : i + args.batch] for i in range(0, len(texts), args.batch)]
+
+    # Keelwatch's filters in batches (find_many, as the pipeline and the workers call them);
+    # the peers have no batch call and run text by text.
     def run_rules() -> None:
-        for text in texts:
-            rules.find(text)
+        for batch in batches:
+            rules.find_many(batch)
 
     def run_profanity_only() -> None:
-        for text in texts:
-            profanity_only.find(text)
+        for batch in batches:
+            profanity_only.find_many(batch)
 
     def run_pii() -> None:
-        for text in texts:
-            pii.find(text)
+        for batch in batches:
+            pii.find_many(batch)
 
     def run_rules_pii() -> None:
+        for batch in batches:
+            rules.find_many(batch)
+            pii.find_many(batch)
+
+    # The issue's yardstick for the machine: a token-set blocklist lookup.
+    blocklist = frozenset(DEFAULT_PROFANITY.keywords)
+
+    def run_token_set() -> None:
         for text in texts:
-            rules.find(text)
-            pii.find(text)
+            blocklist.isdisjoint(text.lower().split())
 
     def run_pipeline() -> None:
         for i in range(0, len(texts), args.batch):
@@ -347,6 +362,7 @@ def speed(args: argparse.Namespace) -> None:
 
     bp_texts = texts[: args.better_profanity_texts]
     scrub_texts = texts[: args.scrubadub_texts]
+    token_set = Row("token-set lookup (yardstick)", len(texts), best_of(args.runs, run_token_set))
     rows = [
         Row("Keelwatch rules (default lexicons)", len(texts), best_of(args.runs, run_rules)),
         Row(
@@ -387,7 +403,7 @@ def speed(args: argparse.Namespace) -> None:
     rows.append(Row("Keelwatch pipeline, one text per call", len(single), sum(single_ms) / 1e3))
     rules_row, prof_row, bp_row, pii_row, scrub_row, both_row, pipe_row = rows[:7]
     print(f"{'':<42} {'texts':>8} {'seconds':>9} {'texts/s':>11}  note")
-    for row in rows:
+    for row in [token_set, *rows]:
         line = f"{row.name:<42} {row.texts:>8,} {row.seconds:>9.3f} {row.rate:>11,.0f}  {row.note}"
         print(line.rstrip())
     p50 = statistics.median(single_ms)
@@ -410,11 +426,15 @@ def speed(args: argparse.Namespace) -> None:
         f"  rules + PII / scrubadub                       {both_row.rate / scrub_row.rate:>10,.1f}x"
     )
     print()
-    print("issue #11 targets")
+    scale = YARDSTICK_TEXTS_PER_S / token_set.rate
+    print(
+        f"issue #11 targets (scaled: x{scale:.2f}, the token-set lookup's "
+        f"{YARDSTICK_TEXTS_PER_S:,}/s where they were set over its {token_set.rate:,.0f}/s here)"
+    )
     checks = (
         (
             f"rules + PII >= {RULES_PII_TARGET:,} texts/s",
-            f"{both_row.rate:,.0f}/s",
+            f"{both_row.rate:,.0f}/s, scaled {both_row.rate * scale:,.0f}/s",
             both_row.rate >= RULES_PII_TARGET,
         ),
         (
@@ -424,7 +444,7 @@ def speed(args: argparse.Namespace) -> None:
         ),
         (
             f"pipeline in batches >= {PIPELINE_BATCH_TARGET:,} texts/s",
-            f"{pipe_row.rate:,.0f}/s",
+            f"{pipe_row.rate:,.0f}/s, scaled {pipe_row.rate * scale:,.0f}/s",
             pipe_row.rate >= PIPELINE_BATCH_TARGET,
         ),
         (
@@ -434,7 +454,7 @@ def speed(args: argparse.Namespace) -> None:
         ),
     )
     for label, measured, ok in checks:
-        print(f"  {label:<40} {measured:>12}  {verdict(ok)}")
+        print(f"  {label:<40} {measured:>32}  {verdict(ok)}")
 
 
 # ---------------------------------------------------------------------------------------------
