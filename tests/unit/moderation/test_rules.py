@@ -199,3 +199,31 @@ def test_non_ascii_keywords_are_matched_word_by_word() -> None:
         "\u0411\u041b\u042f\u042f\u042f"
     ]
     assert matched("plain ascii text", rules) == []
+
+
+PHRASES = RuleFilter(
+    [Blocklist(Category.HARASSMENT, keywords=("kill yourself", "molotov cocktail"), name="h")]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("just k.i.l.l yourself", "k.i.l.l yourself"),
+        ("you should k-i-l-l   yourself now", "k-i-l-l   yourself"),
+        ("the m o l o t o v cocktail recipe", "m o l o t o v cocktail"),
+    ],
+)
+def test_a_phrase_word_spelled_out_in_single_characters_matches(text: str, span: str) -> None:
+    assert matched(text, PHRASES) == [span]
+    # The batch screen lets the text through as well (a clean text beside it stays clean).
+    [found, clean] = PHRASES.find_many([text, "kill the process yourself"])
+    assert [text[f.start : f.end] for f in found] == [span] and clean == []
+
+
+@pytest.mark.parametrize(
+    "text", ["k i l l the process", "a cocktail, not m.o.l.o.t.o.v", "version 1.2.3 yourself"]
+)
+def test_spelled_out_letters_alone_do_not_make_a_phrase(text: str) -> None:
+    assert matched(text, PHRASES) == []
+    assert PHRASES.find_many([text]) == [[]]

@@ -8,8 +8,9 @@ What a keyword survives (see :mod:`._normalize` for the canonical form):
   "sh1t" and "a55" match while the number "455" never reads as a word;
 - repeated letters: "fuuuuck" matches "fuck" (every run at least as long as the keyword's, so
   "asss" matches "ass" but "as" does not);
-- single characters split by 1-3 spaces or punctuation marks: "f u c k", "f.u.c.k", "f-u-c-k".
-  Only runs of single characters are joined, never ordinary words.
+- single characters split by 1-3 spaces or punctuation marks: "f u c k", "f.u.c.k", "f-u-c-k",
+  also as a word of a phrase ("just k.i.l.l yourself"). Only runs of single characters are
+  joined, never ordinary words.
 
 What it does not do, on purpose: match inside a word. "Scunthorpe", "cocktail", "classic",
 "Essex", "therapist" and "grape" contain keywords but are other words. The price is that a
@@ -205,8 +206,16 @@ class RuleFilter:
         )
         # Spaced-out runs are tried in windows up to this many characters (repeats allowed).
         self._window = 2 * longest + 2
-        # Per screened spaced-out run: whether some window of it spells a single keyword.
+        # Per screened spaced-out run: whether some window of it spells a single keyword or a
+        # word of a phrase (of two letters or more), and the prefixes and window that takes.
         self._known_runs: dict[bytes, bool] = {}
+        self._run_words = frozenset(self._single) | frozenset(
+            word for word in self._phrase_words if len(word) > 1
+        )
+        self._run_prefixes = frozenset(
+            letters[:end] for letters in self._run_words for end in range(1, len(letters) + 1)
+        )
+        self._run_window = 2 * max(map(len, self._run_words), default=1) + 2
         # ASCII words already screened and found unable to match any keyword: most texts are
         # made of words seen before, so one C-level superset test clears them.
         self._known_clean: set[bytes] = set()
@@ -360,7 +369,33 @@ class RuleFilter:
             runs = list(SPACED.finditer(leet)) if spaced else []
             if runs:
                 self._spaced_hits(canonical, leet, runs, hits)
+                if self._phrases:
+                    self._joined_run_hits(canonical, leet, runs, hits)
         return hits
+
+    def _joined_run_hits(
+        self, canonical: str, leet: str, runs: list[re.Match[str]], hits: set[_Hit]
+    ) -> None:
+        """Phrases with a word spelled out in single characters ("just k.i.l.l yourself"):
+        the words are matched again in the text with each run's separators taken out, and the
+        hits mapped back."""
+        keep: list[int] = []  # the positions of leet (and canonical) the joined text keeps
+        previous = 0
+        for run in runs:
+            keep.extend(range(previous, run.start()))
+            keep.extend(m.start() for m in WORD.finditer(leet, run.start(), run.end()))
+            previous = run.end()
+        keep.extend(range(previous, len(leet)))
+        joined_leet = "".join([leet[i] for i in keep])
+        joined_canonical = "".join([canonical[i] for i in keep])
+        words = WORD.findall(joined_leet)
+        collapsed = list(map(_letters, words))
+        if self._screen.isdisjoint(collapsed):
+            return
+        found: set[_Hit] = set()
+        self._word_hits(joined_canonical, joined_leet, words, collapsed, found)
+        for start, end, index in found:
+            hits.add((keep[start], keep[end - 1] + 1, index))
 
     def _could_hold_keyword(self, text: str) -> bool:
         """Whether a text could hold a keyword, answered with C-level steps (one
@@ -401,8 +436,9 @@ class RuleFilter:
 
     def _run_could_match(self, run: bytes) -> bool:
         """Whether a screened run of single characters ("f u c k", "1 2 3") has a window that
-        spells a single keyword, reading a ``1`` as ``i`` and as ``l`` (the screen's side of
-        :meth:`_spaced_hits`, which then decides on the exact separators)."""
+        spells a single keyword or a phrase's word, reading a ``1`` as ``i`` and as ``l`` (the
+        screen's side of :meth:`_spaced_hits` and :meth:`_joined_run_hits`, which then decide
+        on the exact separators)."""
         known = self._known_runs.get(run)
         if known is None:
             text = run.decode("ascii")
@@ -413,15 +449,16 @@ class RuleFilter:
         return known
 
     def _spells_keyword(self, chars: list[str]) -> bool:
-        """Whether consecutive single characters, repeats collapsed, spell a single keyword."""
+        """Whether consecutive single characters, repeats collapsed, spell a single keyword
+        or a word of a phrase."""
         for first in range(len(chars)):
             letters = ""
-            for last in range(first, min(len(chars), first + self._window)):
+            for last in range(first, min(len(chars), first + self._run_window)):
                 if not letters.endswith(chars[last]):
                     letters += chars[last]
-                if letters not in self._prefixes:
+                if letters not in self._run_prefixes:
                     break
-                if last > first and letters in self._single:
+                if last > first and letters in self._run_words:
                     return True
         return False
 
