@@ -347,14 +347,23 @@ class RuleFilter:
         """Whether a text may hold a keyword spelled out in single characters: False only
         when its screened form has no run that could spell one (the common suspect text, which
         is looked at for a whole word, skips the slower search for spaced-out runs)."""
+        screened = self._screened(text)
+        if screened is None:
+            return True
+        return any(self._run_could_match(m.group()) for m in self._spaced_runs(screened))
+
+    def _screened(self, text: str) -> bytes | None:
+        """The screen's view of one text: ASCII bytes, lower case, leetspeak undone but for
+        ``1``, every other character a space, padded with a space at each end; None when the
+        screen cannot see the text (a non-ASCII keyword exists and the text is not ASCII)."""
         if text.isascii():
             raw = text.encode("ascii")
         elif self._ascii_keywords:
             raw = ascii_view(text)
         else:
-            return True
-        screened = b" ".join((b"", raw, b"")).translate(ASCII_SCREEN)
-        return any(self._run_could_match(m.group()) for m in self._spaced_runs(screened))
+            return None
+        # Padding lets ASCII_SPACED see a run at either end of the text.
+        return b" ".join((b"", raw, b"")).translate(ASCII_SCREEN)
 
     def _keyword_hits(self, canonical: str, spaced: bool = True) -> set[_Hit]:
         hits: set[_Hit] = set()
@@ -401,14 +410,9 @@ class RuleFilter:
         """Whether a text could hold a keyword, answered with C-level steps (one
         ``bytes.translate``, a split, a set test) for the common text that cannot. It may say
         yes wrongly ("455" reads as "ass"); the word-by-word pass then decides."""
-        if text.isascii():
-            raw = text.encode("ascii")
-        elif self._ascii_keywords:
-            raw = ascii_view(text)
-        else:
+        screened = self._screened(text)
+        if screened is None:
             return True
-        # Padding lets ASCII_SPACED see a run at either end of the text.
-        screened = b" ".join((b"", raw, b"")).translate(ASCII_SCREEN)
         if any(self._run_could_match(m.group()) for m in self._spaced_runs(screened)):
             return True
         words = screened.split()
