@@ -111,6 +111,16 @@ def _realized(db: Database, name: str, cron: str, *, now: datetime = T0) -> None
         )
 
 
+def _ticks_sent(folder: Path) -> list[int]:
+    """How many dispatch ticks each of the two beats (logs ``beat-<i>.log``) has sent."""
+    return [
+        (folder / f"beat-{i}.log").read_text().count("keelwatch-evaluation-dispatch")
+        if (folder / f"beat-{i}.log").exists()
+        else 0
+        for i in range(2)
+    ]
+
+
 def _firings(db: Database, name: str | None = None) -> list[tuple[str, datetime]]:
     with db.session() as session:
         by_id = {s.id: s.name for s in schedules.list_schedules(session)}
@@ -418,7 +428,6 @@ def test_two_beat_processes_fire_a_slot_once(
                     actor="ann",
                     now=started.replace(second=0, microsecond=0) - timedelta(seconds=1),
                 )
-        worker = start_worker(settings, queues="monitoring", concurrency=2)
         env = {**subprocess_env(settings), "KEELWATCH_EVALUATION__DISPATCH_INTERVAL_S": "1"}
         beats = []
         for index in range(2):
@@ -439,6 +448,14 @@ def test_two_beat_processes_fire_a_slot_once(
                 )
             )
         try:
+            # Both beats queue ticks before any worker consumes them, so that the worker's two
+            # processes start on two ticks at once: a real race for the due slot, not the luck
+            # of two ticks arriving together.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and min(_ticks_sent(tmp_path)) < 2:
+                time.sleep(0.5)
+            assert min(_ticks_sent(tmp_path)) >= 2, _ticks_sent(tmp_path)
+            worker = start_worker(settings, queues="monitoring", concurrency=2)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not _firings(services.db):
                 time.sleep(0.5)
@@ -454,10 +471,7 @@ def test_two_beat_processes_fire_a_slot_once(
     finally:
         services.close()
 
-    sent = [
-        (tmp_path / f"beat-{i}.log").read_text().count("keelwatch-evaluation-dispatch")
-        for i in range(2)
-    ]
+    sent = _ticks_sent(tmp_path)
     assert all(count >= 3 for count in sent), sent  # both beats really ticked, repeatedly
     keys = [(firing.schedule_id, firing.slot) for firing in firings]
     assert len(keys) == len(set(keys)), keys  # one firing per schedule and slot

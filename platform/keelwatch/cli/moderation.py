@@ -11,6 +11,7 @@ Other moderation commands join :data:`moderation_app` from their own modules.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -20,7 +21,8 @@ from rich.table import Table
 from keelwatch.cli.remote import remote_client
 from keelwatch.cli.support import JsonOption, cli_errors, cli_services, fail
 
-console = Console(markup=False)
+# Piped output (scripts, CI logs) is not cut to 80 columns; a terminal sets its own width.
+console = Console(markup=False, width=None if sys.stdout.isatty() else 160)
 
 moderation_app = typer.Typer(
     help="Content moderation of text models: rates (and moderation runs).",

@@ -14,6 +14,7 @@ does not answer.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +30,8 @@ from keelwatch.cli.support import ActorOption, JsonOption, cli_actor, cli_servic
 if TYPE_CHECKING:
     from keelwatch.schemas.review import ReviewItemOut
 
-console = Console(markup=False)
+# Piped output (scripts, CI logs) is not cut to 80 columns; a terminal sets its own width.
+console = Console(markup=False, width=None if sys.stdout.isatty() else 160)
 
 review_app = typer.Typer(
     help="The moderation review queue: list, claim, approve, reject, appeal, export.",

@@ -227,3 +227,14 @@ def test_a_phrase_word_spelled_out_in_single_characters_matches(text: str, span:
 def test_spelled_out_letters_alone_do_not_make_a_phrase(text: str) -> None:
     assert matched(text, PHRASES) == []
     assert PHRASES.find_many([text]) == [[]]
+
+
+def test_the_batch_screen_reads_digits_as_leetspeak_but_skips_ids() -> None:
+    texts = ["oh sh1t", "ref 82450164 and $19.99", "k1ll yourself b1tch", "a55 v2.0"]
+    found = RULES.find_many(texts)
+    assert [[t[f.start : f.end] for f in fs] for t, fs in zip(texts, found, strict=True)] == [
+        ["sh1t"],
+        [],
+        ["b1tch"],
+        ["a55"],
+    ]

@@ -206,6 +206,16 @@ class RuleFilter:
         )
         # Spaced-out runs are tried in windows up to this many characters (repeats allowed).
         self._window = 2 * longest + 2
+        # Digits that no keyword has and that leetspeak does not read as a letter (the screen
+        # keeps "1", read as "i" or "l" word by word): a screened word holding one cannot match
+        # (ids, prices, versions).
+        digits = "".join(
+            d
+            for d in "023456789"
+            if chr(ASCII_SCREEN[ord(d)]) == d
+            and not any(d in word for word in self._screen | self._phrase_words)
+        )
+        self._foreign_digit = re.compile(f"[{digits}]".encode() if digits else rb"(?!)")
         # Per screened spaced-out run: whether some window of it spells a single keyword or a
         # word of a phrase (of two letters or more), and the prefixes and window that takes.
         self._known_runs: dict[bytes, bool] = {}
@@ -307,6 +317,12 @@ class RuleFilter:
         for word in unknown:
             known = self._known_hot.get(word)
             if known is None:
+                if not word.isalpha() and self._foreign_digit.search(word):
+                    # A digit no keyword has and leetspeak does not read as a letter ("ref
+                    # 82450164", "$19.99"): clean without a look at its letters.
+                    if len(self._known_clean) < _KNOWN_CLEAN_WORDS:
+                        self._known_clean.add(word)
+                    continue
                 known = self._word_class(word.decode("ascii"))
                 if not known[0] and not known[1]:
                     if len(self._known_clean) < _KNOWN_CLEAN_WORDS:
@@ -315,16 +331,10 @@ class RuleFilter:
                 if len(self._known_hot) < _KNOWN_HOT_WORDS:
                     self._known_hot[word] = known
             hot.append((word, *known))
-        # Phrase keys present anywhere in the batch: a key whose phrases all need a key the
-        # batch lacks marks no text ("cocktail" without "molotov" costs nothing).
-        batch_keys = {key for _, _, triggers in hot for key in triggers}
         phrase_texts: dict[int, set[str]] = {}
+        marking = self._marking_keys(screened, hot)
         for word, single, triggers in hot:
-            useful = tuple(
-                key
-                for key in triggers
-                if any(keys <= batch_keys for keys, _ in self._trigger_phrases[key])
-            )
+            useful = tuple(key for key in triggers if key in marking)
             if not single and not useful:
                 continue
             needle = b" " + word + b" "
@@ -342,6 +352,31 @@ class RuleFilter:
                 if self._could_hold_phrase(own, phrase_triggers):
                     suspects.add(index)
         return suspects
+
+    def _marking_keys(
+        self, screened: bytes, hot: list[tuple[bytes, bool, tuple[str, ...]]]
+    ) -> set[str]:
+        """The phrase keys whose occurrences mark texts for a closer look: for each phrase
+        all of whose keys are somewhere in the batch ("cocktail" without "molotov" marks
+        nothing), the key that occurs least often (a text needs every key anyway, so "bitch"
+        marks far fewer texts for "son of a bitch" than "son", which "soon" also reads as)."""
+        words_of: dict[str, list[bytes]] = {}
+        for word, _, triggers in hot:
+            for key in triggers:
+                words_of.setdefault(key, []).append(word)
+        counts: dict[str, int] = {}
+
+        def occurrences(key: str) -> int:
+            if key not in counts:
+                counts[key] = sum(screened.count(b" " + word + b" ") for word in words_of[key])
+            return counts[key]
+
+        marking: set[str] = set()
+        for key in words_of:
+            for keys, _ in self._trigger_phrases[key]:
+                if keys <= words_of.keys():
+                    marking.add(min(sorted(keys), key=occurrences) if len(keys) > 1 else key)
+        return marking
 
     def _may_be_spaced(self, text: str) -> bool:
         """Whether a text may hold a keyword spelled out in single characters: False only
@@ -482,13 +517,10 @@ class RuleFilter:
 
     def _could_hold_phrase(self, screened: bytes, triggers: set[str]) -> bool:
         """Whether a screened text, whose words include the phrase keys ``triggers``, has a word
-        with the letters of every word of a phrase all of whose keys are among them (order and
-        repeats aside)."""
+        with the letters of every word (keys included) of a phrase of one of those keys (order
+        and repeats aside)."""
         candidates = [
-            words
-            for trigger in triggers
-            for keys, words in self._trigger_phrases.get(trigger, ())
-            if keys <= triggers
+            words for trigger in triggers for _, words in self._trigger_phrases.get(trigger, ())
         ]
         if not candidates:
             return False
