@@ -12,7 +12,8 @@ import string
 import pytest
 
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.moderation.pii import MAX_TEXT_CHARS, PiiDetector
+from keelwatch.monitoring.moderation.findings import MAX_TEXT_CHARS
+from keelwatch.monitoring.moderation.pii import PiiDetector
 from keelwatch.monitoring.service.privacy import (
     UNSCANNABLE,
     prediction_log_redactor,

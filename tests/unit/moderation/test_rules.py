@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.moderation.findings import Category, Finding
+from keelwatch.monitoring.moderation.findings import MAX_TEXT_CHARS, Category, Finding
 from keelwatch.monitoring.moderation.rules import (
     DEFAULT_PROFANITY,
-    MAX_TEXT_CHARS,
     Blocklist,
     RuleFilter,
 )

@@ -8,8 +8,8 @@ import itertools
 import pytest
 
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.moderation.findings import Category, Finding
-from keelwatch.monitoring.moderation.pii import MAX_TEXT_CHARS, PII_KINDS, PiiDetector
+from keelwatch.monitoring.moderation.findings import MAX_TEXT_CHARS, Category, Finding
+from keelwatch.monitoring.moderation.pii import PII_KINDS, PiiDetector
 
 DETECTOR = PiiDetector()
 

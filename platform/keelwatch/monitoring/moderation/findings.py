@@ -68,3 +68,28 @@ def text_starts(texts: Sequence[str]) -> list[int]:
     per text."""
     # 1 (the leading sep), then each text's length plus its separator added up.
     return list(accumulate(map((1).__add__, map(len, texts)), initial=1))[:-1]
+
+
+#: Longest text a filter accepts (the pipeline's own cap, ``max_chars``, is lower by default).
+MAX_TEXT_CHARS = 100_000
+
+
+def check_text(text: object) -> str:
+    """``text`` itself when it is a str within :data:`MAX_TEXT_CHARS`; InvalidInputError else
+    (naming the type or the length, never the text)."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInputError(
+            f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
+        )
+    return text
+
+
+def check_batch(batch: Sequence[object]) -> None:
+    """:func:`check_text` for every text, with C-level steps for the common batch of plain
+    strs and text by text only to name the first bad one."""
+    if batch and set(map(type, batch)) == {str} and max(map(len, batch)) <= MAX_TEXT_CHARS:  # type: ignore[arg-type]
+        return
+    for text in batch:
+        check_text(text)

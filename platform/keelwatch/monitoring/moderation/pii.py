@@ -44,9 +44,14 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from keelwatch.errors import InvalidInputError
-from keelwatch.monitoring.moderation.findings import Category, Finding, text_starts
+from keelwatch.monitoring.moderation.findings import (
+    Category,
+    Finding,
+    check_batch,
+    check_text,
+    text_starts,
+)
 
-MAX_TEXT_CHARS = 100_000
 SOURCE = "pii"
 PII_KINDS = ("email", "phone", "credit_card", "iban", "us_ssn", "ipv4", "ipv6", "secret")
 
@@ -404,17 +409,6 @@ _SCANNERS: dict[str, _Scanner] = {
 _NUMERIC_KINDS = ("phone", "credit_card", "iban", "us_ssn", "ipv4")
 
 
-def check_text(text: object) -> str:
-    """``text`` itself when it is a str within :data:`MAX_TEXT_CHARS`; InvalidInputError else."""
-    if not isinstance(text, str):
-        raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InvalidInputError(
-            f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
-        )
-    return text
-
-
 class _Disjoint:
     """Spans kept so far, disjoint and sorted, so that a new span is checked against its two
     neighbours only (a long text with thousands of findings stays O(n log n) to check)."""
@@ -479,9 +473,7 @@ class PiiDetector:
         if isinstance(texts, str):
             raise InvalidInputError("texts must be a sequence of str, not one str")
         batch = list(texts)
-        if not batch or set(map(type, batch)) != {str} or max(map(len, batch)) > MAX_TEXT_CHARS:
-            for text in batch:  # name the first bad text
-                check_text(text)
+        check_batch(batch)
         found: list[list[Finding]] = [[] for _ in batch]
         if not batch:
             return found

@@ -49,9 +49,14 @@ from keelwatch.monitoring.moderation._normalize import (
     original_span,
     skeleton,
 )
-from keelwatch.monitoring.moderation.findings import Category, Finding, text_starts
+from keelwatch.monitoring.moderation.findings import (
+    Category,
+    Finding,
+    check_batch,
+    check_text,
+    text_starts,
+)
 
-MAX_TEXT_CHARS = 100_000
 # Screened words known not to match, kept up to this many (a few MB) so that a stream of
 # ever-new tokens (ids, hashes) cannot grow the filter without bound.
 _KNOWN_CLEAN_WORDS = 200_000
@@ -109,20 +114,6 @@ class Blocklist:
     def label(self) -> str:
         """The name findings are attributed to: ``name``, or the category's name."""
         return self.name[:60] or self.category.value
-
-
-def _check_batch(batch: list[str]) -> None:
-    """InvalidInputError unless every text is a str within :data:`MAX_TEXT_CHARS` (checked
-    with C-level steps, then text by text only to name the first bad one)."""
-    if batch and (set(map(type, batch)) == {str}) and max(map(len, batch)) <= MAX_TEXT_CHARS:
-        return
-    for text in batch:
-        if not isinstance(text, str):
-            raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidInputError(
-                f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
-            )
 
 
 def _keyword_words(keyword: str) -> tuple[_Word, ...]:
@@ -237,12 +228,7 @@ class RuleFilter:
 
     def find(self, text: str) -> list[Finding]:
         """Findings in ``text``, spans of the original text, sorted by start."""
-        if not isinstance(text, str):
-            raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidInputError(
-                f"text of {len(text)} characters exceeds the {MAX_TEXT_CHARS}-character limit"
-            )
+        check_text(text)
         if not text:
             return []
         if self._patterns or (self._screen and self._could_hold_keyword(text)):
@@ -276,7 +262,7 @@ class RuleFilter:
         if isinstance(texts, str):
             raise InvalidInputError("texts must be a sequence of str, not one str")
         batch = list(texts)
-        _check_batch(batch)
+        check_batch(batch)
         if self._patterns or not self._screen or not batch:
             return [self.find(text) for text in batch]
         found: list[list[Finding]] = [[] for _ in batch]
