@@ -135,6 +135,8 @@ REPEAT = re.compile(r"(.)\1+", re.DOTALL)
 SPACED = re.compile(r"(?<![^\W_])[^\W_](?:[\W_]{1,3}[^\W_](?![^\W_])){2,}")
 
 Normalized = tuple[str, list[int] | None, list[int] | None]
+# A run of characters outside ASCII: the only ones :func:`normalize` looks at one by one.
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
 @lru_cache(maxsize=4096)
@@ -155,25 +157,37 @@ def normalize(text: str) -> Normalized:
     """``(canonical, starts, ends)``: ``canonical[i]`` came from ``text[starts[i]:ends[i]]``.
 
     ASCII text (the common case) is only lower-cased and returns ``None`` maps, meaning the
-    identity; everything else goes character by character.
+    identity; otherwise the ASCII stretches are lower-cased whole and only the other characters
+    go one by one (a text with one emoji costs little more than an ASCII one).
     """
     if text.isascii():
         return text.lower(), None, None
     chars: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    for index, char in enumerate(text):
-        canonical = _canonical_char(char)
-        if not canonical:
-            # A dropped mark belongs to the letter before it: a span ending on that letter
-            # should cover its accent too.
-            if ends and ends[-1] == index:
-                ends[-1] = index + 1
-            continue
-        for part in canonical:
-            chars.append(part)
-            starts.append(index)
-            ends.append(index + 1)
+    previous = 0
+    for run in _NON_ASCII_RUN.finditer(text):
+        begin, stop = run.span()
+        if begin > previous:
+            chars.append(text[previous:begin].lower())
+            starts.extend(range(previous, begin))
+            ends.extend(range(previous + 1, begin + 1))
+        for index in range(begin, stop):
+            canonical = _canonical_char(text[index])
+            if not canonical:
+                # A dropped mark belongs to the letter before it: a span ending on that
+                # letter should cover its accent too.
+                if ends and ends[-1] == index:
+                    ends[-1] = index + 1
+                continue
+            chars.append(canonical)
+            starts.extend([index] * len(canonical))
+            ends.extend([index + 1] * len(canonical))
+        previous = stop
+    if previous < len(text):
+        chars.append(text[previous:].lower())
+        starts.extend(range(previous, len(text)))
+        ends.extend(range(previous + 1, len(text) + 1))
     return "".join(chars), starts, ends
 
 
@@ -186,6 +200,7 @@ def original_span(
     return starts[start], ends[end - 1]
 
 
+@lru_cache(maxsize=65_536)
 def skeleton(word: str) -> tuple[str, tuple[int, ...]]:
     """A word without repeated letters and the length of each run: ``fuuck`` is
     ``("fuck", (1, 2, 1, 1))``. A text word matches a keyword when the skeletons are equal and

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, compress
 
 from keelwatch.errors import InvalidInputError
 
@@ -60,6 +60,18 @@ class Finding:
             raise InvalidInputError(f"finding span [{self.start}, {self.end}) is empty or negative")
         if not 0.0 <= self.score <= 1.0:
             raise InvalidInputError(f"finding score {self.score} is outside [0, 1]")
+
+
+def non_ascii(texts: Sequence[str]) -> list[int]:
+    """Indexes of the texts that are not pure ASCII, found without a Python step per text.
+
+    The batch screens replace only these before joining the batch: joining a batch with one
+    emoji makes the whole joined string four bytes a character, and encoding it with an error
+    handler goes character by character, several times the cost of the per-text fix."""
+    flags = list(map(str.isascii, texts))
+    if all(flags):
+        return []
+    return list(compress(range(len(flags)), map(False.__eq__, flags)))
 
 
 def text_starts(texts: Sequence[str]) -> list[int]:

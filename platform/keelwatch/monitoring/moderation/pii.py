@@ -49,6 +49,7 @@ from keelwatch.monitoring.moderation.findings import (
     Finding,
     check_batch,
     check_text,
+    non_ascii,
     text_starts,
 )
 
@@ -136,7 +137,11 @@ _TOKEN = re.compile(r"(?<![\w-])[\w-]{32,}(?![\w-])", _A)
 # Pre-checks: a digit cluster as long as the shortest numeric kind ("1.2.3.4"), and a token as
 # long as the shortest key format (a Slack token), anchored at a word start so that the scan
 # tries each word once.
-_NUMERIC_GATE = re.compile(rb"\d[\d ().+/-]{5,}\d")
+# It searches the batch with every digit made a "0" (_DIGITS_AS_ZERO): a pattern that starts with a
+# literal byte lets the regex engine skip to each candidate in C, three times faster than
+# testing a digit class at every position.
+_NUMERIC_GATE = re.compile(rb"0[0 ().+/-]{5,}0")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 # The batch gates (see PiiDetector.find_many) search all texts of a batch joined by newlines, as
 # ASCII bytes, which none of them can match across; each is a literal (bytes.find) or starts
 # with a character class, so the regex engine skips ahead in C between candidates. Every
@@ -482,7 +487,13 @@ class PiiDetector:
         # The gates look only for ASCII, so they search the batch as bytes, one per character
         # (any other character one "?"): positions stay those of the joined text, and a batch
         # with an emoji is not searched as four bytes per character.
-        raw = ("\n" + "\n".join(batch)).encode("ascii", "replace")
+        parts = batch
+        others = non_ascii(batch)
+        if others:
+            parts = batch.copy()
+            for index in others:
+                parts[index] = batch[index].encode("ascii", "replace").decode("ascii")
+        raw = "\n".join(["", *parts]).encode("ascii")
 
         def want(position: int, kinds: Iterable[str]) -> None:
             wanted.setdefault(bisect.bisect_right(starts, position) - 1, set()).update(kinds)
@@ -501,10 +512,11 @@ class PiiDetector:
                 want_each(needle, ("email",))
         if self._numeric:
             cache = self._cluster_kinds
-            for match in _NUMERIC_GATE.finditer(raw):
+            for match in _NUMERIC_GATE.finditer(raw.translate(_DIGITS_AS_ZERO)):
                 # Clusters recur (dates, version strings, a product's order numbers): each
                 # distinct one is sorted once.
-                key = (match.group(), raw[match.start() - 1 : match.start()])
+                start, end = match.span()
+                key = (raw[start:end], raw[start - 1 : start])
                 kinds = cache.get(key)
                 if kinds is None:
                     kinds = self._numeric_kinds(key[0].decode("ascii"), key[1].decode("ascii"))

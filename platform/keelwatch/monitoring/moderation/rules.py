@@ -21,9 +21,12 @@ case, leetspeak undone, punctuation to spaces; non-ASCII text first goes through
 per-character table to its ASCII canonical form), a split, and a set test against the words
 already known not to match; a new word is checked once and remembered (up to 200,000 words).
 :meth:`RuleFilter.find_many` screens a whole batch as one byte string, so a text the screen
-clears costs no Python of its own. A phrase is screened for by its longest word, not its first
-("i", "how" are everywhere). Only a text that could hold a keyword, or has a run of single
-letters, is normalized with an index map and looked at word by word, about ten times slower.
+clears costs no Python of its own; the batch's hot words (those that match a keyword or a
+phrase's key) are found in it in one Aho-Corasick pass, which also counts them. A phrase is
+screened for by its uncommon words, not its first ("i", "how" are everywhere). Only a text that
+could hold a keyword, or has a run of single letters, is normalized with an index map and
+looked at word by word, about ten times slower; a text with a ``1`` is read a second time with
+``1`` as ``l`` only where that reading changes a word into one a keyword or phrase has.
 With a keyword that stays non-ASCII after normalization, non-ASCII texts always take that
 slower pass.
 """
@@ -31,10 +34,12 @@ slower pass.
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+
+import ahocorasick  # type: ignore[import-not-found]  # a C extension without type stubs
 
 from keelwatch.errors import InvalidInputError
 from keelwatch.monitoring.moderation._normalize import (
@@ -54,6 +59,7 @@ from keelwatch.monitoring.moderation.findings import (
     Finding,
     check_batch,
     check_text,
+    non_ascii,
     text_starts,
 )
 
@@ -123,8 +129,9 @@ def _keyword_words(keyword: str) -> tuple[_Word, ...]:
 
 
 def _covers(runs: tuple[int, ...], minimum: tuple[int, ...]) -> bool:
-    """Every run of the text word is at least as long as the keyword's run."""
-    return all(have >= need for have, need in zip(runs, minimum, strict=True))
+    """Every run of the text word is at least as long as the keyword's run (the two have the
+    same letters, so the same number of runs)."""
+    return all(map(operator.ge, runs, minimum))
 
 
 def _has_letter(canonical: str, start: int, end: int) -> bool:
@@ -190,6 +197,8 @@ class RuleFilter:
             word[0] for phrases in self._phrases.values() for words, _ in phrases for word in words
         )
         self._phrase_letters_of: dict[bytes, tuple[str, ...]] = {}
+        # Every word a hit can be made of: a single keyword, or any word of a phrase.
+        self._hit_words = self._screen | self._phrase_words
         # Every prefix of a single keyword's letters: a spaced-out window that is not one
         # cannot grow into a keyword.
         self._prefixes = frozenset(
@@ -235,10 +244,14 @@ class RuleFilter:
             return self._matches(text)
         return []
 
-    def _matches(self, text: str) -> list[Finding]:
-        """Findings in a text the screen did not clear (or every text, with patterns)."""
+    def _matches(self, text: str, spaced: bool | None = None) -> list[Finding]:
+        """Findings in a text the screen did not clear (or every text, with patterns).
+        ``spaced``: whether the text may hold a spaced-out keyword, when the batch screen
+        already knows (None: find out)."""
         canonical, starts, ends = normalize(text)
-        hits = self._keyword_hits(canonical, self._may_be_spaced(text)) if self._screen else set()
+        if spaced is None:
+            spaced = self._may_be_spaced(text)
+        hits = self._keyword_hits(canonical, spaced) if self._screen else set()
         for pattern, index in self._patterns:
             for match in pattern.finditer(canonical):
                 if match.end() > match.start():  # an empty match marks no text
@@ -266,25 +279,29 @@ class RuleFilter:
         if self._patterns or not self._screen or not batch:
             return [self.find(text) for text in batch]
         found: list[list[Finding]] = [[] for _ in batch]
-        for i in self._screen_batch(batch):
-            found[i] = self._matches(batch[i])
+        suspects, spaced = self._screen_batch(batch)
+        for i in suspects:
+            found[i] = self._matches(batch[i], None if spaced is None else i in spaced)
         return found
 
-    def _screen_batch(self, batch: list[str]) -> set[int]:
+    def _screen_batch(self, batch: list[str]) -> tuple[set[int], set[int] | None]:
         """Indexes of the texts that could hold a keyword: :meth:`_could_hold_keyword` for the
-        whole batch at once, on its texts' screened forms joined into one byte string."""
+        whole batch at once, on its texts' screened forms joined into one byte string. Also the
+        texts with a spaced-out run that could spell one (:meth:`_may_be_spaced`), or None when
+        the screen could not see some text."""
         suspects: set[int] = set()
+        spaced: set[int] | None = set()
         parts = batch
-        if not "".join(batch).isascii():
-            parts = []
-            for index, text in enumerate(batch):
-                if text.isascii():
-                    parts.append(text)
-                elif self._ascii_keywords:
-                    parts.append(ascii_view(text).decode("ascii"))
+        others = non_ascii(batch)
+        if others:
+            parts = batch.copy()
+            for index in others:
+                if self._ascii_keywords:
+                    parts[index] = ascii_view(batch[index]).decode("ascii")
                 else:
-                    parts.append("")
+                    parts[index] = ""
                     suspects.add(index)
+                    spaced = None
         starts = text_starts(parts)
         last = len(parts) - 1
 
@@ -293,10 +310,13 @@ class RuleFilter:
 
         # Texts are separated (and the batch padded) by one space once screened, exactly as
         # each text is padded on its own; a run across two texts only marks both.
-        screened = (" " + "\n".join(parts) + " ").encode("ascii").translate(ASCII_SCREEN)
+        screened = " ".join(("", "\n".join(parts), "")).encode("ascii").translate(ASCII_SCREEN)
         for run in self._spaced_runs(screened):
             if self._run_could_match(run.group()):
-                suspects.update(range(text_at(run.start() + 1), text_at(run.end() - 1) + 1))
+                marked = range(text_at(run.start() + 1), text_at(run.end() - 1) + 1)
+                suspects.update(marked)
+                if spaced is not None:
+                    spaced.update(marked)
         unknown = set(screened.split())
         unknown -= self._known_clean
         hot: list[tuple[bytes, bool, tuple[str, ...]]] = []
@@ -318,44 +338,40 @@ class RuleFilter:
                     self._known_hot[word] = known
             hot.append((word, *known))
         phrase_texts: dict[int, set[str]] = {}
-        marking = self._marking_keys(screened, hot)
+        where = _locate(screened, [word for word, _, _ in hot])
+        marking = self._marking_keys(where, hot)
         for word, single, triggers in hot:
             useful = tuple(key for key in triggers if key in marking)
             if not single and not useful:
                 continue
-            needle = b" " + word + b" "
-            position = screened.find(needle)
-            while position >= 0:
-                index = text_at(position + 1)
+            for position in where.get(word, ()):
+                index = text_at(position)
                 if single:
                     suspects.add(index)
                 else:
                     phrase_texts.setdefault(index, set()).update(useful)
-                position = screened.find(needle, position + 1)
         for index, phrase_triggers in phrase_texts.items():
             if index not in suspects:
                 own = screened[starts[index] : starts[index] + len(parts[index])]
                 if self._could_hold_phrase(own, phrase_triggers):
                     suspects.add(index)
-        return suspects
+        return suspects, spaced
 
     def _marking_keys(
-        self, screened: bytes, hot: list[tuple[bytes, bool, tuple[str, ...]]]
+        self, where: dict[bytes, list[int]], hot: list[tuple[bytes, bool, tuple[str, ...]]]
     ) -> set[str]:
         """The phrase keys whose occurrences mark texts for a closer look: for each phrase
         all of whose keys are somewhere in the batch ("cocktail" without "molotov" marks
         nothing), the key that occurs least often (a text needs every key anyway, so "bitch"
-        marks far fewer texts for "son of a bitch" than "son", which "soon" also reads as)."""
+        marks far fewer texts for "son of a bitch" than "son", which "soon" also reads as).
+        ``where`` holds each hot word's occurrences in the batch."""
         words_of: dict[str, list[bytes]] = {}
         for word, _, triggers in hot:
             for key in triggers:
                 words_of.setdefault(key, []).append(word)
-        counts: dict[str, int] = {}
 
         def occurrences(key: str) -> int:
-            if key not in counts:
-                counts[key] = sum(screened.count(b" " + word + b" ") for word in words_of[key])
-            return counts[key]
+            return sum(len(where.get(word, ())) for word in words_of[key])
 
         marking: set[str] = set()
         for key in words_of:
@@ -388,19 +404,36 @@ class RuleFilter:
 
     def _keyword_hits(self, canonical: str, spaced: bool = True) -> set[_Hit]:
         hits: set[_Hit] = set()
-        # "1" is "i" or "l": try both readings rather than guess.
-        tables = (LEET_I, LEET_L) if "1" in canonical else (LEET_I,)
-        for table in tables:
-            leet = canonical.translate(table)
-            words = WORD.findall(leet)
-            collapsed = list(map(_letters, words))
-            if not self._screen.isdisjoint(collapsed):
-                self._word_hits(canonical, leet, words, collapsed, hits)
-            runs = list(SPACED.finditer(leet)) if spaced else []
-            if runs:
-                self._spaced_hits(canonical, leet, runs, hits)
-                if self._phrases:
-                    self._joined_run_hits(canonical, leet, runs, hits)
+        leet = canonical.translate(LEET_I)
+        words = WORD.findall(leet)
+        collapsed = list(map(_letters, words))
+        if not self._screen.isdisjoint(collapsed):
+            self._word_hits(canonical, leet, words, collapsed, hits)
+        runs = list(SPACED.finditer(leet)) if spaced else []
+        if runs:
+            self._spaced_hits(canonical, leet, runs, hits)
+            if self._phrases:
+                self._joined_run_hits(canonical, leet, runs, hits)
+        if "1" not in canonical:
+            return hits
+        # "1" is "i" or "l": read the text again with "l", rather than guess. That reading has
+        # the same words at the same places (both letters are word characters), so only a word
+        # it changes into a keyword's or a phrase's word, or a spaced-out run with a "1", can
+        # add a hit ("order #88213401" changes nothing worth a second look).
+        leet = canonical.translate(LEET_L)
+        words = WORD.findall(leet)
+        changed = [
+            letters
+            for letters, before in zip(map(_letters, words), collapsed, strict=True)
+            if letters != before and letters in self._hit_words
+        ]
+        if changed:
+            self._word_hits(canonical, leet, words, list(map(_letters, words)), hits)
+        if runs and (changed or any("1" in canonical[run.start() : run.end()] for run in runs)):
+            runs = list(SPACED.finditer(leet))
+            self._spaced_hits(canonical, leet, runs, hits)
+            if self._phrases:
+                self._joined_run_hits(canonical, leet, runs, hits)
         return hits
 
     def _joined_run_hits(
@@ -551,19 +584,23 @@ class RuleFilter:
         """Whole words and phrases. Collapsing repeats never merges or splits words, so
         ``collapsed[i]`` is the skeleton of ``words[i]``, the i-th word of ``leet``; word spans
         are looked up only once a word (and the rest of its phrase) matched."""
-        spans: list[tuple[int, int]] | None = None
-        for position, letters in enumerate(collapsed):
-            if letters not in self._screen:
-                continue
+        screen = self._screen
+        matches: list[re.Match[str]] | None = None
+        after_last = len(collapsed) - 1
+        # A keyword's or a phrase's first word is rare in a text: find those places in one
+        # comprehension, then look at each.
+        for position in [i for i, letters in enumerate(collapsed) if letters in screen]:
+            letters = collapsed[position]
             pairs = (
                 self._phrase_pairs.get((letters, collapsed[position + 1]), ())
-                if position + 1 < len(collapsed)
+                if position < after_last
                 else ()
             )
-            if not pairs and letters not in self._single:
+            keyed = self._single.get(letters, ())
+            if not pairs and not keyed:
                 continue
             runs = skeleton(words[position])[1]
-            singles = [i for minimum, i in self._single.get(letters, ()) if _covers(runs, minimum)]
+            singles = [i for minimum, i in keyed if _covers(runs, minimum)]
             phrases = [
                 (position + len(phrase), index)
                 for phrase, index in pairs
@@ -576,16 +613,17 @@ class RuleFilter:
             ]
             if not singles and not phrases:
                 continue
-            if spans is None:
-                spans = [match.span() for match in WORD.finditer(leet)]
-            start, end = spans[position]
+            if matches is None:
+                matches = list(WORD.finditer(leet))
+            start, end = matches[position].span()
             if not _has_letter(canonical, start, end):
                 continue
             for index in singles:
                 hits.add((start, end, index))
             for last, index in phrases:
-                if all(_has_letter(canonical, *spans[p]) for p in range(position + 1, last)):
-                    hits.add((start, spans[last - 1][1], index))
+                inner = range(position + 1, last)
+                if all(_has_letter(canonical, *matches[p].span()) for p in inner):
+                    hits.add((start, matches[last - 1].end(), index))
 
     def _spaced_hits(
         self, canonical: str, leet: str, spaced: list[re.Match[str]], hits: set[_Hit]
@@ -639,10 +677,37 @@ def _fits(text_word: str, word: _Word) -> bool:
     return letters == word[0] and _covers(runs, word[1])
 
 
-@lru_cache(maxsize=65_536)
-def _letters(word: str) -> str:
-    """A word's letters without repeats (the first half of :func:`skeleton`), cached."""
-    return skeleton(word)[0]
+class _LettersOf(dict[str, str]):
+    """A word's letters without repeats (the first half of :func:`skeleton`), cached: looked up
+    as ``map(_LETTERS.__getitem__, words)``, a known word costs a C-level dict lookup."""
+
+    def __missing__(self, word: str) -> str:
+        letters = skeleton(word)[0]
+        if len(self) < 65_536:  # bounded: a stream of new words cannot grow it for ever
+            self[word] = letters
+        return letters
+
+
+_LETTERS = _LettersOf()
+_letters = _LETTERS.__getitem__
+
+
+def _locate(screened: bytes, words: list[bytes]) -> dict[bytes, list[int]]:
+    """Where each of ``words`` occurs as a whole word in a screened batch (the position of its
+    first byte), in one Aho-Corasick pass in C for all of them: a ``bytes.find`` pass per word
+    scanned the whole batch once for each of the thirty-odd hot words a batch has."""
+    if not words:
+        return {}
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        # Spaces on both sides: whole words only (the screen made every separator a space).
+        automaton.add_word(f" {word.decode('ascii')} ", word)
+    automaton.make_automaton()
+    where: dict[bytes, list[int]] = {}
+    # Each match is reported at its last character, the space after the word.
+    for end, word in automaton.iter(screened.decode("ascii")):
+        where.setdefault(word, []).append(end - len(word))
+    return where
 
 
 DEFAULT_PROFANITY = Blocklist(
