@@ -237,3 +237,21 @@ def test_the_batch_screen_reads_digits_as_leetspeak_but_skips_ids() -> None:
         ["b1tch"],
         ["a55"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "rules", "spans"),
+    [
+        ("total bu11shit, order 1234", RULES, ["bu11shit"]),  # only the "l" reading matches
+        ("oh sh1t in room 101", RULES, ["sh1t"]),  # only the "i" reading matches
+        ("a11 the 1deas at 10:15", RULES, []),  # "all", "ideas": nothing to find either way
+        ("just ki11 yourself", PHRASES, ["ki11 yourself"]),  # a phrase's first word, "l"
+        ("just k1ll yourse1f", PHRASES, []),  # the two words need different readings
+        ("s.h.1.t and 2011", RULES, ["s.h.1.t"]),  # a spaced-out run with a "1"
+        ("b u 1 1 s h i t", RULES, ["b u 1 1 s h i t", "s h i t"]),  # read as "l"; "shit" too
+    ],
+)
+def test_a_one_is_read_as_i_and_as_l(text: str, rules: RuleFilter, spans: list[str]) -> None:
+    assert matched(text, rules) == spans
+    [found] = rules.find_many([text])
+    assert [text[f.start : f.end] for f in found] == spans
