@@ -211,6 +211,9 @@ PHRASES = RuleFilter(
         ("just k.i.l.l yourself", "k.i.l.l yourself"),
         ("you should k-i-l-l   yourself now", "k-i-l-l   yourself"),
         ("the m o l o t o v cocktail recipe", "m o l o t o v cocktail"),
+        # A run that starts with a word of one letter: "a molotov", "i kill".
+        ("make a m o l o t o v cocktail", "m o l o t o v cocktail"),
+        ("i k.i.l.l yourself", "k.i.l.l yourself"),
     ],
 )
 def test_a_phrase_word_spelled_out_in_single_characters_matches(text: str, span: str) -> None:
@@ -221,7 +224,13 @@ def test_a_phrase_word_spelled_out_in_single_characters_matches(text: str, span:
 
 
 @pytest.mark.parametrize(
-    "text", ["k i l l the process", "a cocktail, not m.o.l.o.t.o.v", "version 1.2.3 yourself"]
+    "text",
+    [
+        "k i l l the process",
+        "a cocktail, not m.o.l.o.t.o.v",
+        "version 1.2.3 yourself",
+        "a m o l o t o v",  # the word alone, without the rest of its phrase
+    ],
 )
 def test_spelled_out_letters_alone_do_not_make_a_phrase(text: str) -> None:
     assert matched(text, PHRASES) == []

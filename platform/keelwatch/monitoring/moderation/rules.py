@@ -441,12 +441,33 @@ class RuleFilter:
     ) -> None:
         """Phrases with a word spelled out in single characters ("just k.i.l.l yourself"):
         the words are matched again in the text with each run's separators taken out, and the
-        hits mapped back."""
+        hits mapped back. A run that starts with "a" or "i", English words of one letter, is
+        also read with that letter as a word of its own ("a m o l o t o v cocktail")."""
+        self._joined_hits(canonical, leet, runs, hits, apart=False)
+        if any(leet[run.start()] in _ONE_LETTER_WORDS for run in runs):
+            self._joined_hits(canonical, leet, runs, hits, apart=True)
+
+    def _joined_hits(
+        self,
+        canonical: str,
+        leet: str,
+        runs: list[re.Match[str]],
+        hits: set[_Hit],
+        *,
+        apart: bool,
+    ) -> None:
+        """One reading for :meth:`_joined_run_hits`: each run joined into one word, its first
+        letter kept apart when ``apart`` and it is a word of one letter."""
         keep: list[int] = []  # the positions of leet (and canonical) the joined text keeps
         previous = 0
         for run in runs:
             keep.extend(range(previous, run.start()))
-            keep.extend(m.start() for m in WORD.finditer(leet, run.start(), run.end()))
+            chars = [m.span() for m in WORD.finditer(leet, run.start(), run.end())]
+            if apart and leet[run.start()] in _ONE_LETTER_WORDS:
+                # The letter and the separator after it stay: the joined word starts later.
+                keep.extend(range(chars[0][0], chars[1][0]))
+                chars = chars[1:]
+            keep.extend(start for start, _ in chars)
             previous = run.end()
         keep.extend(range(previous, len(leet)))
         joined_leet = "".join([leet[i] for i in keep])
@@ -651,6 +672,9 @@ class RuleFilter:
                             hits.add((window[0][0], window[-1][0] + 1, index))
 
 
+# Letters that are English words on their own: a spelled-out run may start with one ("a m o l o
+# t o v" is "a molotov"), read both ways.
+_ONE_LETTER_WORDS = frozenset("ai")
 # Words too common to screen a phrase by (a phrase made only of them still works, screened by
 # its longest word).
 # Skeletons, as the screen sees words: repeats collapsed ("will" is "wil"), apostrophes split
