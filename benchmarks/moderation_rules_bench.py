@@ -127,6 +127,7 @@ def run_pipeline(count: int, runs: int) -> int:
     blocklist = frozenset(DEFAULT_PROFANITY.keywords)
     token_set = rate(lambda: [not blocklist.isdisjoint(t.lower().split()) for t in texts])
     scale = YARDSTICK_TEXTS_PER_S / token_set
+
     # Each batch's results are dropped before the next, as a worker writes a chunk's out:
     # holding all 100,000 texts' findings would time the collector walking them, not the work.
     def run_rules_pii() -> None:
