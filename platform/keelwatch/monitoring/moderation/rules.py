@@ -420,17 +420,17 @@ class RuleFilter:
         # the same words at the same places (both letters are word characters), so only a word
         # it changes into a keyword's or a phrase's word, or a spaced-out run with a "1", can
         # add a hit ("order #88213401" changes nothing worth a second look).
+        # The runs found in the first reading are the runs of this one, at the same places.
         leet = canonical.translate(LEET_L)
         words = WORD.findall(leet)
-        changed = [
-            letters
-            for letters, before in zip(map(_letters, words), collapsed, strict=True)
-            if letters != before and letters in self._hit_words
-        ]
+        collapsed_l = list(map(_letters, words))
+        changed = any(
+            letters != before and letters in self._hit_words
+            for letters, before in zip(collapsed_l, collapsed, strict=True)
+        )
         if changed:
-            self._word_hits(canonical, leet, words, list(map(_letters, words)), hits)
+            self._word_hits(canonical, leet, words, collapsed_l, hits)
         if runs and (changed or any("1" in canonical[run.start() : run.end()] for run in runs)):
-            runs = list(SPACED.finditer(leet))
             self._spaced_hits(canonical, leet, runs, hits)
             if self._phrases:
                 self._joined_run_hits(canonical, leet, runs, hits)
