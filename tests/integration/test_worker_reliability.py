@@ -3,6 +3,7 @@ after its worker was SIGKILLed mid-chunk, never duplicates output files or predi
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import time
 import urllib.request
@@ -17,7 +18,9 @@ import pytest
 from keelwatch.contract import INFERENCE_CHUNK, BatchInferenceRequest, InferenceChunkPayload
 from keelwatch.entities import ChunkStatus, JobStatus
 from keelwatch.inference import submit_batch_inference
+from keelwatch.inference.execution import run_inference_chunk
 from keelwatch.inference.sampling import sampled_rows
+from keelwatch.monitoring.service.job_profiles import JobInputProfiler
 from keelwatch.storage.jobs import get_job, list_chunks
 from keelwatch.storage.predictions import count_predictions, recent_predictions
 from keelwatch.wiring import Services
@@ -163,6 +166,92 @@ def test_chunk_delivered_twice_writes_everything_once(
             time.sleep(0.5)
         assert scrape(port, "keelwatch_inference_rows_scored_total") >= 4_000
         assert scrape(port, "keelwatch_worker_task_errors_total") == 0
+    finally:
+        services.close()
+
+
+def _run_copy(settings: Any, job_id: str, chunk_index: int, start: Any, results: Any) -> None:
+    """One delivery of a chunk, in its own process, run as the worker task runs it."""
+    from keelwatch_workers.runtime import get_runtime
+
+    runtime = get_runtime(settings)
+    device = runtime.device_for("cpu")
+    try:
+        start.wait(timeout=60)
+        outcome = run_inference_chunk(
+            runtime.db,
+            job_id,
+            chunk_index,
+            load_model=lambda model_uri: runtime.models.get(model_uri, device),
+            input_profiler=JobInputProfiler(runtime.settings, runtime.db),
+            output_roots=runtime.settings.data_roots.write,
+        )
+        results.put(outcome.status)
+    except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_copies_of_a_chunk_running_at_once_all_succeed(
+    db_url: str, mlflow_uri: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Three deliveries of each chunk start at the same instant (a redelivery racing the first
+    run): none fails, and the output and the log hold every row once. Each copy clears stale
+    temporary files before writing its part, which used to remove a racing copy's file between
+    its write and its rename (a transient error, about one chunk in twenty here)."""
+    settings = upgraded_settings(tmp_path, db_url, mlflow_uri, redis_url)
+    settings.ensure_data_dir()
+    version, model = register_sklearn_model(mlflow_uri, tmp_path / "mlartifacts")
+    rows, chunks, copies = 20_000, 20, 3
+    frame = feature_frame(rows, seed=5)
+    source = write_input(tmp_path / "in.parquet", frame, row_group_rows=1_000)
+    services = Services(settings)
+    context = multiprocessing.get_context("fork")
+    try:
+        # No worker consumes the queue: this test delivers the chunks itself.
+        job = submit_batch_inference(
+            services.db,
+            services.sender,
+            services.registry,
+            services.settings.inference,
+            BatchInferenceRequest(
+                model=f"churn/{version}",
+                input_uri=str(source),
+                chunk_rows=rows // chunks,
+                log_sample_rate=0.1,
+            ),
+            actor="tester",
+        )
+        assert job.chunks_total == chunks
+        statuses: list[str] = []
+        for index in range(chunks):
+            start, results = context.Barrier(copies), context.Queue()
+            processes = [
+                context.Process(target=_run_copy, args=(settings, job.id, index, start, results))
+                for _ in range(copies)
+            ]
+            for process in processes:
+                process.start()
+            statuses += [results.get(timeout=120) for _ in processes]
+            for process in processes:
+                process.join(timeout=60)
+        failures = [s for s in statuses if s not in {"done", "already_done", "skipped"}]
+        assert failures == []
+        assert statuses.count("done") >= chunks
+
+        with services.db.session() as session:
+            job = get_job(session, job.id)
+        assert job.status is JobStatus.SUCCEEDED, job.error
+        output_dir = Path(job.params["output_dir"])
+        assert sorted(p.name for p in output_dir.iterdir() if p.suffix == ".parquet") == [
+            f"part-{i:05d}.parquet" for i in range(chunks)
+        ]
+        assert not [p.name for p in output_dir.iterdir() if p.name.startswith(".")]
+        output = read_output(job)
+        assert output["row_index"].tolist() == list(range(rows))
+        np.testing.assert_array_equal(output["prediction"].to_numpy(), model.predict(frame))
+        expected_ids = {f"{job.id}:{row}" for row in sampled_rows(job.id, 0, rows, 0.1)}
+        with services.db.session() as session:
+            assert count_predictions(session, job_id=job.id) == len(expected_ids)
     finally:
         services.close()
 

@@ -424,6 +424,9 @@ def prediction_columns(raw: Any, rows: int) -> dict[str, np.ndarray[Any, Any]]:
     return columns
 
 
+_PART_WRITE_ATTEMPTS = 3
+
+
 def _write_part_atomically(
     path: Path, row_start: int, predictions: dict[str, np.ndarray[Any, Any]]
 ) -> None:
@@ -437,18 +440,25 @@ def _write_part_atomically(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     # A run of this chunk killed between write and rename (SIGKILL, lost host) left its
-    # temporary file: remove it. A copy of this chunk running right now (a duplicate delivery)
-    # may lose its own and fail its rename: that is a transient error, and its retry finds the
-    # chunk done.
+    # temporary file: remove it, once, before writing.
     for stale in path.parent.glob(f".{path.name}.*{TEMPORARY_SUFFIX}"):
         stale.unlink(missing_ok=True)
-    # A leading dot hides the temporary file from Parquet dataset readers.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}")
-    try:
-        pq.write_table(table, temporary)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # A copy of this chunk running right now (a duplicate delivery) may have removed our
+    # temporary file in its own clean-up, between our write and our rename. Both copies write
+    # the same rows, so write it again (no clean-up this time, so two copies cannot keep
+    # removing each other's files); a third vanished file is an error, and a retry of the task.
+    for attempt in range(_PART_WRITE_ATTEMPTS):
+        # A leading dot hides the temporary file from Parquet dataset readers.
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}")
+        try:
+            pq.write_table(table, temporary)
+            temporary.replace(path)
+            return
+        except FileNotFoundError:
+            if attempt + 1 == _PART_WRITE_ATTEMPTS:
+                raise
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 #: Ending of a part file being written (``.part-00003.parquet.<hex>.tmp``).
