@@ -30,6 +30,7 @@ from tests.integration.test_api_lists import check_list
 from tests.integration.test_api_metrics import scrape
 from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_inference_fleet import feature_frame, upgraded_settings
+from tests.mlflow_models import experiment_id, register_saved_model
 
 pytestmark = pytest.mark.integration
 
@@ -53,30 +54,18 @@ def register_estimator(
     frame = feature_frame(500, seed=0)
     model = estimator.fit(frame, target)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = client.get_experiment_by_name("evaluation-tests")
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment("evaluation-tests", artifact_location=artifact_root.as_uri())
-    )
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(frame, model.predict(frame)),
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-            )
-        if not client.search_registered_models(filter_string=f"name = '{name}'"):
-            client.create_registered_model(name)
-        version = client.create_model_version(
-            name, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+    experiment = experiment_id(client, "evaluation-tests", artifact_root)
+    signature = infer_signature(frame, model.predict(frame))
+
+    def save(folder: Path) -> None:
+        mlflow.sklearn.save_model(
+            model,
+            str(folder),
+            signature=signature,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
-    return str(version.version), model
+
+    return register_saved_model(client, experiment, name, save), model
 
 
 def logistic() -> Any:

@@ -23,6 +23,7 @@ from tests.integration.test_inference_fleet import (
     wait_for_job,
     write_input,
 )
+from tests.mlflow_models import experiment_id, register_saved_model
 
 pytestmark = pytest.mark.integration
 
@@ -41,24 +42,18 @@ def register_model(mlflow_uri: str, artifact_root: Path, frame: pd.DataFrame) ->
     target = (frame["tenure"] > frame["tenure"].median()).astype(int)
     model = LogisticRegression(max_iter=200).fit(frame.astype("float64"), target)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment_id = client.create_experiment("errors", artifact_location=artifact_root.as_uri())
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(frame, model.predict(frame.astype("float64"))),
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-            )
-        client.create_registered_model("typed")
-        version = client.create_model_version(
-            "typed", source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+    experiment = experiment_id(client, "errors", artifact_root)
+    signature = infer_signature(frame, model.predict(frame.astype("float64")))
+
+    def save(folder: Path) -> None:
+        mlflow.sklearn.save_model(
+            model,
+            str(folder),
+            signature=signature,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
-    return str(version.version)
+
+    return register_saved_model(client, experiment, "typed", save)
 
 
 def training_frame() -> pd.DataFrame:

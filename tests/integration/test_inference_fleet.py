@@ -25,6 +25,7 @@ from keelwatch.storage.jobs import get_job, list_chunks
 from keelwatch.storage.predictions import count_predictions, recent_predictions
 from keelwatch.wiring import Services
 from tests.conftest import make_settings
+from tests.mlflow_models import experiment_id, register_saved_model
 
 pytestmark = pytest.mark.integration
 
@@ -65,32 +66,19 @@ def register_sklearn_model(
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)).fit(frame, target)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = client.get_experiment_by_name("inference-tests")
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment("inference-tests", artifact_location=artifact_root.as_uri())
-    )
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(frame, model.predict(frame)),
-                # Inferring requirements runs the model in a subprocess: seconds per test.
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-            )
-        if not client.search_registered_models(filter_string=f"name = '{name}'"):
-            client.create_registered_model(name)
-        # MLflow looks logged models up through the global tracking URI, hence inside the try.
-        version = client.create_model_version(
-            name, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+    experiment = experiment_id(client, "inference-tests", artifact_root)
+    signature = infer_signature(frame, model.predict(frame))
+
+    def save(folder: Path) -> None:
+        # Explicit requirements: inferring them runs the model in a subprocess, seconds a test.
+        mlflow.sklearn.save_model(
+            model,
+            str(folder),
+            signature=signature,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
-    return str(version.version), model
+
+    return register_saved_model(client, experiment, name, save), model
 
 
 def write_input(path: Path, frame: pd.DataFrame, *, row_group_rows: int | None = None) -> Path:

@@ -47,6 +47,7 @@ from keelwatch.storage.models import (
 )
 from keelwatch.storage.predictions import recent_predictions
 from keelwatch.wiring import Services
+from tests.mlflow_models import experiment_id, register_saved_model
 
 pytestmark = pytest.mark.integration
 
@@ -108,27 +109,20 @@ def register_echo_model(mlflow_uri: str, tmp_path: Path, tag: str | None) -> str
     code = tmp_path / "echo_model.py"
     code.write_text(ECHO_MODEL_CODE)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment_id = client.create_experiment(
-        "echo", artifact_location=(tmp_path / "mlartifacts").as_uri()
-    )
+    experiment = experiment_id(client, "echo", tmp_path / "mlartifacts")
     example = pd.DataFrame({"prompt": ["hi"]})
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(code),
-                signature=infer_signature(example, pd.DataFrame({"completion": ["You said: hi"]})),
-                pip_requirements=["mlflow", "pandas"],
-            )
-        client.create_registered_model(MODEL, tags={TAG: tag} if tag is not None else None)
-        version = client.create_model_version(
-            MODEL, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+    signature = infer_signature(example, pd.DataFrame({"completion": ["You said: hi"]}))
+
+    def save(folder: Path) -> None:
+        mlflow.pyfunc.save_model(
+            str(folder),
+            python_model=str(code),
+            signature=signature,
+            pip_requirements=["mlflow", "pandas"],
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
-    return str(version.version)
+
+    tags = {TAG: tag} if tag is not None else None
+    return register_saved_model(client, experiment, MODEL, save, model_tags=tags)
 
 
 def loader(mlflow_uri: str) -> Any:

@@ -32,6 +32,7 @@ from tests.integration.test_inference_fleet import (
     wait_for_job,
     write_input,
 )
+from tests.mlflow_models import experiment_id, register_saved_model
 
 pytestmark = pytest.mark.integration
 
@@ -64,27 +65,19 @@ def register_slow_model(mlflow_uri: str, tmp_path: Path, delay: float) -> str:
     code = tmp_path / "slow_model.py"
     code.write_text(SLOW_MODEL_CODE.format(delay=delay))
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment_id = client.create_experiment(
-        "slow", artifact_location=(tmp_path / "mlartifacts").as_uri()
-    )
+    experiment = experiment_id(client, "slow", tmp_path / "mlartifacts")
     example = pd.DataFrame({"x": [1.0, 2.0]})
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(code),
-                signature=infer_signature(example, example["x"] * 2),
-                pip_requirements=["mlflow", "pandas"],
-            )
-        client.create_registered_model("slow")
-        version = client.create_model_version(
-            "slow", source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+    signature = infer_signature(example, example["x"] * 2)
+
+    def save(folder: Path) -> None:
+        mlflow.pyfunc.save_model(
+            str(folder),
+            python_model=str(code),
+            signature=signature,
+            pip_requirements=["mlflow", "pandas"],
         )
-    finally:
-        mlflow.set_tracking_uri(previous)
-    return str(version.version)
+
+    return register_saved_model(client, experiment, "slow", save)
 
 
 def free_port() -> int:

@@ -1,0 +1,47 @@
+"""Registering test models straight through MLflow, with an explicit client only.
+
+``mlflow.<flavor>.log_model`` needs the process-global tracking URI and an active run, and
+setting the global URI in a test could hide product code that resolves through it (MLflow's SQL
+registry does for logged models). These helpers save a model to a folder, log the folder as a
+run's artifacts and register that, never touching MLflow's global state. They deliberately do
+not use Keelwatch's registry: the tests that call them must not depend on how it writes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def experiment_id(client: Any, name: str, artifact_root: Path) -> str:
+    """The id of experiment ``name``, created with ``artifact_root`` if it does not exist."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(client.create_experiment(name, artifact_location=artifact_root.as_uri()))
+
+
+def register_saved_model(
+    client: Any,
+    experiment: str,
+    name: str,
+    save: Callable[[Path], None],
+    *,
+    model_tags: dict[str, str] | None = None,
+) -> str:
+    """Save a model with ``save(folder)``, log it as artifact ``model`` of a new finished run in
+    ``experiment`` (an id), register it as a new version of ``name`` (created, with
+    ``model_tags``, if missing) and return the version number."""
+    run = client.create_run(experiment, run_name=f"{name}-test")
+    run_id = str(run.info.run_id)
+    with tempfile.TemporaryDirectory(prefix="keelwatch-test-model-") as folder:
+        local = Path(folder) / "model"
+        save(local)
+        client.log_artifacts(run_id, str(local), "model")
+    client.set_terminated(run_id, status="FINISHED")
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name, tags=model_tags)
+    source = f"{run.info.artifact_uri.rstrip('/')}/model"
+    return str(client.create_model_version(name, source=source, run_id=run_id).version)
