@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -391,6 +391,7 @@ def test_review_in_a_real_browser(
     mlflow_uri: str,
     tmp_path: Path,
 ) -> None:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -402,6 +403,21 @@ def test_review_in_a_real_browser(
     viewer = issue_token(settings, role=Role.VIEWER, name="vic")
     items = seed(database)
     wait = WebDriverWait(browser, 20)
+
+    def until(condition: Callable[[Any], Any]) -> Any:
+        """``wait.until(condition)``, polling on through the moment a submitted form replaces
+        the page: an element looked up in the old document then fails with "does not belong
+        to the document" (chromedriver), which Selenium's own conditions do not expect."""
+
+        def settled(driver: Any) -> Any:
+            try:
+                return condition(driver)
+            except WebDriverException as exc:
+                if "does not belong to the document" not in str(exc.msg):
+                    raise
+                return False
+
+        return wait.until(settled)
 
     def flash() -> str:
         return str(browser.find_element(By.ID, "flash").text)
@@ -421,7 +437,7 @@ def test_review_in_a_real_browser(
     assert flash() == "Sign in to review."
 
     sign_in(reviewer)
-    wait.until(ec.url_to_be(f"{base}/review"))
+    until(ec.url_to_be(f"{base}/review"))
     assert flash() == "Signed in as token:rita."
     pending = browser.find_element(By.CSS_SELECTOR, '.counts [data-status="pending"] .n')
     assert pending.text == "3"
@@ -431,7 +447,7 @@ def test_review_in_a_real_browser(
     assert browser.find_element(By.ID, "shortcuts").get_attribute("open") is not None
     press("?")
     press("n")
-    section = wait.until(ec.presence_of_element_located((By.ID, "item")))
+    section = until(ec.presence_of_element_located((By.ID, "item")))
     assert section.get_attribute("data-item-id") == str(items[0].id)
     assert flash() == f"Claimed item #{items[0].id}."
 
@@ -475,7 +491,7 @@ def test_review_in_a_real_browser(
     reason.clear()
     reason.send_keys(Keys.ESCAPE)  # leave the field; shortcuts apply again
     press("a")
-    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "approved"))
+    until(ec.text_to_be_present_in_element((By.ID, "flash"), "approved"))
     assert flash() == f"Item #{items[0].id} approved."
     approved = item(database, items[0].id)
     assert (approved.status, approved.decided_by) == (ReviewStatus.APPROVED, "token:rita")
@@ -486,12 +502,12 @@ def test_review_in_a_real_browser(
 
     # Claim the next with the button, reject it with a reason and categories through the form.
     browser.find_element(By.ID, "claim-next").click()
-    section = wait.until(ec.presence_of_element_located((By.ID, "item")))
+    section = until(ec.presence_of_element_located((By.ID, "item")))
     assert section.get_attribute("data-item-id") == str(items[1].id)
     browser.find_element(By.ID, "reason").send_keys("incites violence against a referee")
     browser.find_element(By.CSS_SELECTOR, 'input[name="labels"][value="harassment"]').click()
     browser.find_element(By.ID, "reject").click()
-    wait.until(ec.text_to_be_present_in_element((By.ID, "flash"), "rejected"))
+    until(ec.text_to_be_present_in_element((By.ID, "flash"), "rejected"))
     rejected = item(database, items[1].id)
     assert rejected.status is ReviewStatus.REJECTED
     assert rejected.decision_reason == "incites violence against a referee"
@@ -505,7 +521,7 @@ def test_review_in_a_real_browser(
         "form.method = 'post'; form.action = '/review/claim';"
         "document.body.appendChild(form); form.submit();"
     )
-    heading = wait.until(ec.presence_of_element_located((By.ID, "refusal")))
+    heading = until(ec.presence_of_element_located((By.ID, "refusal")))
     assert heading.text == "403 Forbidden"
     assert "CSRF token is missing or wrong" in flash()
     with database.session() as session:
@@ -519,14 +535,14 @@ def test_review_in_a_real_browser(
     # Sign out: back to the form, and the page is closed again.
     browser.get(f"{base}/review")
     browser.find_element(By.CSS_SELECTOR, 'form[action="/review/logout"] button').click()
-    wait.until(ec.url_to_be(f"{base}/review/login"))
+    until(ec.url_to_be(f"{base}/review/login"))
     assert flash() == "Signed out."
     browser.get(f"{base}/review")
     assert browser.current_url == f"{base}/review/login"
 
     # A viewer's token is refused with the 403 page.
     sign_in(viewer)
-    heading = wait.until(ec.presence_of_element_located((By.ID, "refusal")))
+    heading = until(ec.presence_of_element_located((By.ID, "refusal")))
     assert heading.text == "403 Forbidden"
     assert "needs role 'reviewer'" in flash()
     assert browser.get_cookie(SESSION_COOKIE) is None
