@@ -45,3 +45,45 @@ def register_saved_model(
         client.create_registered_model(name, tags=model_tags)
     source = f"{run.info.artifact_uri.rstrip('/')}/model"
     return str(client.create_model_version(name, source=source, run_id=run_id).version)
+
+
+def register_sklearn_estimator(
+    client: Any, experiment: str, name: str, model: Any, signature: Any
+) -> str:
+    """``register_saved_model`` for a fitted scikit-learn ``model``, saved with explicit
+    requirements (inferring them runs the model in a subprocess: seconds per test)."""
+    import mlflow.sklearn
+    import sklearn
+
+    def save(folder: Path) -> None:
+        mlflow.sklearn.save_model(
+            model,
+            str(folder),
+            signature=signature,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
+
+    return register_saved_model(client, experiment, name, save)
+
+
+def register_code_model(
+    client: Any,
+    experiment: str,
+    name: str,
+    code: Path,
+    signature: Any,
+    *,
+    model_tags: dict[str, str] | None = None,
+) -> str:
+    """``register_saved_model`` for a models-from-code pyfunc whose definition is ``code``."""
+    import mlflow.pyfunc
+
+    def save(folder: Path) -> None:
+        mlflow.pyfunc.save_model(
+            str(folder),
+            python_model=str(code),
+            signature=signature,
+            pip_requirements=["mlflow", "pandas"],
+        )
+
+    return register_saved_model(client, experiment, name, save, model_tags=model_tags)

@@ -30,7 +30,7 @@ from tests.integration.test_api_lists import check_list
 from tests.integration.test_api_metrics import scrape
 from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_inference_fleet import feature_frame, upgraded_settings
-from tests.mlflow_models import experiment_id, register_saved_model
+from tests.mlflow_models import experiment_id, register_sklearn_estimator
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +47,6 @@ def register_estimator(
     mlflow_uri: str, artifact_root: Path, name: str, estimator: Any, target: pd.Series
 ) -> tuple[str, Any]:
     """Fit ``estimator`` on 500 synthetic rows and register it straight through MLflow."""
-    import mlflow
-    import sklearn
     from mlflow.models import infer_signature
 
     frame = feature_frame(500, seed=0)
@@ -57,15 +55,7 @@ def register_estimator(
     experiment = experiment_id(client, "evaluation-tests", artifact_root)
     signature = infer_signature(frame, model.predict(frame))
 
-    def save(folder: Path) -> None:
-        mlflow.sklearn.save_model(
-            model,
-            str(folder),
-            signature=signature,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
-
-    return register_saved_model(client, experiment, name, save), model
+    return register_sklearn_estimator(client, experiment, name, model, signature), model
 
 
 def logistic() -> Any:

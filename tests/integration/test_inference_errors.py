@@ -23,7 +23,7 @@ from tests.integration.test_inference_fleet import (
     wait_for_job,
     write_input,
 )
-from tests.mlflow_models import experiment_id, register_saved_model
+from tests.mlflow_models import experiment_id, register_sklearn_estimator
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,6 @@ SENTINEL = 918273.645  # planted in rows that are fine: it must never show up in
 def register_model(mlflow_uri: str, artifact_root: Path, frame: pd.DataFrame) -> str:
     """A logistic regression on ``frame`` (signature types from its dtypes), registered as
     ``typed`` through MLflow directly."""
-    import mlflow
-    import sklearn
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
     from sklearn.linear_model import LogisticRegression
@@ -45,15 +43,7 @@ def register_model(mlflow_uri: str, artifact_root: Path, frame: pd.DataFrame) ->
     experiment = experiment_id(client, "errors", artifact_root)
     signature = infer_signature(frame, model.predict(frame.astype("float64")))
 
-    def save(folder: Path) -> None:
-        mlflow.sklearn.save_model(
-            model,
-            str(folder),
-            signature=signature,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
-
-    return register_saved_model(client, experiment, "typed", save)
+    return register_sklearn_estimator(client, experiment, "typed", model, signature)
 
 
 def training_frame() -> pd.DataFrame:

@@ -25,7 +25,7 @@ from keelwatch.storage.jobs import get_job, list_chunks
 from keelwatch.storage.predictions import count_predictions, recent_predictions
 from keelwatch.wiring import Services
 from tests.conftest import make_settings
-from tests.mlflow_models import experiment_id, register_saved_model
+from tests.mlflow_models import experiment_id, register_sklearn_estimator
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,6 @@ def register_sklearn_model(
 
     Deliberately not through Keelwatch's registry: these tests must not depend on how it writes.
     """
-    import mlflow
-    import sklearn
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
     from sklearn.linear_model import LogisticRegression
@@ -69,16 +67,7 @@ def register_sklearn_model(
     experiment = experiment_id(client, "inference-tests", artifact_root)
     signature = infer_signature(frame, model.predict(frame))
 
-    def save(folder: Path) -> None:
-        # Explicit requirements: inferring them runs the model in a subprocess, seconds a test.
-        mlflow.sklearn.save_model(
-            model,
-            str(folder),
-            signature=signature,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
-
-    return register_saved_model(client, experiment, name, save), model
+    return register_sklearn_estimator(client, experiment, name, model, signature), model
 
 
 def write_input(path: Path, frame: pd.DataFrame, *, row_group_rows: int | None = None) -> Path:

@@ -47,7 +47,7 @@ from keelwatch.storage.models import (
 )
 from keelwatch.storage.predictions import recent_predictions
 from keelwatch.wiring import Services
-from tests.mlflow_models import experiment_id, register_saved_model
+from tests.mlflow_models import experiment_id, register_code_model
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,6 @@ def moderator() -> Moderator:
 
 
 def register_echo_model(mlflow_uri: str, tmp_path: Path, tag: str | None) -> str:
-    import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
@@ -113,16 +112,8 @@ def register_echo_model(mlflow_uri: str, tmp_path: Path, tag: str | None) -> str
     example = pd.DataFrame({"prompt": ["hi"]})
     signature = infer_signature(example, pd.DataFrame({"completion": ["You said: hi"]}))
 
-    def save(folder: Path) -> None:
-        mlflow.pyfunc.save_model(
-            str(folder),
-            python_model=str(code),
-            signature=signature,
-            pip_requirements=["mlflow", "pandas"],
-        )
-
     tags = {TAG: tag} if tag is not None else None
-    return register_saved_model(client, experiment, MODEL, save, model_tags=tags)
+    return register_code_model(client, experiment, MODEL, code, signature, model_tags=tags)
 
 
 def loader(mlflow_uri: str) -> Any:

@@ -32,7 +32,7 @@ from tests.integration.test_inference_fleet import (
     wait_for_job,
     write_input,
 )
-from tests.mlflow_models import experiment_id, register_saved_model
+from tests.mlflow_models import experiment_id, register_code_model
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,6 @@ mlflow.models.set_model(SlowDoubler())
 
 def register_slow_model(mlflow_uri: str, tmp_path: Path, delay: float) -> str:
     """A models-from-code pyfunc whose predict sleeps ``delay`` seconds per call."""
-    import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
@@ -69,15 +68,7 @@ def register_slow_model(mlflow_uri: str, tmp_path: Path, delay: float) -> str:
     example = pd.DataFrame({"x": [1.0, 2.0]})
     signature = infer_signature(example, example["x"] * 2)
 
-    def save(folder: Path) -> None:
-        mlflow.pyfunc.save_model(
-            str(folder),
-            python_model=str(code),
-            signature=signature,
-            pip_requirements=["mlflow", "pandas"],
-        )
-
-    return register_saved_model(client, experiment, "slow", save)
+    return register_code_model(client, experiment, "slow", code, signature)
 
 
 def free_port() -> int:
