@@ -424,6 +424,7 @@ def prediction_columns(raw: Any, rows: int) -> dict[str, np.ndarray[Any, Any]]:
     return columns
 
 
+#: Tries at writing a part whose temporary file a racing copy of the chunk removed (see below).
 _PART_WRITE_ATTEMPTS = 3
 
 
