@@ -4,7 +4,9 @@
 setting the global URI in a test could hide product code that resolves through it (MLflow's SQL
 registry does for logged models). These helpers save a model to a folder, log the folder as a
 run's artifacts and register that, never touching MLflow's global state. They deliberately do
-not use Keelwatch's registry: the tests that call them must not depend on how it writes.
+not write through Keelwatch's registry: the tests that call them must not depend on how it
+writes (callers find their experiment with ``keelwatch.registry.registration.ensure_experiment``,
+a plain lookup-or-create).
 """
 
 from __future__ import annotations
@@ -13,14 +15,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-
-def experiment_id(client: Any, name: str, artifact_root: Path) -> str:
-    """The id of experiment ``name``, created with ``artifact_root`` if it does not exist."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return str(experiment.experiment_id)
-    return str(client.create_experiment(name, artifact_location=artifact_root.as_uri()))
 
 
 def register_saved_model(

@@ -20,6 +20,7 @@ from keelwatch.entities.auth import Role
 from keelwatch.errors import InvalidInputError, NotFoundError
 from keelwatch.monitoring.service import evaluations as service
 from keelwatch.monitoring.service.evaluation_runner import run_evaluation_job
+from keelwatch.registry.registration import ensure_experiment
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import get_job
@@ -30,7 +31,7 @@ from tests.integration.test_api_lists import check_list
 from tests.integration.test_api_metrics import scrape
 from tests.integration.test_api_server import api_server  # noqa: F401  (fixture)
 from tests.integration.test_inference_fleet import feature_frame, upgraded_settings
-from tests.mlflow_models import experiment_id, register_sklearn_estimator
+from tests.mlflow_models import register_sklearn_estimator
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def register_estimator(
     frame = feature_frame(500, seed=0)
     model = estimator.fit(frame, target)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = experiment_id(client, "evaluation-tests", artifact_root)
+    experiment = ensure_experiment(client, "evaluation-tests", artifact_root.as_uri())
     signature = infer_signature(frame, model.predict(frame))
 
     return register_sklearn_estimator(client, experiment, name, model, signature), model

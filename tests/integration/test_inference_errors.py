@@ -15,6 +15,7 @@ from keelwatch.contract import BatchInferenceRequest
 from keelwatch.entities import JobStatus
 from keelwatch.errors import InvalidInputError
 from keelwatch.inference import submit_batch_inference
+from keelwatch.registry.registration import ensure_experiment
 from keelwatch.storage.jobs import list_chunks
 from keelwatch.wiring import Services
 from tests.integration.test_inference_fleet import (
@@ -23,7 +24,7 @@ from tests.integration.test_inference_fleet import (
     wait_for_job,
     write_input,
 )
-from tests.mlflow_models import experiment_id, register_sklearn_estimator
+from tests.mlflow_models import register_sklearn_estimator
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def register_model(mlflow_uri: str, artifact_root: Path, frame: pd.DataFrame) ->
     target = (frame["tenure"] > frame["tenure"].median()).astype(int)
     model = LogisticRegression(max_iter=200).fit(frame.astype("float64"), target)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = experiment_id(client, "errors", artifact_root)
+    experiment = ensure_experiment(client, "errors", artifact_root.as_uri())
     signature = infer_signature(frame, model.predict(frame.astype("float64")))
 
     return register_sklearn_estimator(client, experiment, "typed", model, signature)

@@ -19,13 +19,14 @@ import pytest
 from keelwatch.contract import BatchInferenceRequest
 from keelwatch.entities import ChunkStatus, Job, JobStatus
 from keelwatch.inference import submit_batch_inference
+from keelwatch.registry.registration import ensure_experiment
 from keelwatch.settings import Settings
 from keelwatch.storage.audit import list_audit
 from keelwatch.storage.jobs import get_job, list_chunks
 from keelwatch.storage.predictions import count_predictions, recent_predictions
 from keelwatch.wiring import Services
 from tests.conftest import make_settings
-from tests.mlflow_models import experiment_id, register_sklearn_estimator
+from tests.mlflow_models import register_sklearn_estimator
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def register_sklearn_model(
     )
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200)).fit(frame, target)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = experiment_id(client, "inference-tests", artifact_root)
+    experiment = ensure_experiment(client, "inference-tests", artifact_root.as_uri())
     signature = infer_signature(frame, model.predict(frame))
 
     return register_sklearn_estimator(client, experiment, name, model, signature), model

@@ -36,6 +36,7 @@ from keelwatch.monitoring.moderation.findings import Category
 from keelwatch.monitoring.moderation.pii import PiiDetector
 from keelwatch.monitoring.moderation.pipeline import Moderator
 from keelwatch.monitoring.moderation.rules import DEFAULT_PROFANITY, Blocklist, RuleFilter
+from keelwatch.registry.registration import ensure_experiment
 from keelwatch.settings import Settings
 from keelwatch.storage import moderation_tallies as tally_store
 from keelwatch.storage.models import (
@@ -47,7 +48,7 @@ from keelwatch.storage.models import (
 )
 from keelwatch.storage.predictions import recent_predictions
 from keelwatch.wiring import Services
-from tests.mlflow_models import experiment_id, register_code_model
+from tests.mlflow_models import register_code_model
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +109,7 @@ def register_echo_model(mlflow_uri: str, tmp_path: Path, tag: str | None) -> str
     code = tmp_path / "echo_model.py"
     code.write_text(ECHO_MODEL_CODE)
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = experiment_id(client, "echo", tmp_path / "mlartifacts")
+    experiment = ensure_experiment(client, "echo", (tmp_path / "mlartifacts").as_uri())
     example = pd.DataFrame({"prompt": ["hi"]})
     signature = infer_signature(example, pd.DataFrame({"completion": ["You said: hi"]}))
 

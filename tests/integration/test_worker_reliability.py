@@ -21,6 +21,7 @@ from keelwatch.inference import submit_batch_inference
 from keelwatch.inference.execution import run_inference_chunk
 from keelwatch.inference.sampling import sampled_rows
 from keelwatch.monitoring.service.job_profiles import JobInputProfiler
+from keelwatch.registry.registration import ensure_experiment
 from keelwatch.storage.jobs import get_job, list_chunks
 from keelwatch.storage.predictions import count_predictions, recent_predictions
 from keelwatch.wiring import Services
@@ -32,7 +33,7 @@ from tests.integration.test_inference_fleet import (
     wait_for_job,
     write_input,
 )
-from tests.mlflow_models import experiment_id, register_code_model
+from tests.mlflow_models import register_code_model
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def register_slow_model(mlflow_uri: str, tmp_path: Path, delay: float) -> str:
     code = tmp_path / "slow_model.py"
     code.write_text(SLOW_MODEL_CODE.format(delay=delay))
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    experiment = experiment_id(client, "slow", tmp_path / "mlartifacts")
+    experiment = ensure_experiment(client, "slow", (tmp_path / "mlartifacts").as_uri())
     example = pd.DataFrame({"x": [1.0, 2.0]})
     signature = infer_signature(example, example["x"] * 2)
 
